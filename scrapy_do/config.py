@@ -1,0 +1,170 @@
+"""Configuration: the original 0.5.0 INI sections and keys, validated up front.
+
+`load()` reads the embedded defaults, then the user's file, and returns a
+frozen `Config`; any bad value raises `ConfigError` naming the key, so the
+daemon refuses to start instead of running half-configured.
+"""
+
+import configparser
+import os
+import re
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from scrapy_do.errors import ConfigError
+
+_SIZE = re.compile(r"^\s*(\d+)\s*([kmgt]?)i?b?\s*$", re.IGNORECASE)
+_SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+_ADDRESS = re.compile(r"^(?:\[(?P<v6>[^\]]+)\]|(?P<host>[^:\[\]]+)):(?P<port>\d+)$")
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything the daemon needs to know, with paths made absolute."""
+
+    project_store: Path
+    database: Path
+    job_slots: int = 3
+    completed_cap: int = 50
+    cancel_grace: float = 10.0
+    max_archive_size: int = 64 << 20
+    max_unpacked_size: int = 512 << 20
+    max_archive_files: int = 10000
+    spider_list_timeout: float = 60.0
+    interfaces: tuple = (("127.0.0.1", 7654),)
+    https: bool = False
+    key: Path | None = None
+    cert: Path | None = None
+    chain: Path | None = None
+    auth: bool = False
+    auth_db: Path | None = None
+    source: str = "<defaults>"
+
+    @property
+    def log_dir(self):
+        return self.project_store / "log-dir"
+
+    @property
+    def spider_data_dir(self):
+        return self.project_store / "spider-data"
+
+
+def parse_size(text):
+    """'64M' -> 67108864; plain numbers are bytes."""
+    m = _SIZE.match(text)
+    if not m:
+        raise ValueError(f"{text!r} is not a size; write e.g. 512K, 64M or 2G")
+    return int(m.group(1)) * _SIZE_UNITS[m.group(2).lower()]
+
+
+def parse_interfaces(text):
+    """'127.0.0.1:7654 [::1]:7654' -> (('127.0.0.1', 7654), ('::1', 7654))."""
+    out = []
+    for item in text.split():
+        m = _ADDRESS.match(item)
+        if not m:
+            raise ValueError(f"{item!r} is not HOST:PORT (IPv6 as [::1]:7654)")
+        port = int(m.group("port"))
+        if not 0 <= port < 65536:
+            raise ValueError(f"port {port} in {item!r} is out of range 0-65535 (0 picks a free port)")
+        out.append((m.group("v6") or m.group("host"), port))
+    if not out:
+        raise ValueError("no interface given; write e.g. 127.0.0.1:7654")
+    return tuple(out)
+
+
+def _defaults():
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read_string(resources.files("scrapy_do").joinpath("default.conf").read_text())
+    return parser
+
+
+def load(path=None, cwd=None):
+    """Read defaults plus `path` (if given) into a validated `Config`.
+
+    Relative paths in the file are taken relative to `cwd` (the working
+    directory by default), as the original did for `project-store`.
+    """
+    base = Path(cwd or os.getcwd())
+    parser = _defaults()
+    if path is not None:
+        path = Path(path).expanduser()
+        try:
+            with open(path, encoding="utf-8") as f:
+                parser.read_file(f, source=str(path))
+        except OSError as e:
+            raise ConfigError(None, str(path), f"cannot read the configuration file: {e.strerror}") from None
+        except configparser.Error as e:
+            raise ConfigError(None, str(path), f"not a valid INI file ({str(e).splitlines()[0]})") from None
+    return _build(parser, base, str(path) if path else "<defaults>")
+
+
+def _get(parser, section, key, convert, check=None, problem=None):
+    raw = parser.get(section, key, fallback="").strip()
+    try:
+        value = convert(raw)
+    except ValueError as e:
+        raise ConfigError(section, key, str(e)) from None
+    if check is not None and not check(value):
+        raise ConfigError(section, key, f"{raw!r} {problem}")
+    return value
+
+
+def _int(raw):
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError(f"{raw!r} is not a whole number") from None
+
+
+def _float(raw):
+    try:
+        return float(raw)
+    except ValueError:
+        raise ValueError(f"{raw!r} is not a number") from None
+
+
+def _bool(raw):
+    states = configparser.ConfigParser.BOOLEAN_STATES
+    if raw.lower() not in states:
+        raise ValueError(f"{raw!r} is not on/off, yes/no, true/false or 1/0")
+    return states[raw.lower()]
+
+
+def _build(parser, base, source):
+    def path(section, key):
+        raw = parser.get(section, key, fallback="").strip()
+        return (base / Path(raw).expanduser()) if raw else None
+
+    sd, web = "scrapy-do", "web"
+    store = path(sd, "project-store")
+    if store is None:
+        raise ConfigError(sd, "project-store", "must name a directory")
+    interfaces_raw = parser.get(web, "interfaces", fallback="").strip()
+    if parser.has_option(web, "port") and not parser.has_option(web, "interfaces"):
+        # Pre-0.4 files had `interface` and `port` keys.
+        interfaces_raw = f"{parser.get(web, 'interface', fallback='127.0.0.1')}:{parser.get(web, 'port')}"
+    try:
+        interfaces = parse_interfaces(interfaces_raw)
+    except ValueError as e:
+        raise ConfigError(web, "interfaces", str(e)) from None
+    return Config(
+        project_store=store,
+        database=path(sd, "database") or store / "scrapy-do.db",
+        job_slots=_get(parser, sd, "job-slots", _int, lambda v: v >= 1, "must be at least 1"),
+        completed_cap=_get(parser, sd, "completed-cap", _int, lambda v: v >= 0, "must not be negative"),
+        cancel_grace=_get(parser, sd, "cancel-grace", _float, lambda v: v >= 0, "must not be negative"),
+        max_archive_size=_get(parser, sd, "max-archive-size", parse_size, lambda v: v > 0, "must be positive"),
+        max_unpacked_size=_get(parser, sd, "max-unpacked-size", parse_size, lambda v: v > 0, "must be positive"),
+        max_archive_files=_get(parser, sd, "max-archive-files", _int, lambda v: v > 0, "must be positive"),
+        spider_list_timeout=_get(parser, sd, "spider-list-timeout", _float, lambda v: v > 0, "must be positive"),
+        interfaces=interfaces,
+        https=_get(parser, web, "https", _bool),
+        key=path(web, "key"),
+        cert=path(web, "cert"),
+        chain=path(web, "chain"),
+        auth=_get(parser, web, "auth", _bool),
+        auth_db=path(web, "auth-db"),
+        source=source,
+    )

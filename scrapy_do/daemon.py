@@ -1,0 +1,84 @@
+"""`scrapy-do`: run the daemon in the foreground, logging to stdout (systemd-friendly).
+
+Two forms are accepted:
+
+* ``scrapy-do [--config FILE]`` (ours), and
+* ``scrapy-do [twistd options] scrapy-do --config FILE`` (the original 0.5.0
+  form, e.g. ``scrapy-do -n scrapy-do --config FILE``), handed to twistd.
+"""
+
+import argparse
+import sys
+
+from scrapy_do import __version__
+from scrapy_do.errors import ScrapyDoError
+
+TAPNAME = "scrapy-do"
+
+EPILOG = """\
+examples:
+  scrapy-do                          start with the embedded defaults
+                                     (store in ./projects, http://127.0.0.1:7654/)
+  scrapy-do --config /etc/scrapy-do/scrapy-do.conf
+  scrapy-do -n scrapy-do --config FILE    the original 0.5.0 (twistd) form
+
+See scrapy-do.conf.example for every configuration key.
+"""
+
+
+def _parser():
+    parser = argparse.ArgumentParser(
+        prog="scrapy-do", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Run Scrapy spiders now or on a schedule, behind a REST API. Runs in the foreground "
+                    "and logs to stdout; stop it with SIGTERM or Ctrl-C (running crawls are stopped and "
+                    "queued again for the next start).")
+    parser.add_argument("-c", "--config", metavar="FILE", help="configuration file (INI); defaults are "
+                        "used for anything it leaves out")
+    parser.add_argument("--version", action="version", version=f"scrapy-do {__version__}")
+    return parser
+
+
+def run_twistd(argv):
+    """The original form: let twistd parse its own options and load our plugin."""
+    from twisted.application import app
+    from twisted.scripts.twistd import ServerOptions, _SomeApplicationRunner
+
+    from scrapy_do import plugin
+
+    class Options(ServerOptions):
+        @property
+        def subCommands(self):
+            maker = plugin.ServiceMaker()
+            self.loadedPlugins = {maker.tapname: maker}
+            yield (maker.tapname, None, maker.options, maker.description)
+
+    sys.argv = ["scrapy-do", *argv]
+    app.run(lambda config: _SomeApplicationRunner(config).run(), Options)
+    return 1 if plugin.FAILED else 0
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if TAPNAME in argv:
+        return run_twistd(argv)
+    args = _parser().parse_args(argv)
+
+    from twisted.internet import reactor
+    from twisted.logger import globalLogBeginner, textFileLogObserver
+
+    from scrapy_do.config import load
+    from scrapy_do.service import make_service
+
+    try:
+        service = make_service(load(args.config), reactor)
+    except ScrapyDoError as e:
+        print(f"scrapy-do: cannot start: {e.msg}", file=sys.stderr)
+        return 2
+    globalLogBeginner.beginLoggingTo([textFileLogObserver(sys.stdout)], redirectStandardIO=False)
+    reactor.callWhenRunning(service.startService)
+    reactor.addSystemEventTrigger("before", "shutdown", service.stopService)
+    reactor.run()
+    if service.failed:
+        print(f"scrapy-do: cannot start: {service.failed}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,39 @@
+"""The twistd plugin: `twistd -n scrapy-do --config FILE`."""
+
+from twisted.application.service import IServiceMaker
+from twisted.python import usage
+from zope.interface import implementer
+
+from scrapy_do.errors import ScrapyDoError
+
+#: Set when start-up failed, so the `scrapy-do` script can exit non-zero.
+FAILED = None
+
+
+class Options(usage.Options):
+    optParameters = [["config", "c", None, "A configuration file to load"]]
+
+
+@implementer(IServiceMaker)
+class ServiceMaker:
+    tapname = "scrapy-do"
+    description = "A service running Scrapy spiders now or on a schedule."
+    options = Options
+
+    def makeService(self, options):
+        from twisted.internet import reactor
+
+        from scrapy_do.config import load
+        from scrapy_do.service import make_service
+
+        try:
+            service = make_service(load(options["config"]), reactor)
+        except ScrapyDoError as e:
+            raise SystemExit(f"scrapy-do: cannot start: {e.msg}") from None
+
+        def note_failure():
+            global FAILED
+            FAILED = service.failed
+
+        reactor.addSystemEventTrigger("after", "shutdown", note_failure)
+        return service

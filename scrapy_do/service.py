@@ -1,0 +1,93 @@
+"""The composition root: the only place that builds and wires the daemon's parts."""
+
+from twisted.application.service import MultiService, Service
+from twisted.internet import defer
+from twisted.logger import Logger
+from twisted.web.server import Site
+
+from scrapy_do.archives import Limits
+from scrapy_do.controller import Controller
+from scrapy_do.errors import ScrapyDoError, StartupError
+from scrapy_do.launcher import ProcessLauncher
+from scrapy_do.projects import ProjectStore
+from scrapy_do.store import SqliteStore
+from scrapy_do.webapi import WebAPI
+
+log = Logger(namespace="scrapy_do.service")
+
+
+class WebServer(Service):
+    """Listens on each configured interface; a busy port stops start-up."""
+
+    name = "web"
+
+    def __init__(self, reactor, site, interfaces):
+        self._reactor = reactor
+        self.site = site
+        self.interfaces = interfaces
+        self.ports = []
+
+    def startService(self):
+        for host, port in self.interfaces:
+            try:
+                self.ports.append(self._reactor.listenTCP(port, self.site, interface=host))
+            except Exception as e:
+                raise StartupError(f"cannot listen on {host}:{port}: {e}") from None
+            shown = f"[{host}]" if ":" in host else host
+            log.info("Scrapy Do web interface is available at http://{addr}:{port}/",
+                     addr=shown, port=self.ports[-1].getHost().port)
+        super().startService()
+
+    def stopService(self):
+        super().stopService()
+        ports, self.ports = self.ports, []
+        return defer.DeferredList([defer.maybeDeferred(p.stopListening) for p in ports])
+
+
+class ScrapyDoService(MultiService):
+    """Starts the controller, then the web server; if either fails the daemon stops."""
+
+    def __init__(self, reactor, store):
+        super().__init__()
+        self._reactor = reactor
+        self.store = store
+        self.failed = None
+
+    def startService(self):
+        try:
+            super().startService()
+        except ScrapyDoError as e:
+            self._fail(e.msg)
+        except Exception as e:  # a bug, but the daemon must not linger half-started
+            log.failure("start-up failed")
+            self._fail(f"{type(e).__name__}: {e}")
+
+    def _fail(self, message):
+        self.failed = message
+        log.critical("scrapy-do cannot start: {message}", message=message)
+        self._reactor.callLater(0, self._reactor.stop)
+
+    @defer.inlineCallbacks
+    def stopService(self):
+        yield super().stopService()
+        self.store.close()
+
+
+def make_service(config, reactor):
+    """Build the daemon for `config` on `reactor`; nothing is touched until it starts."""
+    try:
+        config.project_store.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise StartupError(f"cannot create the project store {config.project_store}: {e.strerror}") from None
+    store = SqliteStore(config.database)
+    projects = ProjectStore(config.project_store, reactor,
+                            Limits(config.max_unpacked_size, config.max_archive_files),
+                            list_timeout=config.spider_list_timeout)
+    controller = Controller(config, store, projects, ProcessLauncher(reactor), reactor)
+    top = ScrapyDoService(reactor, store)
+    controller.setServiceParent(top)
+    api = WebAPI(controller, config)
+    WebServer(reactor, Site(api.app.resource()), config.interfaces).setServiceParent(top)
+    top.controller = controller
+    top.api = api
+    return top

@@ -1,0 +1,84 @@
+"""Test doubles at the true boundaries: process launching and the on-disk project store."""
+
+import itertools
+
+from twisted.internet import defer
+from zope.interface import implementer
+
+from scrapy_do.interfaces import ILauncher, IRunningCrawl
+from scrapy_do.projects import Prepared
+
+_pids = itertools.count(40000)
+
+
+@implementer(IRunningCrawl)
+class FakeCrawl:
+    def __init__(self, request):
+        self.request = request
+        self.pid = next(_pids)
+        self.created = 1000.0
+        self.ended = defer.Deferred()
+        self.signals = []
+
+    def stop(self, grace):
+        self.signals.append(("TERM", grace))
+        return self.ended
+
+    def finish(self, code=0):
+        self.ended.callback(code)
+
+
+@implementer(ILauncher)
+class FakeLauncher:
+    """Records each launch; tests end crawls with `finish`."""
+
+    def __init__(self):
+        self.launched = []
+        self.fail_with = None
+
+    def launch(self, request):
+        if self.fail_with is not None:
+            raise self.fail_with
+        crawl = FakeCrawl(request)
+        self.launched.append(crawl)
+        return crawl
+
+    def by_job(self, job_id):
+        return next(c for c in self.launched if c.request.job_id == job_id)
+
+    @property
+    def spiders(self):
+        return [c.request.spider for c in self.launched]
+
+
+class FakeProjects:
+    """Stands in for ProjectStore: `push(name, spiders)` prepares without unpacking anything."""
+
+    def __init__(self, root):
+        self.root = root
+        self.removed_trees = []
+        self.next = None
+        self._count = itertools.count()
+
+    def open(self):
+        pass
+
+    def collect_garbage(self, live):
+        self.live = list(live)
+
+    def prepare(self, data):
+        name, spiders = self.next
+        return defer.succeed(Prepared(name=name, spiders=tuple(spiders), data=data,
+                                      incoming=self.root / f".incoming-{name}"))
+
+    def commit(self, prepared):
+        return self.root / f"{prepared.name}.{next(self._count)}"
+
+    def discard(self, prepared):
+        pass
+
+    def remove_tree(self, tree):
+        self.removed_trees.append(str(tree))
+
+    def remove_archive(self, name):
+        pass

@@ -1,0 +1,53 @@
+"""Small helpers shared by the tests: fixture archives and Deferred results."""
+
+import io
+import zipfile
+from pathlib import Path
+
+FIXTURES = Path(__file__).parent / "fixtures"
+OFFLINE = FIXTURES / "offline"
+
+
+def zip_tree(root, name=None):
+    """Zip `root` as `<name>/...`, the layout pushes expect (caches left out)."""
+    root = Path(root)
+    name = name or root.name
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for path in sorted(root.rglob("*")):
+            if "__pycache__" in path.parts or path.is_dir():
+                continue
+            zf.write(path, f"{name}/{path.relative_to(root)}")
+    return buf.getvalue()
+
+
+def offline_zip():
+    return zip_tree(OFFLINE)
+
+
+def result_of(d):
+    """The result of a Deferred that has already fired (raises its failure)."""
+    box = []
+    d.addBoth(box.append)
+    assert box, "Deferred has not fired"
+    result = box[0]
+    if hasattr(result, "raiseException"):
+        result.raiseException()
+    return result
+
+
+def multipart(fields):
+    """Encode {name: str | (filename, bytes)} as multipart/form-data; return (body, content type)."""
+    boundary = "scrapydo-test-boundary"
+    parts = []
+    for name, value in fields.items():
+        if isinstance(value, tuple):
+            filename, data = value
+            head = (f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="{filename}"\r\n'
+                    "Content-Type: application/zip\r\n\r\n")
+            parts.append(head.encode() + data + b"\r\n")
+        else:
+            head = f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'
+            parts.append(head.encode() + str(value).encode() + b"\r\n")
+    body = b"".join(parts) + f"--{boundary}--\r\n".encode()
+    return body, f"multipart/form-data; boundary={boundary}"

@@ -1,0 +1,108 @@
+"""Run `scrapy-do` as a real subprocess and talk to it over HTTP (sync, bounded waits)."""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+from tests.helpers import multipart
+
+READY = re.compile(r"available at http://127\.0\.0\.1:(\d+)/")
+
+
+class DaemonProcess:
+    def __init__(self, workdir, conf_text="", argv=None):
+        self.workdir = workdir
+        self.conf = workdir / "scrapy-do.conf"
+        self.conf.write_text(conf_text or "[scrapy-do]\njob-slots = 2\ncancel-grace = 5\n"
+                             "[web]\ninterfaces = 127.0.0.1:0\n")
+        self.argv = argv or ["--config", str(self.conf)]
+        self.proc = None
+        self.url = None
+        self.runs = 0
+
+    def start(self, wait=True):
+        self.runs += 1
+        self.log = self.workdir / f"daemon-{self.runs}.log"
+        self.err = self.workdir / f"daemon-{self.runs}.err"
+        with open(self.log, "wb") as out, open(self.err, "wb") as err:
+            self.proc = subprocess.Popen([sys.executable, "-m", "scrapy_do", *self.argv], cwd=self.workdir,
+                                         stdout=out, stderr=err, stdin=subprocess.DEVNULL)
+        if wait:
+            self.url = f"http://127.0.0.1:{self.wait_ready()}"
+        return self
+
+    def wait_ready(self, timeout=30):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            m = READY.search(self.log.read_text())
+            if m:
+                return int(m.group(1))
+            if self.proc.poll() is not None:
+                raise AssertionError(f"daemon exited {self.proc.returncode}: {self.err.read_text()}"
+                                     f"{self.log.read_text()[-2000:]}")
+            time.sleep(0.05)
+        raise AssertionError("daemon did not start listening in time")
+
+    def stop(self, sig=signal.SIGTERM, timeout=30):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            self.proc.wait(timeout)
+        return self.proc.returncode
+
+    def request(self, path, fields=None, method=None):
+        data, headers = None, {}
+        if fields is not None:
+            data, ctype = multipart(fields)
+            headers["Content-Type"] = ctype
+        req = urllib.request.Request(self.url + path, data=data, headers=headers, method=method)
+        try:
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                return resp.status, json.loads(resp.read())
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read())
+
+    def get(self, path, **params):
+        query = ("?" + urllib.parse.urlencode(params)) if params else ""
+        return self.request(path + query)
+
+    def job(self, identifier):
+        code, body = self.get("/list-jobs.json", id=identifier)
+        assert code == 200, body
+        return body["jobs"][0]
+
+    def wait_job(self, identifier, statuses, timeout=60):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            job = self.job(identifier)
+            if job["status"] in statuses:
+                return job
+            time.sleep(0.1)
+        raise AssertionError(f"job {identifier} never reached {statuses}: {job}")
+
+
+def pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def wait_gone(pid, timeout=15):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not pid_alive(pid):
+            return True
+        time.sleep(0.05)
+    return False

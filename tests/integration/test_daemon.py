@@ -1,0 +1,117 @@
+"""`scrapy-do` as users run it: a subprocess, signals, `kill -9`, bad configs, the twistd form."""
+
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+
+import pytest
+
+from tests.helpers import offline_zip
+from tests.integration.daemonproc import DaemonProcess, pid_alive, wait_gone
+
+pytestmark = pytest.mark.integration
+
+
+def push(daemon):
+    code, body = daemon.request("/push-project.json", {"archive": ("offline.zip", offline_zip())})
+    assert code == 200, body
+    return body
+
+
+def schedule(daemon, spider, when="now", payload="{}"):
+    code, body = daemon.request("/schedule-job.json",
+                                {"project": "offline", "spider": spider, "when": when, "payload": payload})
+    assert code == 200, body
+    return body["identifier"]
+
+
+def db_statuses(workdir):
+    with sqlite3.connect(workdir / "projects" / "scrapy-do.db") as db:
+        return dict(db.execute("SELECT identifier, status FROM jobs"))
+
+
+@pytest.mark.parametrize("conf, text", [
+    ("[scrapy-do]\njob-slots = 0\n", "[scrapy-do] job-slots"),
+    ("[scrapy-do]\ncompleted-cap = lots\n", "[scrapy-do] completed-cap"),
+    ("[web]\ninterfaces = localhost\n", "[web] interfaces"),
+    ("not an ini file\n", "not a valid INI file"),
+])
+def test_bad_config_stops_startup_with_one_clear_line(tmp_path, conf, text):
+    """A bad value makes `scrapy-do` exit non-zero with one line naming the key."""
+    (tmp_path / "bad.conf").write_text(conf)
+    proc = subprocess.run([sys.executable, "-m", "scrapy_do", "--config", "bad.conf"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=30)
+    assert proc.returncode != 0
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and text in lines[0], proc.stderr
+
+
+def test_busy_port_stops_startup(tmp_path):
+    """If the port is taken the daemon exits non-zero instead of idling without a web interface."""
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        daemon = DaemonProcess(tmp_path, f"[web]\ninterfaces = 127.0.0.1:{port}\n").start(wait=False)
+        assert daemon.proc.wait(30) == 1
+    assert "cannot listen on 127.0.0.1" in daemon.err.read_text()
+
+
+def test_sigterm_stops_crawls_and_next_start_runs_them_again(tmp_path):
+    """SIGTERM stops running crawls, leaves their jobs PENDING, and the next start re-runs them."""
+    daemon = DaemonProcess(tmp_path).start()
+    push(daemon)
+    job_id = schedule(daemon, "slow")
+    pid = daemon.wait_job(job_id, {"RUNNING"})
+    crawl_pid = _pid_of(tmp_path, job_id)
+    assert pid_alive(crawl_pid)
+    assert daemon.stop() == 0
+    assert not pid_alive(crawl_pid)
+    assert db_statuses(tmp_path)[job_id] == "PENDING"
+    daemon.start()
+    daemon.wait_job(job_id, {"RUNNING"})
+    assert daemon.request("/cancel-job.json", {"id": job_id})[0] == 200
+    assert daemon.job(job_id)["status"] == "CANCELED"
+    assert daemon.stop() == 0
+    del pid
+
+
+def _pid_of(workdir, job_id):
+    with sqlite3.connect(workdir / "projects" / "scrapy-do.db") as db:
+        return db.execute("SELECT pid FROM jobs WHERE identifier = ?", (job_id,)).fetchone()[0]
+
+
+def test_kill_9_recovery_reruns_jobs_once_and_leaves_no_orphans(tmp_path):
+    """After `kill -9`, no crawl of the dead daemon survives and every job resumes exactly once."""
+    daemon = DaemonProcess(tmp_path).start()
+    push(daemon)
+    periodic = schedule(daemon, "slow", "every 3 hours")
+    running = [schedule(daemon, "slow") for _ in range(2)]
+    pending = schedule(daemon, "quick")
+    for job_id in running:
+        daemon.wait_job(job_id, {"RUNNING"})
+    old_pids = [_pid_of(tmp_path, j) for j in running]
+    daemon.stop(signal.SIGKILL)
+    assert all(wait_gone(p) for p in old_pids), "crawls outlived the killed daemon"
+    daemon.start()
+    for job_id in running:
+        daemon.wait_job(job_id, {"RUNNING"})
+    assert daemon.wait_job(pending, {"SUCCESSFUL"}, timeout=90)
+    statuses = db_statuses(tmp_path)
+    assert statuses[periodic] == "SCHEDULED"
+    assert len(statuses) == 4, statuses
+    for job_id in running:
+        daemon.request("/cancel-job.json", {"id": job_id})
+    assert daemon.stop() == 0
+
+
+def test_original_twistd_form_still_starts(tmp_path):
+    """`scrapy-do -n scrapy-do --config FILE`, the 0.5.0 unit-file form, starts and serves."""
+    daemon = DaemonProcess(tmp_path)
+    daemon.argv = ["-n", "--pidfile=", "scrapy-do", "--config", str(daemon.conf)]
+    daemon.start()
+    code, body = daemon.get("/status.json")
+    assert code == 200 and body["status"] == "ok"
+    assert daemon.stop() == 0

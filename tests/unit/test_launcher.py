@@ -1,0 +1,100 @@
+"""Process launching with a fake process reactor: TERM, then KILL after the grace."""
+
+import os
+import sys
+
+from twisted.internet import error
+from twisted.internet.task import Clock
+from twisted.python.failure import Failure
+
+from scrapy_do.launcher import LaunchRequest, ProcessLauncher, build_crawl_argv, exit_code_of
+
+
+class FakeTransport:
+    def __init__(self, proto, pid=4242):
+        self.proto = proto
+        self.pid = pid
+        self.signals = []
+
+    def signalProcess(self, name):
+        if self.proto is None:
+            raise error.ProcessExitedAlready()
+        self.signals.append(name)
+
+    def end(self, code=None, signal=None):
+        proto, self.proto = self.proto, None
+        reason = error.ProcessDone(0) if code == 0 else error.ProcessTerminated(code, signal)
+        proto.processEnded(Failure(reason))
+
+
+class ProcessClock(Clock):
+    """A Clock that also records spawnProcess calls, like procmon's DummyProcessReactor."""
+
+    def __init__(self):
+        super().__init__()
+        self.spawned = []
+
+    def spawnProcess(self, proto, executable, args, env=None, path=None, childFDs=None, **kw):
+        for fd in childFDs.values():
+            os.fstat(fd)  # the launcher must hand over open descriptors
+        transport = FakeTransport(proto)
+        self.spawned.append((executable, args, env, path, transport))
+        return transport
+
+
+def request(tmp_path):
+    return LaunchRequest(job_id="j", spider="quick", payload='{"a": 1}', cwd=str(tmp_path),
+                         out_path=str(tmp_path / "j.out"), err_path=str(tmp_path / "j.err"),
+                         env={"SPIDER_DATA_DIR": "/data"})
+
+
+def test_crawl_argv_is_scrapy_crawl_with_payload():
+    """The crawl runs Scrapy's command line through the child wrapper with the payload as -a."""
+    assert build_crawl_argv("/py", "s", '{"a": 1}') == [
+        "/py", "-m", "scrapy_do.child", "crawl", "s", "-a", 'payload={"a": 1}']
+
+
+def test_launch_spawns_in_tree_with_env_and_creates_logs(tmp_path):
+    """The crawl starts in the project tree with SPIDER_DATA_DIR set, logs created up front."""
+    reactor = ProcessClock()
+    ProcessLauncher(reactor, python="/py", environ={"PATH": "/bin"}).launch(request(tmp_path))
+    executable, args, env, path, _ = reactor.spawned[0]
+    assert (executable, path) == ("/py", str(tmp_path))
+    assert env["SPIDER_DATA_DIR"] == "/data" and env["PATH"] == "/bin"
+    assert env["SCRAPY_DO_PARENT_PID"] == str(os.getpid())
+    assert (tmp_path / "j.out").exists() and (tmp_path / "j.err").exists()
+
+
+def test_stop_sends_term_then_kill_after_grace(tmp_path):
+    """A crawl ignoring SIGTERM gets SIGKILL exactly when the grace period ends."""
+    reactor = ProcessClock()
+    crawl = ProcessLauncher(reactor, python=sys.executable).launch(request(tmp_path))
+    transport = reactor.spawned[0][-1]
+    crawl.stop(10)
+    assert transport.signals == ["TERM"]
+    reactor.advance(9.9)
+    assert transport.signals == ["TERM"]
+    reactor.advance(0.1)
+    assert transport.signals == ["TERM", "KILL"]
+    transport.end(signal=9)
+    assert crawl.ended.result == -9
+
+
+def test_no_kill_when_crawl_ends_within_grace(tmp_path):
+    """A crawl that stops on SIGTERM is not killed later, and no timer is left behind."""
+    reactor = ProcessClock()
+    crawl = ProcessLauncher(reactor, python=sys.executable).launch(request(tmp_path))
+    transport = reactor.spawned[0][-1]
+    crawl.stop(10)
+    transport.end(code=0)
+    reactor.advance(20)
+    assert transport.signals == ["TERM"]
+    assert reactor.getDelayedCalls() == []
+    assert crawl.ended.result == 0
+
+
+def test_exit_codes_from_process_reasons():
+    """Exit status N is N; death by signal N is -N."""
+    assert exit_code_of(Failure(error.ProcessDone(0))) == 0
+    assert exit_code_of(Failure(error.ProcessTerminated(3))) == 3
+    assert exit_code_of(Failure(error.ProcessTerminated(None, 15))) == -15
