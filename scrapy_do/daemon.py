@@ -63,14 +63,25 @@ def main(argv=None):
         return run_twistd(argv)
     args = _parser().parse_args(argv)
 
+    from scrapy_do.config import load
+
+    try:
+        config = load(args.config)
+    except ScrapyDoError as e:
+        print(f"scrapy-do: cannot start: {e.msg}", file=sys.stderr)
+        return 2
+    if not config.https:
+        # Twisted loads pyOpenSSL for TLS support if it can (about 12 MiB of
+        # RSS); a plain-HTTP daemon never uses it, so keep it out.
+        sys.modules.setdefault("OpenSSL", None)
+
     from twisted.internet import reactor
     from twisted.logger import globalLogBeginner, textFileLogObserver
 
-    from scrapy_do.config import load
     from scrapy_do.service import make_service
 
     try:
-        service = make_service(load(args.config), reactor)
+        service = make_service(config, reactor)
     except ScrapyDoError as e:
         print(f"scrapy-do: cannot start: {e.msg}", file=sys.stderr)
         return 2
