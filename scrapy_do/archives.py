@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from scrapy_do.errors import BadArchive, TooLarge
 
-NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 _CHUNK = 1 << 16
 
 
@@ -28,7 +28,7 @@ class Limits:
 
 def check_name(name):
     """Project names become directory names: letters, digits, `_ - .` only."""
-    if not name or not NAME.match(name) or len(name) > 128:
+    if not name or not NAME.fullmatch(name) or len(name) > 128:
         raise BadArchive(f"project name {name!r} is not allowed: use letters, digits, '_', '-' and '.' "
                          "(not starting with '.' or '-'), at most 128 characters")
     return name
@@ -71,6 +71,7 @@ def inspect(zf, limits):
                        f"{limits.max_unpacked_size} (max-unpacked-size)")
     members = [(i, _member_parts(i)) for i in infos]
     members = [(i, p) for i, p in members if p]
+    _check_paths(members)
     tops = {p[0] for _, p in members}
     cfgs = [i for i, p in members if len(p) == 2 and p[1] == "scrapy.cfg" and not i.is_dir()]
     if not cfgs:
@@ -82,11 +83,35 @@ def inspect(zf, limits):
         raise BadArchive("the archive holds more than one top folder (" + ", ".join(sorted(tops))[:200]
                          + "); push one project per archive")
     name = _project_name(zf, cfgs[0])
-    top = cfgs[0].filename.replace("\\", "/").split("/")[0]
+    top = next(p for i, p in members if i is cfgs[0])[0]
     if top != name:
         raise BadArchive(f"scrapy.cfg names the project {name!r} but the top folder is {top!r}; "
                          "rename the folder or fix [deploy] project")
     return name, [(i, p[1:]) for i, p in members if len(p) > 1]
+
+
+def _check_paths(members):
+    """Refuse entries that would collide on disk, before anything is written."""
+    files, dirs = set(), set()
+    for info, parts in members:
+        if any(len(p.encode()) > 255 for p in parts) or len(parts) > 64:
+            raise BadArchive(f"archive entry {info.filename[:80]!r}... has a name or depth the file system "
+                             "cannot hold")
+        path = tuple(parts)
+        if info.is_dir():
+            if path in files:
+                raise BadArchive(f"archive entry {info.filename!r} is both a file and a folder")
+            dirs.add(path)
+            continue
+        if path in files:
+            raise BadArchive(f"archive entry {info.filename!r} appears twice")
+        if path in dirs:
+            raise BadArchive(f"archive entry {info.filename!r} is both a file and a folder")
+        files.add(path)
+        dirs.update(path[:i] for i in range(1, len(path)))
+    clash = files & dirs
+    if clash:
+        raise BadArchive(f"archive entry {'/'.join(sorted(clash)[0])!r} is both a file and a folder")
 
 
 def _project_name(zf, cfg_info):
@@ -96,7 +121,8 @@ def _project_name(zf, cfg_info):
     try:
         parser.read_string(zf.read(cfg_info).decode("utf-8"))
         name = parser.get("deploy", "project")
-    except (configparser.Error, UnicodeDecodeError, zipfile.BadZipFile, OSError, ValueError) as e:
+    except (configparser.Error, UnicodeDecodeError, zipfile.BadZipFile, OSError, ValueError, RuntimeError,
+            NotImplementedError, EOFError, zlib.error) as e:
         raise BadArchive(f"cannot read the project name from scrapy.cfg ({str(e).splitlines()[0]}); "
                          "it needs a [deploy] section with 'project = NAME'") from None
     return check_name(name.strip())
@@ -117,11 +143,11 @@ def extract(data, dest, limits):
             target = os.path.join(root, *parts)
             if not os.path.realpath(target).startswith(root + os.sep):
                 raise BadArchive(f"archive entry {info.filename!r} points outside the project")
-            if info.is_dir():
-                os.makedirs(target, exist_ok=True)
-                continue
-            os.makedirs(os.path.dirname(target), exist_ok=True)
             try:
+                if info.is_dir():
+                    os.makedirs(target, exist_ok=True)
+                    continue
+                os.makedirs(os.path.dirname(target), exist_ok=True)
                 with zf.open(info) as src, open(target, "xb") as out:
                     while chunk := src.read(_CHUNK):
                         written += len(chunk)
@@ -129,8 +155,8 @@ def extract(data, dest, limits):
                             raise TooLarge(f"the archive unpacks to more than {limits.max_unpacked_size} bytes "
                                            "(max-unpacked-size)")
                         out.write(chunk)
-            except FileExistsError:
-                raise BadArchive(f"archive entry {info.filename!r} appears twice") from None
+            except OSError as e:
+                raise BadArchive(f"archive entry {info.filename!r} cannot be written ({e.strerror})") from None
             except (zipfile.BadZipFile, NotImplementedError, RuntimeError, EOFError, zlib.error) as e:
                 raise BadArchive(f"archive entry {info.filename!r} cannot be unpacked ({e})") from None
             os.chmod(target, 0o644)

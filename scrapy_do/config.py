@@ -90,13 +90,21 @@ def load(path=None, cwd=None):
     parser = _defaults()
     if path is not None:
         path = Path(path).expanduser()
+        user = configparser.ConfigParser(interpolation=None)
         try:
             with open(path, encoding="utf-8") as f:
-                parser.read_file(f, source=str(path))
+                user.read_file(f, source=str(path))
         except OSError as e:
             raise ConfigError(None, str(path), f"cannot read the configuration file: {e.strerror}") from None
         except configparser.Error as e:
             raise ConfigError(None, str(path), f"not a valid INI file ({str(e).splitlines()[0]})") from None
+        except UnicodeDecodeError:
+            raise ConfigError(None, str(path), "not UTF-8 text; save the configuration as UTF-8") from None
+        parser.read_dict(user)
+        if user.has_option("web", "port") and not user.has_option("web", "interfaces"):
+            # Files older than 0.4 had `interface` and `port` instead of `interfaces`.
+            host = user.get("web", "interface", fallback="127.0.0.1").strip()
+            parser.set("web", "interfaces", f"{host}:{user.get('web', 'port').strip()}")
     return _build(parser, base, str(path) if path else "<defaults>")
 
 
@@ -141,12 +149,8 @@ def _build(parser, base, source):
     store = path(sd, "project-store")
     if store is None:
         raise ConfigError(sd, "project-store", "must name a directory")
-    interfaces_raw = parser.get(web, "interfaces", fallback="").strip()
-    if parser.has_option(web, "port") and not parser.has_option(web, "interfaces"):
-        # Pre-0.4 files had `interface` and `port` keys.
-        interfaces_raw = f"{parser.get(web, 'interface', fallback='127.0.0.1')}:{parser.get(web, 'port')}"
     try:
-        interfaces = parse_interfaces(interfaces_raw)
+        interfaces = parse_interfaces(parser.get(web, "interfaces", fallback=""))
     except ValueError as e:
         raise ConfigError(web, "interfaces", str(e)) from None
     return Config(

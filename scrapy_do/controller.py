@@ -334,6 +334,7 @@ class Controller(Service):
 
     def status(self):
         counters = self.store.counters()
+        projects = self.store.list_projects()
         uptime = self.clock.seconds() - self.started_at if self.started_at is not None else 0
         return {
             "daemon-version": __version__,
@@ -349,5 +350,6 @@ class Controller(Service):
             "jobs-pending": self.store.count_jobs([JobStatus.PENDING]),
             "jobs-running": len(self.crawls),
             "job-slots": self.config.job_slots,
-            "projects": len(self.store.list_projects()),
+            "projects": len(projects),
+            "spiders": sum(len(p.spiders) for p in projects),
         }

@@ -128,6 +128,8 @@ def normalise_payload(text):
         value = json.loads(text)
     except ValueError as e:
         raise InvalidPayload(f"payload is not valid JSON ({e}); send a JSON object such as {{\"key\": 1}}") from None
+    except RecursionError:
+        raise InvalidPayload("payload is nested too deeply; flatten it") from None
     if not isinstance(value, dict):
         raise InvalidPayload("payload must be a JSON object such as {\"key\": 1}, not " + type(value).__name__)
     return json.dumps(value, ensure_ascii=False)

@@ -3,7 +3,6 @@
 from twisted.application.service import MultiService, Service
 from twisted.internet import defer
 from twisted.logger import Logger
-from twisted.web.server import Site
 
 from scrapy_do.archives import Limits
 from scrapy_do.controller import Controller
@@ -86,8 +85,8 @@ def make_service(config, reactor):
     controller = Controller(config, store, projects, ProcessLauncher(reactor), reactor)
     top = ScrapyDoService(reactor, store)
     controller.setServiceParent(top)
-    api = WebAPI(controller, config)
-    WebServer(reactor, Site(api.app.resource()), config.interfaces).setServiceParent(top)
+    api = WebAPI(controller, config, reactor)
+    WebServer(reactor, api.site(), config.interfaces).setServiceParent(top)
     top.controller = controller
     top.api = api
     return top

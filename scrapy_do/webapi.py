@@ -1,20 +1,28 @@
 """The REST API of the Scrapy Do contract, as one Klein app on an object.
 
 Handlers only translate HTTP to controller calls; every error is a
-ScrapyDoError mapped to a status code in ERROR_CODES, in one place.
+ScrapyDoError (or a routing error) mapped to a status code in ERROR_CODES,
+in one place.
 """
 
+import io
 import json
-import time
+import re
 
 import psutil
 from klein import Klein
 from twisted.internet import defer
 from twisted.logger import Logger
+from twisted.web import server
 from twisted.web.static import File
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from scrapy_do import errors
+from scrapy_do.controller import LOG_KINDS, UUID
 from scrapy_do.errors import BadRequest
+from scrapy_do.logs import LogFollower, LogWatcher, parse_open_range
+from scrapy_do.models import JobStatus
+from scrapy_do.openapi import openapi_document
 
 log = Logger(namespace="scrapy_do.webapi")
 
@@ -26,7 +34,11 @@ ERROR_CODES = [
     (errors.ScrapyDoError, 400),
 ]
 
+#: Any parameter other than the archive.
 MAX_FIELD = 64 << 10
+#: Room for multipart framing and the other fields of a push.
+BODY_SLACK = 1 << 20
+_LOG_NAME = re.compile(rf"^({UUID.pattern[1:-1]})\.({'|'.join(LOG_KINDS)})$")
 
 
 def format_uptime(seconds):
@@ -42,19 +54,70 @@ def format_uptime(seconds):
 
 
 def to_json(request, data, code=200):
+    # Exactly 'application/json': the 0.5.0 client compares the header verbatim.
     request.setResponseCode(code)
-    request.setHeader(b"content-type", b"application/json; charset=utf-8")
+    request.setHeader(b"content-type", b"application/json")
     return json.dumps(data, ensure_ascii=False).encode("utf-8")
+
+
+def error_body(request, code, msg):
+    return to_json(request, {"status": "error", "msg": msg}, code)
+
+
+class LimitedRequest(server.Request):
+    """Drops request bodies over `max_body` as they arrive instead of buffering them.
+
+    The request still reaches the resource (without a body), which answers 413.
+    """
+
+    max_body = 64 << 20
+
+    def gotLength(self, length):
+        self.too_large = length is not None and length > self.max_body
+        self._received = 0
+        super().gotLength(None if self.too_large else length)
+
+    def handleContentChunk(self, data):
+        self._received += len(data)
+        if self._received > self.max_body:
+            if not self.too_large:
+                self.too_large = True
+                self.content.close()
+                self.content = io.BytesIO()
+            return
+        super().handleContentChunk(data)
+
+    def requestReceived(self, command, path, version):
+        if getattr(self, "too_large", False):
+            self.requestHeaders.removeHeader(b"content-type")
+            self.content = io.BytesIO()
+        super().requestReceived(command, path, version)
 
 
 class WebAPI:
     app = Klein()
+    # '//' must not redirect somewhere else: answer the path as given.
+    app.url_map.merge_slashes = False
 
-    def __init__(self, controller, config):
+    def __init__(self, controller, config, reactor=None):
         self.controller = controller
         self.config = config
+        self._reactor = reactor
+        self._watcher = None
         self._process = psutil.Process()
         self._process.cpu_percent()
+
+    def site(self):
+        """A Site serving this API, refusing bodies over the archive limit."""
+        limit = self.config.max_archive_size + BODY_SLACK
+
+        class Request(LimitedRequest):
+            max_body = limit
+
+        site = server.Site(self.app.resource())
+        site.requestFactory = Request
+        site.displayTracebacks = False
+        return site
 
     # -- helpers ----------------------------------------------------------
 
@@ -84,39 +147,53 @@ class WebAPI:
             raise BadRequest(f"parameter {name!r} must be at least {minimum}")
         return value
 
-    # -- errors -----------------------------------------------------------
+    def _check_size(self, request):
+        if getattr(request, "too_large", False):
+            raise errors.TooLarge(f"the request is larger than {self.config.max_archive_size} bytes "
+                                  "(max-archive-size); push a smaller archive")
+
+    # -- errors: the one table ------------------------------------------
 
     @app.handle_errors(errors.ScrapyDoError)
     def domain_error(self, request, failure):
         code = next(c for cls, c in ERROR_CODES if failure.check(cls))
-        return to_json(request, {"status": "error", "msg": failure.value.msg}, code)
+        return error_body(request, code, failure.value.msg)
+
+    @app.handle_errors(HTTPException)
+    def routing_error(self, request, failure):
+        exc = failure.value
+        if isinstance(exc, MethodNotAllowed):
+            allowed = ", ".join(m for m in exc.valid_methods if m != "HEAD")
+            request.setHeader(b"allow", ", ".join(exc.valid_methods).encode())
+            return error_body(request, 405, f"{request.method.decode()} is not allowed here; use {allowed}")
+        if exc.code == 404:
+            return error_body(request, 404, f"no such endpoint {request.path.decode('utf-8', 'replace')!r}; "
+                                            "see /openapi.json")
+        return error_body(request, exc.code, exc.description or exc.name)
 
     @app.handle_errors
     def unexpected_error(self, request, failure):
         log.failure("unexpected error answering {uri}", failure=failure, uri=request.uri)
-        return to_json(request, {"status": "error", "msg": f"internal error: {failure.getErrorMessage()}"}, 500)
+        return error_body(request, 500, "internal error; the daemon log has the details")
 
     # -- endpoints --------------------------------------------------------
 
     @app.route("/status.json", methods=["GET"])
     def status(self, request):
-        data = self.controller.status()
-        memory = self._process.memory_info().rss / (1024 * 1024)
-        data.update({
-            "status": "ok",
-            "memory-usage": round(memory, 2),
-            "cpu-usage": self._process.cpu_percent(),
-            "uptime": format_uptime(data["uptime-seconds"]),
-            "spiders": sum(len(self.controller.list_spiders(p)) for p in self.controller.list_projects()),
-        })
+        data = {"status": "ok"}
+        data.update(self.controller.status())
+        data["memory-usage"] = round(self._process.memory_info().rss / (1024 * 1024), 2)
+        data["cpu-usage"] = self._process.cpu_percent()
+        data["uptime"] = format_uptime(data["uptime-seconds"])
         return to_json(request, data)
 
     @app.route("/push-project.json", methods=["POST"])
     @defer.inlineCallbacks
     def push_project(self, request):
+        self._check_size(request)
         values = request.args.get(b"archive")
-        if not values:
-            raise BadRequest("missing parameter 'archive': send the zipped project as a file field, "
+        if not values or not values[0]:
+            raise BadRequest("missing parameter 'archive': send the zipped project folder as a file field, "
                              "e.g. curl -F archive=@proj.zip")
         if len(values[0]) > self.config.max_archive_size:
             raise errors.TooLarge(f"the archive is larger than {self.config.max_archive_size} bytes "
@@ -135,6 +212,7 @@ class WebAPI:
 
     @app.route("/schedule-job.json", methods=["POST"])
     def schedule_job(self, request):
+        self._check_size(request)
         job = self.controller.schedule_job(
             project=self._arg(request, "project"),
             spider=self._arg(request, "spider"),
@@ -152,7 +230,7 @@ class WebAPI:
         else:
             status = self._arg(request, "status", required=False)
             if status is None:
-                raise BadRequest("give either 'status' (a status name, ACTIVE or COMPLETED) or 'id'")
+                raise BadRequest("missing parameter: give 'status' (a status name, ACTIVE or COMPLETED) or 'id'")
             jobs = self.controller.list_jobs(
                 status=status,
                 project=self._arg(request, "project", required=False),
@@ -165,19 +243,62 @@ class WebAPI:
     @app.route("/cancel-job.json", methods=["POST"])
     @defer.inlineCallbacks
     def cancel_job(self, request):
+        self._check_size(request)
         yield self.controller.cancel_job(self._arg(request, "id"))
         return to_json(request, {"status": "ok"})
 
     @app.route("/remove-project.json", methods=["POST"])
     def remove_project(self, request):
+        self._check_size(request)
         self.controller.remove_project(self._arg(request, "name"))
         return to_json(request, {"status": "ok"})
 
-    @app.route("/get-log/data/<string:filename>", methods=["GET"])
+    @app.route("/openapi.json", methods=["GET"])
+    def openapi(self, request):
+        return to_json(request, openapi_document())
+
+    @app.route("/get-log/data/<path:filename>", methods=["GET", "HEAD"])
     def get_log(self, request, filename):
-        identifier, _, kind = filename.rpartition(".")
+        m = _LOG_NAME.match(filename)
+        if not m:
+            raise errors.NotFound(f"no log {filename!r}: ask for /get-log/data/<job-id>.out or .err")
+        identifier, kind = m.groups()
         path = self.controller.log_path(identifier, kind)
+        job = self.controller.get_job(identifier)
+        if job.status is JobStatus.RUNNING and request.method == b"GET":
+            size = path.stat().st_size
+            header = (request.getHeader(b"range") or b"").decode("latin-1")
+            try:
+                start = parse_open_range(header, size) if header else 0
+            except ValueError:
+                request.setHeader(b"content-range", f"bytes */{size}".encode())
+                return error_body(request, 416, f"the log has {size} bytes; ask for a range that starts "
+                                                "within it")
+            if start is not None:
+                return self._follow(request, path, start, size, identifier, partial=bool(header))
         resource = File(str(path), defaultType="text/plain; charset=utf-8")
-        resource.type = "text/plain; charset=utf-8"
-        resource.encoding = None
+        resource.type, resource.encoding = "text/plain; charset=utf-8", None
         return resource
+
+    def _follow(self, request, path, start, size, identifier, partial):
+        if self._watcher is None:
+            from twisted.internet import reactor
+
+            self._watcher = LogWatcher(self._reactor or reactor)
+        request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+        request.setHeader(b"accept-ranges", b"bytes")
+        request.setHeader(b"x-scrapy-do-following", b"yes")
+        if partial:
+            request.setResponseCode(206)
+            request.setHeader(b"content-range", f"bytes {start}-{max(start, size - 1)}/*".encode())
+        follower = LogFollower(request, str(path), start, self._watcher)
+
+        def on_event(kind, data):
+            if kind == "job" and data.identifier == identifier and data.status is not JobStatus.RUNNING:
+                follower.end()
+
+        follower.on_cleanup(self.controller.subscribe(on_event))
+        d = follower.start()
+        if self.controller.store.get_job(identifier).status is not JobStatus.RUNNING:
+            follower.end()
+        return d

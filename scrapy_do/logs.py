@@ -1,0 +1,157 @@
+"""Serving job logs: whole files, byte ranges, and `tail -f` of a running crawl.
+
+A finished log is a static file (twisted.web.static.File does ranges and
+streaming). A running job's log is followed: what is there is sent, then each
+write the crawl makes (an inotify event, no polling where Linux has inotify)
+is sent as it comes, and the response ends when the job ends.
+"""
+
+import re
+
+from twisted.internet import defer, task
+from twisted.logger import Logger
+from twisted.python.filepath import FilePath
+from zope.interface import implementer
+from twisted.internet.interfaces import IPullProducer
+
+log = Logger(namespace="scrapy_do.logs")
+
+_RANGE = re.compile(r"^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$")
+CHUNK = 64 << 10
+
+
+def parse_open_range(header, size):
+    """Start offset for `bytes=N-` or `bytes=-N` on a file of `size` bytes.
+
+    Returns None when the header asks for something else (a closed range or
+    several ranges: served statically), raises ValueError when unsatisfiable.
+    """
+    m = _RANGE.match(header or "")
+    if not m:
+        return None
+    first, last = m.groups()
+    if first and not last:
+        start = int(first)
+        if start > size:
+            raise ValueError(start)
+        return start
+    if last and not first:
+        return max(0, size - int(last))
+    return None
+
+
+class LogWatcher:
+    """Calls back when files grow: one inotify watch per file, shared by its followers."""
+
+    def __init__(self, reactor):
+        self._reactor = reactor
+        self._callbacks = {}
+        self._notifier = None
+        self._poll = None
+        try:
+            from twisted.internet import inotify
+
+            self._inotify = inotify
+            self._notifier = inotify.INotify(reactor)
+            self._notifier.startReading()
+        except Exception:  # not Linux, or no inotify: fall back to a slow poll while someone follows
+            self._notifier = None
+
+    def watch(self, path, callback):
+        path = str(path)
+        first = path not in self._callbacks
+        self._callbacks.setdefault(path, []).append(callback)
+        if first:
+            if self._notifier is not None:
+                self._notifier.watch(FilePath(path), mask=self._inotify.IN_MODIFY,
+                                     callbacks=[lambda _w, _p, _m, path=path: self._fire(path)])
+            elif self._poll is None:
+                self._poll = task.LoopingCall(self._fire_all)
+                self._poll.clock = self._reactor
+                self._poll.start(0.5, now=False)
+
+        def unwatch():
+            callbacks = self._callbacks.get(path, [])
+            if callback in callbacks:
+                callbacks.remove(callback)
+            if not callbacks and path in self._callbacks:
+                del self._callbacks[path]
+                if self._notifier is not None:
+                    self._notifier.ignore(FilePath(path))
+                elif not self._callbacks and self._poll is not None:
+                    self._poll.stop()
+                    self._poll = None
+        return unwatch
+
+    def _fire(self, path):
+        for callback in list(self._callbacks.get(path, [])):
+            callback()
+
+    def _fire_all(self):
+        for path in list(self._callbacks):
+            self._fire(path)
+
+    def close(self):
+        if self._notifier is not None:
+            self._notifier.loseConnection()
+
+
+@implementer(IPullProducer)
+class LogFollower:
+    """Streams one growing log file to one request until `job_ended` is set."""
+
+    def __init__(self, request, path, offset, watcher):
+        self.request = request
+        self.path = path
+        self.offset = offset
+        self.watcher = watcher
+        self.job_ended = False
+        self.done = defer.Deferred()
+        self._wanted = False
+        self._file = None
+        self._cleanups = []
+
+    def start(self):
+        self._file = open(self.path, "rb")
+        self._file.seek(self.offset)
+        self._cleanups.append(self.watcher.watch(self.path, self.deliver))
+        self.request.notifyFinish().addBoth(lambda _: self._close())
+        self.request.registerProducer(self, False)
+        return self.done
+
+    def on_cleanup(self, fn):
+        self._cleanups.append(fn)
+
+    def end(self):
+        """The job ended: send what is left, then finish."""
+        self.job_ended = True
+        self.deliver()
+
+    def resumeProducing(self):
+        self._wanted = True
+        self.deliver()
+
+    def stopProducing(self):
+        self._close()
+
+    def deliver(self):
+        if not self._wanted or self._file is None:
+            return
+        chunk = self._file.read(CHUNK)
+        if chunk:
+            self._wanted = False
+            self.request.write(chunk)
+        elif self.job_ended:
+            self.request.unregisterProducer()
+            self._close()
+            if not self.done.called:
+                self.done.callback(b"")
+
+    def _close(self):
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        while self._cleanups:
+            self._cleanups.pop()()
+        if not self.done.called:
+            self.done.callback(b"")

@@ -1,0 +1,130 @@
+"""The OpenAPI 3 description of the REST API, served at /openapi.json."""
+
+from scrapy_do import __version__
+
+STATUSES = ["SCHEDULED", "PENDING", "RUNNING", "SUCCESSFUL", "FAILED", "CANCELED", "ACTIVE", "COMPLETED"]
+
+
+def _param(name, description, required=False, schema=None, where="query"):
+    return {"name": name, "in": where, "required": required, "description": description,
+            "schema": schema or {"type": "string"}}
+
+
+def _form(properties, required, files=()):
+    schema = {"type": "object", "properties": properties, "required": list(required)}
+    media = {"application/x-www-form-urlencoded": {"schema": schema}}
+    multipart_props = {k: ({"type": "string", "format": "binary"} if k in files else v)
+                       for k, v in properties.items()}
+    media["multipart/form-data"] = {"schema": {**schema, "properties": multipart_props}}
+    return {"required": True, "content": media}
+
+
+def _ok(description, properties=None, required=()):
+    schema = {"type": "object", "required": ["status", *required],
+              "properties": {"status": {"type": "string", "enum": ["ok"]}, **(properties or {})}}
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+_ERROR = {"$ref": "#/components/responses/Error"}
+_STR = {"type": "string"}
+_STRS = {"type": "array", "items": _STR}
+
+
+def _responses(ok, *codes):
+    out = {"200": ok}
+    out.update({str(c): _ERROR for c in codes})
+    return out
+
+
+def openapi_document():
+    job = {
+        "type": "object",
+        "required": ["identifier", "status", "actor", "schedule", "project", "spider", "description",
+                     "timestamp", "duration", "payload"],
+        "properties": {
+            "identifier": {"type": "string", "format": "uuid"},
+            "status": {"type": "string", "enum": STATUSES[:6]},
+            "actor": {"type": "string", "enum": ["USER", "SCHEDULER"]},
+            "schedule": _STR, "project": _STR, "spider": _STR, "description": _STR,
+            "timestamp": _STR,
+            "duration": {"type": ["integer", "null"]},
+            "payload": {"type": "string", "description": "the JSON object, as text"},
+            "started": {"type": ["string", "null"]},
+            "finished": {"type": ["string", "null"]},
+            "exit-code": {"type": ["integer", "null"]},
+            "parent": {"type": ["string", "null"]},
+        },
+    }
+    status_props = {k: {"type": "integer"} for k in (
+        "jobs-run", "jobs-successful", "jobs-failed", "jobs-canceled", "jobs-scheduled", "jobs-pending",
+        "jobs-running", "job-slots", "projects", "spiders")}
+    status_props.update({"memory-usage": {"type": "number"}, "cpu-usage": {"type": "number"},
+                         "uptime-seconds": {"type": "number"}, "time": _STR, "timezone": _STR,
+                         "hostname": _STR, "uptime": _STR, "daemon-version": _STR})
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Scrapy Do", "version": __version__,
+                 "description": "Run Scrapy spiders now or on a schedule. Every parameter may be sent in the "
+                                "query string or in the body (urlencoded or multipart)."},
+        "paths": {
+            "/status.json": {"get": {
+                "summary": "Daemon status and counters",
+                "responses": _responses(_ok("status", status_props, list(status_props)))}},
+            "/push-project.json": {"post": {
+                "summary": "Push a zipped project, replacing one of the same name",
+                "requestBody": _form({"archive": _STR}, ["archive"], files=("archive",)),
+                "responses": _responses(_ok("pushed", {"name": _STR, "spiders": _STRS}, ["name", "spiders"]),
+                                        400, 409, 413)}},
+            "/list-projects.json": {"get": {
+                "summary": "Project names",
+                "responses": _responses(_ok("projects", {"projects": _STRS}, ["projects"]))}},
+            "/list-spiders.json": {"get": {
+                "summary": "Spiders of a project",
+                "parameters": [_param("project", "project name", True)],
+                "responses": _responses(_ok("spiders", {"project": _STR, "spiders": _STRS},
+                                            ["project", "spiders"]), 400, 404)}},
+            "/schedule-job.json": {"post": {
+                "summary": "Schedule a job now or periodically",
+                "requestBody": _form({"project": _STR, "spider": _STR, "when": _STR, "description": _STR,
+                                      "payload": _STR}, ["project", "spider"]),
+                "responses": _responses(_ok("scheduled", {"identifier": _STR}, ["identifier"]),
+                                        400, 404, 413)}},
+            "/list-jobs.json": {"get": {
+                "summary": "Jobs by status (newest first) or by id",
+                "parameters": [
+                    _param("status", "a status, ACTIVE or COMPLETED", schema={"type": "string",
+                                                                                "enum": STATUSES}),
+                    _param("id", "a job identifier"),
+                    _param("project", "only this project"), _param("spider", "only this spider"),
+                    _param("limit", "at most this many", schema={"type": "integer", "minimum": 0}),
+                    _param("offset", "skip this many", schema={"type": "integer", "minimum": 0})],
+                "responses": _responses(_ok("jobs", {"jobs": {"type": "array", "items": job}}, ["jobs"]),
+                                        400, 404)}},
+            "/cancel-job.json": {"post": {
+                "summary": "Cancel a scheduled, pending or running job",
+                "requestBody": _form({"id": _STR}, ["id"]),
+                "responses": _responses(_ok("canceled"), 400, 404, 409)}},
+            "/remove-project.json": {"post": {
+                "summary": "Remove a project without scheduled jobs",
+                "requestBody": _form({"name": _STR}, ["name"]),
+                "responses": _responses(_ok("removed"), 400, 404, 409)}},
+            "/get-log/data/{filename}": {"get": {
+                "summary": "A job's stdout (.out) or stderr (.err) log; follows a running job until it ends",
+                "parameters": [_param("filename", "<job-id>.out or <job-id>.err", True, where="path"),
+                               _param("Range", "bytes=N- (from offset N) or bytes=-N (last N bytes)",
+                                      where="header")],
+                "responses": {"200": {"description": "the log", "content": {"text/plain": {"schema": _STR}}},
+                              "206": {"description": "part of the log",
+                                      "content": {"text/plain": {"schema": _STR}}},
+                              "404": _ERROR, "416": _ERROR}}},
+            "/openapi.json": {"get": {
+                "summary": "This document",
+                "responses": {"200": {"description": "OpenAPI 3 document",
+                                      "content": {"application/json": {"schema": {"type": "object"}}}}}}},
+        },
+        "components": {"responses": {"Error": {
+            "description": "what went wrong and what to do",
+            "content": {"application/json": {"schema": {
+                "type": "object", "required": ["status", "msg"],
+                "properties": {"status": {"type": "string", "enum": ["error"]}, "msg": _STR}}}}}}},
+    }

@@ -1,0 +1,428 @@
+"""Unit tests for scrapy_do.store: MemoryStore and SqliteStore behave the same; SQLite persists."""
+
+import dataclasses
+import random
+import sqlite3
+from contextlib import closing
+from datetime import datetime, timedelta
+
+import pytest
+from zope.interface.verify import verifyObject
+
+from scrapy_do import store as store_module
+from scrapy_do.errors import StartupError
+from scrapy_do.interfaces import IJobStore
+from scrapy_do.models import ACTIVE, COMPLETED, Actor, Job, JobStatus, Project
+from scrapy_do.store import COUNTERS, MIGRATIONS, MemoryStore, SqliteStore
+
+S = JobStatus
+T0 = datetime(2026, 11, 23, 10, 0, 0)
+
+
+@pytest.fixture(params=["memory", "sqlite"], ids=["memory", "sqlite"])
+def store(request, tmp_path):
+    """Each behaviour test runs against both stores."""
+    s = MemoryStore() if request.param == "memory" else SqliteStore(tmp_path / "db.sqlite")
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def db_path(tmp_path):
+    return tmp_path / "db.sqlite"
+
+
+def make_job(n, status=S.PENDING, project="a", spider="x", **changes):
+    """Job number `n`: identifier 'job-n', timestamp n minutes after T0."""
+    job = Job(identifier=f"job-{n}", status=status, actor=Actor.USER, schedule="now", project=project,
+              spider=spider, timestamp=T0 + timedelta(minutes=n), description=f"#{n}")
+    return dataclasses.replace(job, **changes)
+
+
+def full_job():
+    """A job with every optional field set, to check nothing is lost on the way to storage."""
+    return Job(identifier="full", status=S.FAILED, actor=Actor.SCHEDULER, schedule="every day at 10:30",
+               project="proj", spider="quotes", timestamp=datetime(2026, 1, 2, 3, 4, 5, 678901),
+               description="Zoë's nightly run", payload='{"city": "東京", "n": 1}', duration=75,
+               started=datetime(2026, 1, 2, 3, 4, 6), finished=datetime(2026, 1, 2, 3, 5, 21),
+               exit_code=-15, pid=4242, pid_created=1767322446.25, parent="parent-id")
+
+
+def ids(jobs):
+    return [j.identifier for j in jobs]
+
+
+def make_project(name, spiders=("one", "two"), tree=None, pushed=T0):
+    return Project(name=name, spiders=tuple(spiders), tree=tree or f"/trees/{name}.abc", pushed=pushed)
+
+
+# --------------------------------------------------------------------------- interface
+
+
+def test_provides_interface(store):
+    """Both stores fully implement IJobStore."""
+    assert verifyObject(IJobStore, store)
+
+
+# --------------------------------------------------------------------------- jobs
+
+
+def test_add_and_get_round_trip(store):
+    """A stored job comes back equal, every field included."""
+    job = full_job()
+    store.add_job(job)
+    assert store.get_job("full") == job
+
+
+def test_get_unknown_job(store):
+    """Asking for an unknown identifier gives None."""
+    assert store.get_job("nope") is None
+
+
+def test_add_duplicate_identifier_refused(store):
+    """Adding a second job with an existing identifier fails and keeps the first one."""
+    store.add_job(make_job(1))
+    with pytest.raises((ValueError, sqlite3.IntegrityError)):
+        store.add_job(make_job(1, status=S.RUNNING, project="other"))
+    assert store.get_job("job-1") == make_job(1)
+    assert store.count_jobs() == 1
+
+
+def test_update_job(store):
+    """update_job replaces the stored job with the same identifier."""
+    store.add_job(make_job(1))
+    running = make_job(1, status=S.RUNNING, pid=7, pid_created=1.5, started=T0)
+    store.update_job(running)
+    assert store.get_job("job-1") == running
+
+
+def test_update_keeps_listing_position(store):
+    """Updating a job does not make it newer in listings."""
+    for n in range(3):
+        store.add_job(make_job(n))
+    store.update_job(make_job(0, status=S.RUNNING))
+    assert ids(store.list_jobs()) == ["job-2", "job-1", "job-0"]
+
+
+def test_update_unknown_job_is_a_no_op(store):
+    """Updating a job that was never added does not create it."""
+    store.update_job(make_job(9))
+    assert store.get_job("job-9") is None
+    assert store.count_jobs() == 0
+
+
+# Six jobs, added in this order: number, status, project, spider.
+DATASET = [
+    (0, S.SUCCESSFUL, "a", "x"),
+    (1, S.PENDING, "a", "y"),
+    (2, S.RUNNING, "b", "x"),
+    (3, S.FAILED, "a", "x"),
+    (4, S.SCHEDULED, "b", "y"),
+    (5, S.CANCELED, "a", "x"),
+]
+
+
+@pytest.fixture
+def filled(store):
+    for n, status, project, spider in DATASET:
+        store.add_job(make_job(n, status, project, spider))
+    return store
+
+
+LISTINGS = [
+    # list_jobs keyword arguments, expected job numbers in order
+    ({}, [5, 4, 3, 2, 1, 0]),
+    ({"oldest_first": True}, [0, 1, 2, 3, 4, 5]),
+    ({"statuses": ACTIVE}, [4, 2, 1]),
+    ({"statuses": COMPLETED}, [5, 3, 0]),
+    ({"statuses": {S.RUNNING}}, [2]),
+    ({"statuses": [S.PENDING, S.SCHEDULED]}, [4, 1]),
+    ({"statuses": ()}, []),
+    ({"project": "a"}, [5, 3, 1, 0]),
+    ({"project": "b"}, [4, 2]),
+    ({"project": "zzz"}, []),
+    ({"spider": "y"}, [4, 1]),
+    ({"project": "a", "spider": "x"}, [5, 3, 0]),
+    ({"statuses": ACTIVE, "project": "a"}, [1]),
+    ({"statuses": COMPLETED, "project": "b"}, []),
+    ({"limit": 2}, [5, 4]),
+    ({"limit": 2, "offset": 1}, [4, 3]),
+    ({"offset": 4}, [1, 0]),
+    ({"offset": 10}, []),
+    ({"limit": 0}, []),
+    ({"limit": 100}, [5, 4, 3, 2, 1, 0]),
+    ({"limit": 2, "oldest_first": True}, [0, 1]),
+    ({"limit": 2, "offset": 2, "oldest_first": True}, [2, 3]),
+    ({"statuses": ACTIVE, "oldest_first": True, "limit": 2}, [1, 2]),
+    ({"project": "a", "limit": 2, "offset": 1}, [3, 1]),
+]
+
+
+@pytest.mark.parametrize("kwargs,expected", LISTINGS)
+def test_list_jobs(filled, kwargs, expected):
+    """list_jobs filters by statuses, project and spider, newest first unless asked, then pages."""
+    assert ids(filled.list_jobs(**kwargs)) == [f"job-{n}" for n in expected]
+
+
+@pytest.mark.parametrize("kwargs,expected", [
+    (k, len(v)) for k, v in LISTINGS if not {"limit", "offset", "oldest_first"} & set(k)
+])
+def test_count_jobs(filled, kwargs, expected):
+    """count_jobs counts what list_jobs with the same filters would return."""
+    assert filled.count_jobs(**kwargs) == expected
+
+
+def test_count_empty_store(store):
+    """An empty store counts zero jobs and lists none."""
+    assert (store.count_jobs(), store.list_jobs()) == (0, [])
+
+
+def test_newest_is_by_insertion_not_timestamp(store):
+    """'Newest' means most recently added, even if an older job has a later timestamp."""
+    store.add_job(make_job(1, timestamp=T0 + timedelta(days=1)))
+    store.add_job(make_job(2, timestamp=T0))
+    assert ids(store.list_jobs()) == ["job-2", "job-1"]
+
+
+# --------------------------------------------------------------------------- purging
+
+# Statuses in insertion order; completed ones are 0, 2, 3, 5, 7.
+PURGE_SET = [S.SUCCESSFUL, S.RUNNING, S.FAILED, S.CANCELED, S.PENDING, S.SUCCESSFUL, S.SCHEDULED, S.FAILED]
+
+
+@pytest.mark.parametrize("keep,removed", [
+    (0, [7, 5, 3, 2, 0]),
+    (1, [5, 3, 2, 0]),
+    (2, [3, 2, 0]),
+    (4, [0]),
+    (5, []),
+    (50, []),
+])
+def test_purge_completed(store, keep, removed):
+    """purge_completed keeps the `keep` newest finished jobs, returns the removed ids, and leaves active jobs alone."""
+    for n, status in enumerate(PURGE_SET):
+        store.add_job(make_job(n, status))
+    assert sorted(store.purge_completed(keep)) == sorted(f"job-{n}" for n in removed)
+    remaining = [n for n in range(len(PURGE_SET)) if n not in removed]
+    assert ids(store.list_jobs(oldest_first=True)) == [f"job-{n}" for n in remaining]
+    assert ids(store.list_jobs(ACTIVE, oldest_first=True)) == ["job-1", "job-4", "job-6"]
+    for n in removed:
+        assert store.get_job(f"job-{n}") is None
+
+
+def test_purge_with_only_active_jobs(store):
+    """With no finished jobs there is nothing to purge."""
+    for n, status in enumerate([S.PENDING, S.RUNNING, S.SCHEDULED]):
+        store.add_job(make_job(n, status))
+    assert store.purge_completed(0) == []
+    assert store.count_jobs() == 3
+
+
+def test_purge_twice_is_stable(store):
+    """A second purge with the same cap removes nothing more."""
+    for n in range(4):
+        store.add_job(make_job(n, S.SUCCESSFUL))
+    assert len(store.purge_completed(2)) == 2
+    assert store.purge_completed(2) == []
+    assert ids(store.list_jobs()) == ["job-3", "job-2"]
+
+
+# --------------------------------------------------------------------------- projects
+
+
+def test_save_and_get_project(store):
+    """A saved project comes back equal, spiders as a tuple."""
+    project = make_project("proj", spiders=["b", "a"], pushed=datetime(2026, 5, 6, 7, 8, 9, 123))
+    store.save_project(project)
+    got = store.get_project("proj")
+    assert got == dataclasses.replace(project, spiders=("b", "a"))
+    assert isinstance(got.spiders, tuple)
+
+
+def test_get_unknown_project(store):
+    """Asking for an unknown project gives None."""
+    assert store.get_project("nope") is None
+
+
+def test_list_projects_sorted(store):
+    """list_projects returns every project sorted by name."""
+    for name in ["zeta", "alpha", "Mid", "beta_2", "beta-1"]:
+        store.save_project(make_project(name))
+    assert [p.name for p in store.list_projects()] == ["Mid", "alpha", "beta-1", "beta_2", "zeta"]
+
+
+def test_save_project_replaces(store):
+    """Saving a project with an existing name replaces the record instead of adding one."""
+    store.save_project(make_project("proj", spiders=["old"], tree="/trees/proj.1"))
+    newer = make_project("proj", spiders=["new", "newer"], tree="/trees/proj.2", pushed=T0 + timedelta(hours=1))
+    store.save_project(newer)
+    assert store.get_project("proj") == newer
+    assert store.list_projects() == [newer]
+
+
+def test_remove_project(store):
+    """remove_project deletes only the named project; removing an unknown one is harmless."""
+    store.save_project(make_project("keep"))
+    store.save_project(make_project("drop"))
+    store.remove_project("drop")
+    store.remove_project("never-there")
+    assert store.get_project("drop") is None
+    assert [p.name for p in store.list_projects()] == ["keep"]
+
+
+def test_projects_and_jobs_are_independent(store):
+    """Removing a project record does not delete its jobs."""
+    store.save_project(make_project("a"))
+    store.add_job(make_job(1, project="a"))
+    store.remove_project("a")
+    assert store.count_jobs(project="a") == 1
+
+
+# --------------------------------------------------------------------------- counters
+
+
+def test_counters_start_at_zero(store):
+    """A new store has the four lifetime counters, all zero."""
+    assert store.counters() == {"run": 0, "successful": 0, "failed": 0, "canceled": 0}
+    assert set(COUNTERS) == {"run", "successful", "failed", "canceled"}
+
+
+@pytest.mark.parametrize("bumps,expected", [
+    (["run"], {"run": 1, "successful": 0, "failed": 0, "canceled": 0}),
+    (["run", "run", "successful"], {"run": 2, "successful": 1, "failed": 0, "canceled": 0}),
+    (["run", "failed", "run", "canceled", "run"], {"run": 3, "successful": 0, "failed": 1, "canceled": 1}),
+])
+def test_bump(store, bumps, expected):
+    """bump adds one to the named counter only."""
+    for name in bumps:
+        store.bump(name)
+    assert store.counters() == expected
+
+
+def test_counters_returns_a_copy(store):
+    """Changing the dict counters() returned does not change the store."""
+    store.counters()["run"] = 99
+    assert store.counters()["run"] == 0
+
+
+# --------------------------------------------------------------------------- SQLite only
+
+
+def test_sqlite_survives_reopen(db_path):
+    """Jobs, projects and counters written before close() are there after reopening the file."""
+    s = SqliteStore(db_path)
+    s.add_job(full_job())
+    s.add_job(make_job(1))
+    s.save_project(make_project("proj"))
+    s.bump("run")
+    s.bump("failed")
+    s.close()
+    s = SqliteStore(db_path)
+    try:
+        assert s.get_job("full") == full_job()
+        assert ids(s.list_jobs()) == ["job-1", "full"]
+        assert s.get_project("proj") == make_project("proj")
+        assert s.counters() == {"run": 1, "successful": 0, "failed": 1, "canceled": 0}
+    finally:
+        s.close()
+
+
+def test_sqlite_listing_order_survives_reopen(db_path):
+    """Jobs added after reopening are newer than those added before."""
+    s = SqliteStore(db_path)
+    s.add_job(make_job(1))
+    s.close()
+    s = SqliteStore(db_path)
+    try:
+        s.add_job(make_job(0))
+        assert ids(s.list_jobs()) == ["job-0", "job-1"]
+    finally:
+        s.close()
+
+
+def test_sqlite_schema_version(db_path):
+    """A new database is migrated to the latest schema: user_version equals len(MIGRATIONS)."""
+    SqliteStore(db_path).close()
+    with closing(sqlite3.connect(db_path)) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+
+
+def test_sqlite_uses_wal(db_path):
+    """The database runs in WAL mode, with synchronous=NORMAL on the store's connection."""
+    s = SqliteStore(db_path)
+    try:
+        assert s._db.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+        with closing(sqlite3.connect(db_path)) as other:
+            assert other.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    finally:
+        s.close()
+
+
+def test_sqlite_in_memory():
+    """':memory:' gives a working, migrated store without touching the disk."""
+    s = SqliteStore(":memory:")
+    try:
+        s.add_job(make_job(1))
+        assert ids(s.list_jobs()) == ["job-1"]
+        assert s._db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+    finally:
+        s.close()
+
+
+@pytest.mark.parametrize("content", [
+    random.Random(1234).randbytes(8192),
+    b"this is not a database, just text\n" * 200,
+    b"SQLite format 3\x00" + random.Random(5).randbytes(4080),
+], ids=["random", "text", "bad-header"])
+def test_sqlite_corrupt_file(db_path, content):
+    """A file that is not a usable SQLite database raises StartupError naming it and how to recover."""
+    db_path.write_bytes(content)
+    with pytest.raises(StartupError) as info:
+        SqliteStore(db_path)
+    message = str(info.value)
+    assert message.startswith(f"cannot open the database {db_path}: ")
+    assert "restore it from the .bak copy" in message
+
+
+def test_sqlite_newer_schema(db_path):
+    """A database written by a newer Scrapy Do is refused with advice to upgrade."""
+    with closing(sqlite3.connect(db_path)) as db:
+        db.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 5}")
+    with pytest.raises(StartupError) as info:
+        SqliteStore(db_path)
+    assert str(info.value) == (f"the database {db_path} has schema version {len(MIGRATIONS) + 5}, newer than "
+                               f"this Scrapy Do knows ({len(MIGRATIONS)}); upgrade Scrapy Do")
+
+
+def test_sqlite_migration_backs_up_and_upgrades(db_path, monkeypatch):
+    """Opening an older database runs the new migration and leaves a .v<N>.bak copy of the old one."""
+    s = SqliteStore(db_path)
+    s.add_job(make_job(1))
+    s.close()
+    old = len(MIGRATIONS)
+    monkeypatch.setattr(store_module, "MIGRATIONS", MIGRATIONS + ["CREATE TABLE extra (x INTEGER)"])
+    s = SqliteStore(db_path)
+    try:
+        assert s._db.execute("PRAGMA user_version").fetchone()[0] == old + 1
+        assert s._db.execute("SELECT COUNT(*) FROM extra").fetchone()[0] == 0
+        assert s.get_job("job-1") == make_job(1)
+    finally:
+        s.close()
+    backup = db_path.with_name(f"{db_path.name}.v{old}.bak")
+    with closing(sqlite3.connect(backup)) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == old
+        assert db.execute("SELECT identifier FROM jobs").fetchall() == [("job-1",)]
+
+
+def test_sqlite_failed_migration_rolls_back(db_path, monkeypatch):
+    """A migration that fails half-way leaves neither half a schema nor a bumped version."""
+    SqliteStore(db_path).close()
+    old = len(MIGRATIONS)
+    broken = "CREATE TABLE half (x INTEGER); INSERT INTO no_such_table VALUES (1)"
+    monkeypatch.setattr(store_module, "MIGRATIONS", MIGRATIONS + [broken])
+    with pytest.raises(StartupError) as info:
+        SqliteStore(db_path)
+    assert "no such table: no_such_table" in str(info.value)
+    with closing(sqlite3.connect(db_path)) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == old
+        assert db.execute("SELECT name FROM sqlite_master WHERE name = 'half'").fetchall() == []
