@@ -220,6 +220,11 @@ class Controller(Service):
         statuses = None if status is None else parse_statuses(status)
         return self.store.list_jobs(statuses, project=project, spider=spider, limit=limit, offset=offset)
 
+    def list_jobs_json(self, status, project=None, spider=None, limit=None, offset=0):
+        """list_jobs for the API: each job already as JSON text."""
+        return self.store.list_jobs_json(parse_statuses(status), project=project, spider=spider,
+                                         limit=limit, offset=offset)
+
     def count_jobs(self, status=None, project=None, spider=None):
         statuses = None if status is None else parse_statuses(status)
         return self.store.count_jobs(statuses, project=project, spider=spider)

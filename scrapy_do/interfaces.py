@@ -22,6 +22,9 @@ class IJobStore(Interface):
     def list_jobs(statuses=None, project=None, spider=None, limit=None, offset=0, oldest_first=False):
         """Jobs filtered by status set, project and spider; newest first by default."""
 
+    def list_jobs_json(statuses=None, project=None, spider=None, limit=None, offset=0):
+        """Like list_jobs (newest first), each job as the JSON text of `Job.to_dict()`."""
+
     def count_jobs(statuses=None, project=None, spider=None):
         """How many jobs match, without loading them."""
 

@@ -59,6 +59,15 @@ _JOB_COLUMNS = (
 )
 
 
+# The public form of a job (models.Job.to_dict), built by SQLite's JSON1 in C:
+# listing 1,000 jobs costs a few milliseconds instead of tens.
+_JOB_JSON = "json_object(" + ", ".join(f"'{key}', {column}" for key, column in (
+    ("identifier", "identifier"), ("status", "status"), ("actor", "actor"), ("schedule", "schedule"),
+    ("project", "project"), ("spider", "spider"), ("description", "description"), ("timestamp", "timestamp"),
+    ("duration", "duration"), ("payload", "payload"), ("started", "started"), ("finished", "finished"),
+    ("exit-code", "exit_code"), ("parent", "parent"))) + ")"
+
+
 def _ts(value):
     return None if value is None else value.isoformat(sep=" ")
 
@@ -156,12 +165,31 @@ class SqliteStore:
             args.append(spider)
         return (" WHERE " + " AND ".join(clauses) if clauses else ""), args
 
-    def list_jobs(self, statuses=None, project=None, spider=None, limit=None, offset=0, oldest_first=False):
-        where, args = self._where(statuses, project, spider)
+    def _select(self, columns, statuses, project, spider, limit, offset, oldest_first):
         order = "ASC" if oldest_first else "DESC"
-        sql = f"SELECT {', '.join(_JOB_COLUMNS)} FROM jobs{where} ORDER BY seq {order} LIMIT ? OFFSET ?"
-        rows = self._db.execute(sql, [*args, -1 if limit is None else limit, offset]).fetchall()
+        statuses = None if statuses is None else list(statuses)
+        if statuses is not None and len(statuses) > 1 and limit is not None:
+            # One indexed, ordered, limited scan per status, merged: SQLite
+            # would otherwise sort every matching row to return a page.
+            parts, args = [], []
+            for status in statuses:
+                where, part_args = self._where([status], project, spider)
+                parts.append(f"SELECT * FROM (SELECT seq, {columns} FROM jobs{where} "
+                             f"ORDER BY seq {order} LIMIT ?)")
+                args += [*part_args, limit + offset]
+            sql = " UNION ALL ".join(parts) + f" ORDER BY seq {order} LIMIT ? OFFSET ?"
+            return [r[1:] for r in self._db.execute(sql, [*args, limit, offset])]
+        where, args = self._where(statuses, project, spider)
+        sql = f"SELECT {columns} FROM jobs{where} ORDER BY seq {order} LIMIT ? OFFSET ?"
+        return self._db.execute(sql, [*args, -1 if limit is None else limit, offset]).fetchall()
+
+    def list_jobs(self, statuses=None, project=None, spider=None, limit=None, offset=0, oldest_first=False):
+        rows = self._select(", ".join(_JOB_COLUMNS), statuses, project, spider, limit, offset, oldest_first)
         return [_row_job(r) for r in rows]
+
+    def list_jobs_json(self, statuses=None, project=None, spider=None, limit=None, offset=0):
+        rows = self._select(_JOB_JSON, statuses, project, spider, limit, offset, False)
+        return [r[0] for r in rows]
 
     def count_jobs(self, statuses=None, project=None, spider=None):
         where, args = self._where(statuses, project, spider)
@@ -243,6 +271,10 @@ class MemoryStore:
 
     def count_jobs(self, statuses=None, project=None, spider=None):
         return len(self._match(statuses, project, spider))
+
+    def list_jobs_json(self, statuses=None, project=None, spider=None, limit=None, offset=0):
+        return [json.dumps(j.to_dict(), ensure_ascii=False)
+                for j in self.list_jobs(statuses, project, spider, limit, offset)]
 
     def purge_completed(self, keep):
         doomed = [j.identifier for j in self.list_jobs(COMPLETED)[keep:]]

@@ -8,6 +8,7 @@ in one place.
 import io
 import json
 import re
+import time
 
 import psutil
 from klein import Klein
@@ -106,6 +107,7 @@ class WebAPI:
         self._watcher = None
         self._process = psutil.Process()
         self._process.cpu_percent()
+        self._sample = (float("-inf"), 0.0, 0.0)
 
     def site(self):
         """A Site serving this API, refusing bodies over the archive limit."""
@@ -117,6 +119,9 @@ class WebAPI:
         site = server.Site(self.app.resource())
         site.requestFactory = Request
         site.displayTracebacks = False
+        # No access log: a dashboard polling status.json would flood the
+        # journal, and each line costs more than answering the request.
+        site.log = lambda request: None
         return site
 
     # -- helpers ----------------------------------------------------------
@@ -176,14 +181,27 @@ class WebAPI:
         log.failure("unexpected error answering {uri}", failure=failure, uri=request.uri)
         return error_body(request, 500, "internal error; the daemon log has the details")
 
+    def _usage(self):
+        """Memory (MiB) and CPU (%) of the daemon, sampled at most once a second.
+
+        Reading /proc costs more than the rest of status.json; CPU % is only
+        meaningful over an interval anyway.
+        """
+        now = time.monotonic()
+        taken, memory, cpu = self._sample
+        if now - taken >= 1.0:
+            memory = round(self._process.memory_info().rss / (1024 * 1024), 2)
+            cpu = self._process.cpu_percent()
+            self._sample = (now, memory, cpu)
+        return memory, cpu
+
     # -- endpoints --------------------------------------------------------
 
     @app.route("/status.json", methods=["GET"])
     def status(self, request):
         data = {"status": "ok"}
         data.update(self.controller.status())
-        data["memory-usage"] = round(self._process.memory_info().rss / (1024 * 1024), 2)
-        data["cpu-usage"] = self._process.cpu_percent()
+        data["memory-usage"], data["cpu-usage"] = self._usage()
         data["uptime"] = format_uptime(data["uptime-seconds"])
         return to_json(request, data)
 
@@ -226,19 +244,19 @@ class WebAPI:
     def list_jobs(self, request):
         identifier = self._arg(request, "id", required=False)
         if identifier is not None:
-            jobs = [self.controller.get_job(identifier)]
-        else:
-            status = self._arg(request, "status", required=False)
-            if status is None:
-                raise BadRequest("missing parameter: give 'status' (a status name, ACTIVE or COMPLETED) or 'id'")
-            jobs = self.controller.list_jobs(
-                status=status,
-                project=self._arg(request, "project", required=False),
-                spider=self._arg(request, "spider", required=False),
-                limit=self._int_arg(request, "limit"),
-                offset=self._int_arg(request, "offset", default=0),
-            )
-        return to_json(request, {"status": "ok", "jobs": [j.to_dict() for j in jobs]})
+            return to_json(request, {"status": "ok", "jobs": [self.controller.get_job(identifier).to_dict()]})
+        status = self._arg(request, "status", required=False)
+        if status is None:
+            raise BadRequest("missing parameter: give 'status' (a status name, ACTIVE or COMPLETED) or 'id'")
+        jobs = self.controller.list_jobs_json(
+            status=status,
+            project=self._arg(request, "project", required=False),
+            spider=self._arg(request, "spider", required=False),
+            limit=self._int_arg(request, "limit"),
+            offset=self._int_arg(request, "offset", default=0),
+        )
+        request.setHeader(b"content-type", b"application/json")
+        return ('{"status": "ok", "jobs": [' + ", ".join(jobs) + "]}").encode("utf-8")
 
     @app.route("/cancel-job.json", methods=["POST"])
     @defer.inlineCallbacks

@@ -1,6 +1,7 @@
 """Unit tests for scrapy_do.store: MemoryStore and SqliteStore behave the same; SQLite persists."""
 
 import dataclasses
+import json
 import random
 import sqlite3
 from contextlib import closing
@@ -426,3 +427,14 @@ def test_sqlite_failed_migration_rolls_back(db_path, monkeypatch):
     with closing(sqlite3.connect(db_path)) as db:
         assert db.execute("PRAGMA user_version").fetchone()[0] == old
         assert db.execute("SELECT name FROM sqlite_master WHERE name = 'half'").fetchall() == []
+
+
+@pytest.mark.parametrize("statuses, limit, offset", [
+    (None, None, 0), ([JobStatus.SUCCESSFUL], 2, 1), (COMPLETED, 3, 0), (COMPLETED, 2, 2), (ACTIVE, 10, 0)])
+def test_list_jobs_json_matches_to_dict_pages(filled, statuses, limit, offset):
+    """The JSON listing is exactly the jobs' to_dict, in the same order and pages as list_jobs."""
+    store = filled
+    store.add_job(dataclasses.replace(full_job(), identifier="full-2", status=S.SUCCESSFUL))
+    expected = [j.to_dict() for j in store.list_jobs(statuses, limit=limit, offset=offset)]
+    assert [json.loads(t) for t in store.list_jobs_json(statuses, limit=limit, offset=offset)] == expected
+    assert expected  # the case is not vacuous
