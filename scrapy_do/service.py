@@ -44,7 +44,7 @@ class WebServer(Service):
 
 
 class ScrapyDoService(MultiService):
-    """Starts the controller, then the web server; if either fails the daemon stops."""
+    """Binds the web ports, then starts the controller; if either fails the daemon stops."""
 
     def __init__(self, reactor, store):
         super().__init__()
@@ -74,6 +74,11 @@ class ScrapyDoService(MultiService):
 
 def make_service(config, reactor):
     """Build the daemon for `config` on `reactor`; nothing is touched until it starts."""
+    for key, enabled in (("https", config.https), ("auth", config.auth)):
+        if enabled:
+            # Refuse rather than serve plain, open HTTP to someone who asked for more.
+            raise StartupError(f"[web] {key} = on is not supported by this version yet; "
+                               "put the daemon behind a TLS/auth proxy and set it off")
     try:
         config.project_store.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -84,9 +89,10 @@ def make_service(config, reactor):
                             list_timeout=config.spider_list_timeout)
     controller = Controller(config, store, projects, ProcessLauncher(reactor), reactor)
     top = ScrapyDoService(reactor, store)
-    controller.setServiceParent(top)
     api = WebAPI(controller, config, reactor)
+    # The ports are bound first: a busy port stops start-up before any crawl starts.
     WebServer(reactor, api.site(), config.interfaces).setServiceParent(top)
+    controller.setServiceParent(top)
     top.controller = controller
     top.api = api
     return top
