@@ -27,6 +27,8 @@ setup(
         "python-dateutil>=2.8",
         "pyyaml>=5.4",
         "psutil>=5.8",
+        "requests>=2.25",
+        "tabulate>=0.8",
     ],
     extras_require={
         "test": ["pytest>=7", "pytest-twisted>=1.14", "treq>=22.1"],

@@ -1,0 +1,114 @@
+"""A small Python client of the REST API; `scrapy-do-cl` is built on it.
+
+The HTTP session is a parameter (a `requests.Session` by default), so scripts
+can share one and tests can hand in their own.
+"""
+
+import json
+import time
+
+import requests
+from requests.auth import HTTPBasicAuth, HTTPDigestAuth
+
+TERMINAL = {"SUCCESSFUL", "FAILED", "CANCELED"}
+
+
+class ClientError(Exception):
+    """The daemon refused a request or could not be reached; `str()` says why."""
+
+
+class ScrapyDoClient:
+    def __init__(self, url="http://localhost:7654", username=None, password=None, verify=True, session=None,
+                 timeout=60):
+        self.url = url.rstrip("/")
+        self.session = session or requests.Session()
+        self.verify = verify
+        self.timeout = timeout
+        self.auth = None
+        if username is not None:
+            # 0.5.0 spoke HTTP digest; over TLS basic is as safe and works with curl/browsers too.
+            kind = HTTPBasicAuth if self.url.startswith("https://") else HTTPDigestAuth
+            self.auth = kind(username, password or "")
+
+    def _call(self, method, path, params=None, data=None, files=None, stream=False, headers=None):
+        try:
+            response = self.session.request(method, self.url + path, params=params, data=data, files=files,
+                                            auth=self.auth, verify=self.verify, stream=stream,
+                                            timeout=None if stream else self.timeout, headers=headers)
+        except requests.RequestException as e:
+            raise ClientError(f"cannot reach {self.url}: {e}") from None
+        if response.status_code >= 400:
+            try:
+                message = response.json()["msg"]
+            except (ValueError, KeyError, TypeError):
+                message = response.text.strip()[:500] or response.reason
+            raise ClientError(f"{response.status_code}: {message}")
+        return response
+
+    def _json(self, method, path, **kwargs):
+        response = self._call(method, path, **kwargs)
+        try:
+            return response.json()
+        except ValueError:
+            raise ClientError(f"{self.url}{path} did not answer JSON; is this a Scrapy Do daemon?") from None
+
+    def status(self):
+        return self._json("GET", "/status.json")
+
+    def push_project(self, archive):
+        return self._json("POST", "/push-project.json", files={"archive": ("project.zip", archive)})
+
+    def list_projects(self):
+        return self._json("GET", "/list-projects.json")["projects"]
+
+    def list_spiders(self, project):
+        return self._json("GET", "/list-spiders.json", params={"project": project})["spiders"]
+
+    def schedule_job(self, project, spider, when="now", description="", payload="{}"):
+        data = {"project": project, "spider": spider, "when": when, "description": description,
+                "payload": payload}
+        return self._json("POST", "/schedule-job.json", data=data)["identifier"]
+
+    def list_jobs(self, status="ACTIVE", job_id=None, project=None, spider=None, limit=None):
+        if job_id is not None:
+            params = {"id": job_id}
+        else:
+            params = {k: v for k, v in (("status", status), ("project", project), ("spider", spider),
+                                        ("limit", limit)) if v is not None}
+        return self._json("GET", "/list-jobs.json", params=params)["jobs"]
+
+    def get_job(self, job_id):
+        return self.list_jobs(job_id=job_id)[0]
+
+    def get_log(self, job_id, kind="out", follow=False):
+        """The log's bytes, chunk by chunk. Without `follow`, a running job's log so far."""
+        headers = None
+        if not follow and self.get_job(job_id)["status"] == "RUNNING":
+            # The daemon follows a running log; a closed range asks for it as it is now.
+            headers = {"Range": f"bytes=0-{1 << 62}"}
+        try:
+            response = self._call("GET", f"/get-log/data/{job_id}.{kind}", stream=True, headers=headers)
+        except ClientError as e:
+            if str(e).startswith("416"):  # an empty log has no byte 0
+                return iter(())
+            raise
+        return response.iter_content(chunk_size=None)
+
+    def cancel_job(self, job_id):
+        self._json("POST", "/cancel-job.json", data={"id": job_id})
+
+    def remove_project(self, name):
+        self._json("POST", "/remove-project.json", data={"name": name})
+
+    def wait_job(self, job_id, poll=0.2, max_poll=2.0, clock=time):
+        """Block until the job ends; return it. Polls with a growing interval, capped at `max_poll` s."""
+        while True:
+            job = self.get_job(job_id)
+            if job["status"] in TERMINAL:
+                return job
+            clock.sleep(poll)
+            poll = min(poll * 1.5, max_poll)
+
+
+def dumps(data):
+    return json.dumps(data, ensure_ascii=False, indent=2)
