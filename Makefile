@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 CONFIG ?=
 
-.PHONY: run test install install-test bench docs clean
+.PHONY: run test install install-test browser bench docs clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +19,14 @@ $(VENV)/.installed-test: setup.py | $(PY)
 	touch $@ $(VENV)/.installed
 
 install: $(VENV)/.installed
-install-test: $(VENV)/.installed-test
+install-test: $(VENV)/.installed-test browser
+
+## Debian's Chromium for the browser tests (Playwright drives it; its own browser download does not work here).
+browser:
+	@command -v chromium >/dev/null || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver >/dev/null; }
 
 ## Install and start the daemon in the foreground (store ./projects, http://127.0.0.1:7654/).
 run: install

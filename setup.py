@@ -17,7 +17,7 @@ setup(
     license="BSD-3-Clause",
     python_requires=">=3.10",
     packages=find_packages(exclude=["tests", "tests.*", "bench"]) + ["twisted.plugins"],
-    package_data={"scrapy_do": ["default.conf"], "twisted": ["plugins/scrapy_do_plugin.py"]},
+    package_data={"scrapy_do": ["default.conf", "ui/*.*", "ui/*/*.*"], "twisted": ["plugins/scrapy_do_plugin.py"]},
     include_package_data=True,
     install_requires=[
         "twisted>=22.10",
@@ -31,7 +31,7 @@ setup(
         "tabulate>=0.8",
     ],
     extras_require={
-        "test": ["pytest>=7", "pytest-twisted>=1.14", "treq>=22.1"],
+        "test": ["pytest>=7", "pytest-twisted>=1.14", "treq>=22.1", "playwright>=1.40"],
     },
     entry_points={
         "console_scripts": [

@@ -120,8 +120,10 @@ class Controller(Service):
             except Exception:
                 log.failure("event listener failed on {kind}", kind=kind)
 
-    def _now(self):
+    def now(self):
+        """The daemon's local time, from its clock."""
         return datetime.fromtimestamp(self.clock.seconds())
+
 
     def _save(self, job):
         self.store.update_job(job)
@@ -143,7 +145,7 @@ class Controller(Service):
                 raise Conflict(f"the new archive of {prepared.name!r} drops spider(s) {', '.join(dropped)} "
                                "that still have scheduled jobs; cancel those jobs first")
         tree = self.projects.commit(prepared)
-        project = Project(name=prepared.name, spiders=prepared.spiders, tree=str(tree), pushed=self._now())
+        project = Project(name=prepared.name, spiders=prepared.spiders, tree=str(tree), pushed=self.now())
         self.store.save_project(project)
         if existing is not None:
             self._release_tree(existing.tree)
@@ -188,7 +190,7 @@ class Controller(Service):
         if spider not in proj.spiders:
             raise NotFound(f"project {project!r} has no spider {spider!r}; it has: {', '.join(proj.spiders)}")
         parsed = specs.parse(when if when is not None else "now")
-        job = new_job(proj.name, spider, "now" if parsed is None else parsed.text, self._now(),
+        job = new_job(proj.name, spider, "now" if parsed is None else parsed.text, self.now(),
                       actor=actor, description=description or "", payload=normalise_payload(payload))
         self.store.add_job(job)
         log.info("scheduled job {job} ({spider}, {when})", job=job.identifier, spider=spider, when=job.schedule)
@@ -204,7 +206,7 @@ class Controller(Service):
         if parent is None or parent.status is not JobStatus.SCHEDULED:
             self.scheduler.remove(identifier)
             return
-        job = new_job(parent.project, parent.spider, "now", self._now(), actor=Actor.SCHEDULER,
+        job = new_job(parent.project, parent.spider, "now", self.now(), actor=Actor.SCHEDULER,
                       description=parent.description, payload=parent.payload, parent=parent.identifier)
         self.store.add_job(job)
         self._emit("job", job)
@@ -239,7 +241,7 @@ class Controller(Service):
             d = crawl.stop(self.config.cancel_grace)
             d.addCallback(lambda _: self.store.get_job(job.identifier))
             return d
-        job = transition(job, JobStatus.CANCELED, finished=self._now())
+        job = transition(job, JobStatus.CANCELED, finished=self.now())
         if job.schedule != "now":
             self.scheduler.remove(job.identifier)
         self.store.bump("canceled")
@@ -289,7 +291,7 @@ class Controller(Service):
             log.error("job {job} failed to start: {e}", job=job.identifier, e=e.msg)
             with open(err_path, "a", encoding="utf-8") as f:
                 f.write(f"scrapy-do: {e.msg}\n")
-            now = self._now()
+            now = self.now()
             self.store.bump("run")
             self.store.bump("failed")
             self._save(transition(transition(job, JobStatus.RUNNING, started=now), JobStatus.FAILED,
@@ -297,7 +299,7 @@ class Controller(Service):
             self._purge()
             return
         self.crawls[job.identifier] = (crawl, project.tree)
-        self._save(transition(job, JobStatus.RUNNING, started=self._now(), pid=crawl.pid,
+        self._save(transition(job, JobStatus.RUNNING, started=self.now(), pid=crawl.pid,
                               pid_created=crawl.created))
         log.info("job {job} started: {spider} pid {pid}", job=job.identifier, spider=job.spider, pid=crawl.pid)
         crawl.ended.addCallback(self._ended, job.identifier)
@@ -305,7 +307,7 @@ class Controller(Service):
     def _ended(self, code, identifier):
         _, tree = self.crawls.pop(identifier)
         job = self.store.get_job(identifier)
-        now = self._now()
+        now = self.now()
         if identifier in self._canceling:
             self._canceling.discard(identifier)
             status, counter = JobStatus.CANCELED, "canceled"
@@ -344,7 +346,7 @@ class Controller(Service):
         return {
             "daemon-version": __version__,
             "hostname": socket.gethostname(),
-            "time": str(self._now()),
+            "time": str(self.now()),
             "timezone": "; ".join(dict.fromkeys(time.tzname)),
             "uptime-seconds": uptime,
             "jobs-run": counters["run"],

@@ -117,6 +117,21 @@ def openapi_document():
                               "206": {"description": "part of the log",
                                       "content": {"text/plain": {"schema": _STR}}},
                               "404": _ERROR, "416": _ERROR}}},
+            "/preview-schedule.json": {"get": {
+                "summary": "Check a scheduling spec and preview its next run times (server local time)",
+                "parameters": [_param("when", "a spec such as 'every 10 minutes', or 'now'"),
+                               _param("count", "how many run times (1-50, default 5)",
+                                      schema={"type": "integer", "minimum": 1, "maximum": 50})],
+                "responses": _responses(_ok("the next run times", {"when": _STR, "next": _STRS},
+                                            ["when", "next"]), 400)}},
+            "/events": {"get": {
+                "summary": "Server-Sent Events: status (first, then after changes), job, job-removed, project",
+                "responses": {"200": {"description": "an endless text/event-stream",
+                                      "content": {"text/event-stream": {"schema": _STR}}}}}},
+            "/": {"get": {
+                "summary": "The web dashboard (HTML)",
+                "responses": {"200": {"description": "the dashboard",
+                                      "content": {"text/html": {"schema": _STR}}}}}},
             "/openapi.json": {"get": {
                 "summary": "This document",
                 "responses": {"200": {"description": "OpenAPI 3 document",

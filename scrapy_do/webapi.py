@@ -9,6 +9,7 @@ import io
 import json
 import re
 import time
+from pathlib import Path
 
 import psutil
 from klein import Klein
@@ -21,6 +22,8 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from scrapy_do import errors
 from scrapy_do.controller import LOG_KINDS, UUID
 from scrapy_do.errors import BadRequest
+from scrapy_do import spec as specs
+from scrapy_do.events import EventStream
 from scrapy_do.logs import LogFollower, LogWatcher, parse_open_range
 from scrapy_do.models import JobStatus
 from scrapy_do.openapi import openapi_document
@@ -39,6 +42,7 @@ ERROR_CODES = [
 MAX_FIELD = 64 << 10
 #: Room for multipart framing and the other fields of a push.
 BODY_SLACK = 1 << 20
+UI_DIR = Path(__file__).parent / "ui"
 _LOG_NAME = re.compile(rf"^({UUID.pattern[1:-1]})\.({'|'.join(LOG_KINDS)})$")
 
 
@@ -105,6 +109,7 @@ class WebAPI:
         self.config = config
         self._reactor = reactor
         self._watcher = None
+        self._events = None
         self._process = psutil.Process()
         self._process.cpu_percent()
         self._sample = (float("-inf"), 0.0, 0.0)
@@ -199,11 +204,41 @@ class WebAPI:
 
     @app.route("/status.json", methods=["GET"])
     def status(self, request):
+        return to_json(request, self._status())
+
+    def _status(self):
         data = {"status": "ok"}
         data.update(self.controller.status())
         data["memory-usage"], data["cpu-usage"] = self._usage()
         data["uptime"] = format_uptime(data["uptime-seconds"])
-        return to_json(request, data)
+        return data
+
+    def _reactor_or_global(self):
+        if self._reactor is None:
+            from twisted.internet import reactor
+
+            self._reactor = reactor
+        return self._reactor
+
+    @app.route("/events", methods=["GET"])
+    def events(self, request):
+        """Server-Sent Events for the dashboard (and anyone): see scrapy_do.events."""
+        if self._events is None:
+            self._events = EventStream(self.controller, self._reactor_or_global(), self._status)
+        return self._events.open(request)
+
+    @app.route("/preview-schedule.json", methods=["GET"])
+    def preview_schedule(self, request):
+        when = self._arg(request, "when", required=False, default="now")
+        count = self._int_arg(request, "count", default=5, minimum=1)
+        if count > 50:
+            raise BadRequest("parameter 'count' must be at most 50")
+        now = self.controller.now()
+        parsed = specs.parse(when)
+        if parsed is None:
+            return to_json(request, {"status": "ok", "when": "now", "next": [str(now)]})
+        runs = specs.next_fires(parsed, now, count)
+        return to_json(request, {"status": "ok", "when": parsed.text, "next": [str(t) for t in runs]})
 
     @app.route("/push-project.json", methods=["POST"])
     @defer.inlineCallbacks
@@ -271,6 +306,21 @@ class WebAPI:
         self.controller.remove_project(self._arg(request, "name"))
         return to_json(request, {"status": "ok"})
 
+    @app.route("/", methods=["GET", "HEAD"])
+    def index(self, request):
+        """The dashboard: static files that use this same API."""
+        request.setHeader(b"content-type", b"text/html; charset=utf-8")
+        request.setHeader(b"cache-control", b"no-cache")
+        return (UI_DIR / "index.html").read_bytes()
+
+    @app.route("/ui/", branch=True, methods=["GET", "HEAD"])
+    def ui(self, request):
+        resource = File(str(UI_DIR))
+        resource.contentTypes = {**resource.contentTypes, ".js": "text/javascript", ".mjs": "text/javascript",
+                                 ".css": "text/css", ".svg": "image/svg+xml"}
+        resource.directoryListing = lambda: File.childNotFound
+        return resource
+
     @app.route("/openapi.json", methods=["GET"])
     def openapi(self, request):
         return to_json(request, openapi_document())
@@ -300,9 +350,7 @@ class WebAPI:
 
     def _follow(self, request, path, start, size, identifier, partial):
         if self._watcher is None:
-            from twisted.internet import reactor
-
-            self._watcher = LogWatcher(self._reactor or reactor)
+            self._watcher = LogWatcher(self._reactor_or_global())
         request.setHeader(b"content-type", b"text/plain; charset=utf-8")
         request.setHeader(b"accept-ranges", b"bytes")
         request.setHeader(b"x-scrapy-do-following", b"yes")

@@ -123,3 +123,15 @@ def test_concurrent_schedule_requests_get_distinct_jobs(daemon):
     ids = {body["identifier"] for code, body in results if code == 200}
     assert len(ids) == 64
     assert c.count_jobs("SCHEDULED") == 64
+
+
+@pytest_twisted.inlineCallbacks
+def test_dashboard_and_its_files_are_served_but_nothing_else(daemon):
+    """`/` is the dashboard's HTML; /ui/ serves its files and refuses paths outside it."""
+    response = yield treq.get(url(daemon, "/"))
+    body = yield response.content()
+    assert response.code == 200 and b"<title>" in body.lower()
+    for path in ("/ui/../webapi.py", "/ui/%2e%2e/webapi.py", "/ui/..%2Fwebapi.py", "/ui/nope.js"):
+        response = yield treq.get(url(daemon, path))
+        body = yield response.content()
+        assert response.code == 404 and b"Klein" not in body, path

@@ -196,6 +196,24 @@ def test_openapi_documents_exactly_the_routes(http, api):
     documented = {(path, m.upper()) for path, ops in doc["paths"].items() for m in ops}
     routes = set()
     for rule in api.app.url_map.iter_rules():
+        if rule.rule.startswith("/ui/"):
+            continue  # the dashboard's static files
         path = rule.rule.replace("<path:filename>", "{filename}")
         routes |= {(path, m) for m in rule.methods if m not in ("HEAD", "OPTIONS")}
     assert documented == routes
+
+
+def test_preview_schedule_lists_next_run_times(http, clock):
+    """preview-schedule.json normalises the spec and lists the next run times from the daemon's clock."""
+    code, body = jcall(http, "get", "/preview-schedule.json?when=every%2010%20Minutes&count=3")
+    assert (code, body["when"]) == (200, "every 10 minutes")
+    assert body["next"] == ["2026-11-23 10:10:00", "2026-11-23 10:20:00", "2026-11-23 10:30:00"]
+
+
+@pytest.mark.parametrize("query, text", [("when=every%20blue%20moon", "blue"), ("count=0", "'count'"),
+                                         ("count=51", "at most 50")])
+def test_preview_schedule_rejects_bad_input(http, query, text):
+    """A bad spec or count is a 400 naming the problem."""
+    code, body = jcall(http, "get", "/preview-schedule.json?" + query)
+    assert code == 400 and text in body["msg"]
+
