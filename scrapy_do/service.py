@@ -1,15 +1,19 @@
 """The composition root: the only place that builds and wires the daemon's parts."""
 
+import ipaddress
+
 from twisted.application.service import MultiService, Service
 from twisted.internet import defer
 from twisted.logger import Logger
 
 from scrapy_do.archives import Limits
+from scrapy_do.auth import AuthWrapper, check_auth_db
 from scrapy_do.controller import Controller
 from scrapy_do.errors import ScrapyDoError, StartupError
 from scrapy_do.launcher import ProcessLauncher
 from scrapy_do.projects import ProjectStore
 from scrapy_do.store import SqliteStore
+from scrapy_do.tls import ReloadingContextFactory
 from scrapy_do.webapi import WebAPI
 
 log = Logger(namespace="scrapy_do.service")
@@ -20,21 +24,26 @@ class WebServer(Service):
 
     name = "web"
 
-    def __init__(self, reactor, site, interfaces):
+    def __init__(self, reactor, site, interfaces, tls=None):
         self._reactor = reactor
         self.site = site
         self.interfaces = interfaces
+        self.tls = tls
         self.ports = []
 
     def startService(self):
+        scheme = "https" if self.tls else "http"
         for host, port in self.interfaces:
             try:
-                self.ports.append(self._reactor.listenTCP(port, self.site, interface=host))
+                if self.tls:
+                    self.ports.append(self._reactor.listenSSL(port, self.site, self.tls, interface=host))
+                else:
+                    self.ports.append(self._reactor.listenTCP(port, self.site, interface=host))
             except Exception as e:
                 raise StartupError(f"cannot listen on {host}:{port}: {e}") from None
             shown = f"[{host}]" if ":" in host else host
-            log.info("Scrapy Do web interface is available at http://{addr}:{port}/",
-                     addr=shown, port=self.ports[-1].getHost().port)
+            log.info("Scrapy Do web interface is available at {scheme}://{addr}:{port}/",
+                     scheme=scheme, addr=shown, port=self.ports[-1].getHost().port)
         super().startService()
 
     def stopService(self):
@@ -72,13 +81,23 @@ class ScrapyDoService(MultiService):
         self.store.close()
 
 
+def _loopback(host):
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
 def make_service(config, reactor):
     """Build the daemon for `config` on `reactor`; nothing is touched until it starts."""
-    for key, enabled in (("https", config.https), ("auth", config.auth)):
-        if enabled:
-            # Refuse rather than serve plain, open HTTP to someone who asked for more.
-            raise StartupError(f"[web] {key} = on is not supported by this version yet; "
-                               "put the daemon behind a TLS/auth proxy and set it off")
+    tls = ReloadingContextFactory(config.key, config.cert, config.chain) if config.https else None
+    wrap = None
+    if config.auth:
+        check_auth_db(config.auth_db)
+        wrap = lambda resource: AuthWrapper(resource, config.auth_db, basic=config.https)  # noqa: E731
+    elif any(not _loopback(host) for host, _ in config.interfaces):
+        log.warn("the web interface listens beyond this machine with auth off: anyone who can reach it can "
+                 "run code here; set [web] auth = on")
     try:
         config.project_store.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -91,7 +110,7 @@ def make_service(config, reactor):
     top = ScrapyDoService(reactor, store)
     api = WebAPI(controller, config, reactor)
     # The ports are bound first: a busy port stops start-up before any crawl starts.
-    WebServer(reactor, api.site(), config.interfaces).setServiceParent(top)
+    WebServer(reactor, api.site(wrap), config.interfaces, tls).setServiceParent(top)
     controller.setServiceParent(top)
     top.controller = controller
     top.api = api

@@ -114,14 +114,15 @@ class WebAPI:
         self._process.cpu_percent()
         self._sample = (float("-inf"), 0.0, 0.0)
 
-    def site(self):
-        """A Site serving this API, refusing bodies over the archive limit."""
+    def site(self, wrap=None):
+        """A Site serving this API (through `wrap`, e.g. authentication), refusing bodies over the limit."""
         limit = self.config.max_archive_size + BODY_SLACK
 
         class Request(LimitedRequest):
             max_body = limit
 
-        site = server.Site(self.app.resource())
+        resource = self.app.resource()
+        site = server.Site(wrap(resource) if wrap else resource)
         site.requestFactory = Request
         site.displayTracebacks = False
         # No access log: a dashboard polling status.json would flood the

@@ -14,6 +14,7 @@ import urllib.request
 from tests.helpers import multipart
 
 READY = re.compile(r"available at http://127\.0\.0\.1:(\d+)/")
+READY_HTTPS = re.compile(r"available at https://127\.0\.0\.1:(\d+)/")
 
 
 class DaemonProcess:
@@ -38,10 +39,13 @@ class DaemonProcess:
             self.url = f"http://127.0.0.1:{self.wait_ready()}"
         return self
 
-    def wait_ready(self, timeout=30):
+    def wait_ready_https(self, timeout=30):
+        return self.wait_ready(timeout, READY_HTTPS)
+
+    def wait_ready(self, timeout=30, pattern=READY):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            m = READY.search(self.log.read_text())
+            m = pattern.search(self.log.read_text())
             if m:
                 return int(m.group(1))
             if self.proc.poll() is not None:

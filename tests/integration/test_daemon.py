@@ -37,7 +37,6 @@ def db_statuses(workdir):
     ("[scrapy-do]\ncompleted-cap = lots\n", "[scrapy-do] completed-cap"),
     ("[web]\ninterfaces = localhost\n", "[web] interfaces"),
     ("not an ini file\n", "not a valid INI file"),
-    ("[web]\nauth = on\n", "[web] auth = on is not supported"),
 ])
 def test_bad_config_stops_startup_with_one_clear_line(tmp_path, conf, text):
     """A bad value makes `scrapy-do` exit non-zero with one line naming the key."""
