@@ -32,6 +32,7 @@ class Config:
     max_unpacked_size: int = 512 << 20
     max_archive_files: int = 10000
     spider_list_timeout: float = 60.0
+    max_log_size: int = 128 << 20
     interfaces: tuple = (("127.0.0.1", 7654),)
     https: bool = False
     key: Path | None = None
@@ -163,6 +164,7 @@ def _build(parser, base, source):
         max_unpacked_size=_get(parser, sd, "max-unpacked-size", parse_size, lambda v: v > 0, "must be positive"),
         max_archive_files=_get(parser, sd, "max-archive-files", _int, lambda v: v > 0, "must be positive"),
         spider_list_timeout=_get(parser, sd, "spider-list-timeout", _float, lambda v: v > 0, "must be positive"),
+        max_log_size=_get(parser, sd, "max-log-size", parse_size),
         interfaces=interfaces,
         https=_get(parser, web, "https", _bool),
         key=path(web, "key"),

@@ -55,7 +55,7 @@ def check_job_id(identifier):
 class Controller(Service):
     name = "controller"
 
-    def __init__(self, config, store, projects, launcher, clock, rng=None):
+    def __init__(self, config, store, projects, launcher, clock, rng=None, log_cap=None):
         self.config = config
         self.store = store
         self.projects = projects
@@ -63,6 +63,8 @@ class Controller(Service):
         self.clock = clock
         self.scheduler = SpecScheduler(clock, self._spawn_scheduled, rng)
         self.crawls = {}  # job id -> (IRunningCrawl, tree)
+        self.log_cap = log_cap
+        self._uncap = {}
         self._canceling = set()
         self._stopping = False
         self._listeners = []
@@ -299,6 +301,8 @@ class Controller(Service):
             self._purge()
             return
         self.crawls[job.identifier] = (crawl, project.tree)
+        if self.log_cap is not None:
+            self._uncap[job.identifier] = [self.log_cap.watch(p) for p in (out_path, err_path)]
         self._save(transition(job, JobStatus.RUNNING, started=self.now(), pid=crawl.pid,
                               pid_created=crawl.created))
         log.info("job {job} started: {spider} pid {pid}", job=job.identifier, spider=job.spider, pid=crawl.pid)
@@ -306,6 +310,8 @@ class Controller(Service):
 
     def _ended(self, code, identifier):
         _, tree = self.crawls.pop(identifier)
+        for stop in self._uncap.pop(identifier, ()):
+            stop()
         job = self.store.get_job(identifier)
         now = self.now()
         if identifier in self._canceling:

@@ -6,6 +6,7 @@ write the crawl makes (an inotify event, no polling where Linux has inotify)
 is sent as it comes, and the response ends when the job ends.
 """
 
+import os
 import re
 
 from twisted.internet import defer, task
@@ -155,3 +156,50 @@ class LogFollower:
             self._cleanups.pop()()
         if not self.done.called:
             self.done.callback(b"")
+
+
+class LogCap:
+    """Keeps crawl logs under `limit` bytes so a runaway crawl cannot fill the disk.
+
+    A log that grows past the limit keeps its first `limit` bytes and ends
+    with a marker line; the crawl goes on, and whatever it writes later is cut
+    off at each write (inotify tells when).
+    """
+
+    def __init__(self, watcher, limit):
+        self.watcher = watcher
+        self.limit = limit
+
+    def marker(self):
+        return (f"\n[scrapy-do] log truncated at {self.limit} bytes (max-log-size); "
+                "the crawl goes on, its further output is dropped\n").encode()
+
+    def watch(self, path):
+        """Start enforcing the limit on `path`; returns a function that stops (and enforces once more)."""
+        path = str(path)
+        unwatch = self.watcher.watch(path, lambda: self.enforce(path))
+
+        def stop():
+            unwatch()
+            self.enforce(path)
+        return stop
+
+    def enforce(self, path):
+        try:
+            size = os.stat(path).st_size
+            marker = self.marker()
+            if size <= self.limit + len(marker):
+                if size <= self.limit:
+                    return
+                with open(path, "rb") as f:
+                    f.seek(self.limit)
+                    if f.read(len(marker)) == marker[: size - self.limit]:
+                        return
+            fd = os.open(path, os.O_WRONLY)
+            try:
+                os.pwrite(fd, marker, self.limit)
+                os.ftruncate(fd, self.limit + len(marker))
+            finally:
+                os.close(fd)
+        except OSError as e:
+            log.warn("cannot cap log {path}: {e}", path=path, e=e)

@@ -11,6 +11,7 @@ from scrapy_do.auth import AuthWrapper, check_auth_db
 from scrapy_do.controller import Controller
 from scrapy_do.errors import ScrapyDoError, StartupError
 from scrapy_do.launcher import ProcessLauncher
+from scrapy_do.logs import LogCap, LogWatcher
 from scrapy_do.projects import ProjectStore
 from scrapy_do.store import SqliteStore
 from scrapy_do.tls import ReloadingContextFactory
@@ -106,9 +107,11 @@ def make_service(config, reactor):
     projects = ProjectStore(config.project_store, reactor,
                             Limits(config.max_unpacked_size, config.max_archive_files),
                             list_timeout=config.spider_list_timeout)
-    controller = Controller(config, store, projects, ProcessLauncher(reactor), reactor)
+    watcher = LogWatcher(reactor)
+    log_cap = LogCap(watcher, config.max_log_size) if config.max_log_size else None
+    controller = Controller(config, store, projects, ProcessLauncher(reactor), reactor, log_cap=log_cap)
     top = ScrapyDoService(reactor, store)
-    api = WebAPI(controller, config, reactor)
+    api = WebAPI(controller, config, reactor, watcher=watcher)
     # The ports are bound first: a busy port stops start-up before any crawl starts.
     WebServer(reactor, api.site(wrap), config.interfaces, tls).setServiceParent(top)
     controller.setServiceParent(top)

@@ -104,11 +104,11 @@ class WebAPI:
     # '//' must not redirect somewhere else: answer the path as given.
     app.url_map.merge_slashes = False
 
-    def __init__(self, controller, config, reactor=None):
+    def __init__(self, controller, config, reactor=None, watcher=None):
         self.controller = controller
         self.config = config
         self._reactor = reactor
-        self._watcher = None
+        self._watcher = watcher
         self._events = None
         self._process = psutil.Process()
         self._process.cpu_percent()

@@ -113,3 +113,15 @@ def test_original_twistd_form_still_starts(tmp_path):
     code, body = daemon.get("/status.json")
     assert code == 200 and body["status"] == "ok"
     assert daemon.stop() == 0
+
+
+def test_log_size_cap_truncates_with_marker_and_crawl_goes_on(tmp_path):
+    """A crawl logging past max-log-size keeps a capped log with a marker and still succeeds."""
+    daemon = DaemonProcess(tmp_path, "[scrapy-do]\nmax-log-size = 4K\n[web]\ninterfaces = 127.0.0.1:0\n").start()
+    push(daemon)
+    job_id = schedule(daemon, "slow", payload='{"pages": 40}')
+    assert daemon.wait_job(job_id, {"SUCCESSFUL", "FAILED"})["status"] == "SUCCESSFUL"
+    err = (tmp_path / "projects" / "log-dir" / f"{job_id}.err").read_bytes()
+    assert len(err) < 4096 + 200
+    assert err.rstrip().endswith(b"its further output is dropped")
+    assert daemon.stop() == 0
