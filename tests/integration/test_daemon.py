@@ -125,3 +125,20 @@ def test_log_size_cap_truncates_with_marker_and_crawl_goes_on(tmp_path):
     assert len(err) < 4096 + 200
     assert err.rstrip().endswith(b"its further output is dropped")
     assert daemon.stop() == 0
+
+
+@pytest.mark.parametrize("setup, text", [
+    ("file-as-store", "cannot create the project store"),
+    ("corrupt-db", "cannot open the database"),
+])
+def test_unusable_store_stops_startup_with_one_line(tmp_path, setup, text):
+    """A project store that is a file, or a corrupt database, stops start-up with one clear line."""
+    if setup == "file-as-store":
+        (tmp_path / "projects").write_text("not a directory")
+    else:
+        (tmp_path / "projects").mkdir()
+        (tmp_path / "projects" / "scrapy-do.db").write_bytes(b"garbage" * 1000)
+    proc = subprocess.run([sys.executable, "-m", "scrapy_do"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=30)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1 and text in lines[0], proc.stderr
