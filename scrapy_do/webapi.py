@@ -69,6 +69,14 @@ def error_body(request, code, msg):
     return to_json(request, {"status": "error", "msg": msg}, code)
 
 
+def _clamp_suffix_range(request, size):
+    """`bytes=-N` with N past the start means the whole file (RFC 9110); Twisted's File would answer 500."""
+    header = (request.getHeader(b"range") or b"").decode("latin-1").strip()
+    m = re.fullmatch(r"bytes\s*=\s*-\s*(\d+)", header)
+    if m and size and int(m.group(1)) > size:
+        request.requestHeaders.setRawHeaders(b"range", [f"bytes=0-{size - 1}".encode()])
+
+
 class LimitedRequest(server.Request):
     """Drops request bodies over `max_body` as they arrive instead of buffering them.
 
@@ -320,6 +328,8 @@ class WebAPI:
         resource.contentTypes = {**resource.contentTypes, ".js": "text/javascript", ".mjs": "text/javascript",
                                  ".css": "text/css", ".svg": "image/svg+xml"}
         resource.directoryListing = lambda: File.childNotFound
+        # Revalidate after upgrades instead of running yesterday's scripts.
+        request.setHeader(b"cache-control", b"no-cache")
         return resource
 
     @app.route("/openapi.json", methods=["GET"])
@@ -345,6 +355,7 @@ class WebAPI:
                                                 "within it")
             if start is not None:
                 return self._follow(request, path, start, size, identifier, partial=bool(header))
+        _clamp_suffix_range(request, path.stat().st_size)
         resource = File(str(path), defaultType="text/plain; charset=utf-8")
         resource.type, resource.encoding = "text/plain; charset=utf-8", None
         return resource

@@ -42,6 +42,10 @@ def test_push_schedule_and_read_logs_over_http(daemon):
                               headers={"Range": "bytes=-200"})
     tail = yield response.content()
     assert response.code == 206 and len(tail) == 200
+    whole = daemon.controller.log_path(job.identifier, "err").read_bytes()
+    response = yield treq.get(url(daemon, f"/get-log/data/{job.identifier}.err"),
+                              headers={"Range": f"bytes=-{len(whole) + 1000}"})
+    assert response.code == 206 and (yield response.content()) == whole
 
 
 @pytest_twisted.inlineCallbacks

@@ -1,0 +1,100 @@
+// The daemon's JSON API. Every failure becomes an ApiError whose message is the
+// server's own "msg", shown to the user verbatim.
+
+export class ApiError extends Error {
+  constructor(message, code = 0) {
+    super(message);
+    this.name = 'ApiError';
+    this.code = code;
+  }
+}
+
+function query(params) {
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries(params || {})) {
+    if (v !== undefined && v !== null && v !== '') q.set(k, String(v));
+  }
+  const s = q.toString();
+  return s ? `?${s}` : '';
+}
+
+async function errorFrom(response) {
+  let msg = `${response.status} ${response.statusText}`.trim();
+  try {
+    const body = await response.json();
+    if (body && body.msg) msg = body.msg;
+  } catch { /* not JSON: keep the status line */ }
+  return new ApiError(msg, response.status);
+}
+
+async function call(path, {params, form, signal} = {}) {
+  const init = {signal, headers: {Accept: 'application/json'}};
+  if (form) {
+    const data = new FormData();
+    for (const [k, v] of Object.entries(form)) {
+      if (v !== undefined && v !== null) data.append(k, v);
+    }
+    init.method = 'POST';
+    init.body = data;
+  }
+  let response;
+  try {
+    response = await fetch(path + query(params), init);
+  } catch (err) {
+    if (err.name === 'AbortError') throw err;
+    throw new ApiError(`cannot reach the daemon (${err.message})`);
+  }
+  if (!response.ok) throw await errorFrom(response);
+  return response.json();
+}
+
+export const api = {
+  status: () => call('/status.json'),
+  listProjects: () => call('/list-projects.json').then((r) => r.projects),
+  listSpiders: (project) => call('/list-spiders.json', {params: {project}}).then((r) => r.spiders),
+  pushProject: (file) => call('/push-project.json', {form: {archive: file}}),
+  removeProject: (name) => call('/remove-project.json', {form: {name}}),
+  schedule: (fields) => call('/schedule-job.json', {form: fields}),
+  /** params: status, project, spider, limit, offset */
+  listJobs: (params, signal) => call('/list-jobs.json', {params, signal}).then((r) => r.jobs),
+  job: (id, signal) => call('/list-jobs.json', {params: {id}, signal}).then((r) => r.jobs[0]),
+  cancelJob: (id) => call('/cancel-job.json', {form: {id}}),
+  preview: (when, count, signal) => call('/preview-schedule.json', {params: {when, count}, signal}),
+};
+
+export function logUrl(id, kind) {
+  return `/get-log/data/${encodeURIComponent(id)}.${kind}`;
+}
+
+/** HEAD of a log: its current size in bytes. */
+export async function logSize(id, kind, signal) {
+  const response = await fetch(logUrl(id, kind), {method: 'HEAD', signal});
+  if (!response.ok) {
+    // HEAD has no body: ask for one byte to get the daemon's message.
+    const again = await fetch(logUrl(id, kind), {headers: {Range: 'bytes=0-0'}, signal});
+    throw again.ok ? new ApiError(`HTTP ${response.status}`, response.status) : await errorFrom(again);
+  }
+  return Number(response.headers.get('content-length') || 0);
+}
+
+/** Bytes [start, end] of a log (a closed range: never follows). */
+export async function logSlice(id, kind, start, end, signal) {
+  const response = await fetch(logUrl(id, kind), {headers: {Range: `bytes=${start}-${end}`}, signal});
+  if (response.status === 416) return {start, bytes: new Uint8Array(0)};
+  if (!response.ok) throw await errorFrom(response);
+  let first = 0;
+  const range = /bytes (\d+)-/.exec(response.headers.get('content-range') || '');
+  if (response.status === 206 && range) first = Number(range[1]);
+  return {start: first, bytes: new Uint8Array(await response.arrayBuffer())};
+}
+
+/** A log from `start` on; for a running job the response streams until the job ends. */
+export async function logFollow(id, kind, start, signal) {
+  const headers = start > 0 ? {Range: `bytes=${start}-`} : {};
+  const response = await fetch(logUrl(id, kind), {headers, signal, cache: 'no-store'});
+  if (response.status === 416) return null;
+  if (!response.ok) throw await errorFrom(response);
+  return response;
+}
+
+export {errorFrom};

@@ -1,0 +1,142 @@
+// Dashboard: daemon status and counters, running and pending jobs, the last completed ones.
+
+import {api} from '../api.js';
+import {cancelButton, descriptionCell, emptyRow, jobDuration, logLinks, spiderCell, statusBadge, timeCell} from '../components.js';
+import {debounce, fill, h} from '../dom.js';
+import {formatDuration, shortTime} from '../format.js';
+import {activeJobs, state, subscribe} from '../state.js';
+
+export const title = 'Dashboard';
+const RECENT = 5;
+
+function stat(label, value, testid, extra) {
+  return h('div', {class: 'stat', 'data-testid': testid},
+    h('div', {class: 'stat-label'}, label),
+    h('div', {class: 'stat-value', 'data-testid': `${testid}-value`}, value),
+    extra ? h('div', {class: 'stat-extra muted small'}, extra) : null);
+}
+
+function renderStatus(box) {
+  const s = state.status;
+  if (!s) {
+    fill(box, h('p', {class: 'muted'}, 'Waiting for the daemon…'));
+    return;
+  }
+  const slots = s['job-slots'] || 0;
+  const running = s['jobs-running'] || 0;
+  const pct = slots ? Math.min(100, Math.round((running / slots) * 100)) : 0;
+  const uptime = h('span', {'data-uptime': ''}, formatDuration(s['uptime-seconds']));
+  fill(box,
+    h('div', {class: 'stats-grid'},
+      stat('Version', s['daemon-version'] || '?', 'stat-version', `${s.hostname || ''} · ${s.timezone || ''}`),
+      stat('Uptime', uptime, 'stat-uptime', `server time ${shortTime(s.time)}`),
+      stat('Memory', `${Number(s['memory-usage'] || 0).toFixed(1)} MiB`, 'stat-memory', 'daemon process'),
+      stat('CPU', `${Number(s['cpu-usage'] || 0).toFixed(1)} %`, 'stat-cpu', 'daemon process'),
+      stat('Job slots', `${running} / ${slots}`, 'stat-slots',
+        h('div', {class: 'meter', role: 'meter', 'aria-valuenow': running, 'aria-valuemin': 0, 'aria-valuemax': slots},
+          h('div', {class: 'meter-fill', style: {width: `${pct}%`}}))),
+      stat('Pending', String(s['jobs-pending'] ?? 0), 'stat-queue',
+        `${s['jobs-scheduled'] ?? 0} scheduled`)),
+    h('div', {class: 'counters'},
+      counter('Run', s['jobs-run'], 'stat-jobs-run', ''),
+      counter('Successful', s['jobs-successful'], 'stat-jobs-successful', 'ok'),
+      counter('Failed', s['jobs-failed'], 'stat-jobs-failed', 'bad'),
+      counter('Canceled', s['jobs-canceled'], 'stat-jobs-canceled', 'off')));
+}
+
+function counter(label, value, testid, tone) {
+  return h('div', {class: ['counter', tone], 'data-testid': testid},
+    h('span', {class: 'counter-value', 'data-testid': `${testid}-value`}, String(value ?? 0)),
+    h('span', {class: 'counter-label'}, label));
+}
+
+function activeRow(job) {
+  return h('tr', {'data-testid': 'job-row', 'data-job-id': job.identifier, 'data-status': job.status},
+    h('td', null, statusBadge(job.status)),
+    h('td', null, spiderCell(job)),
+    h('td', {class: 'desc'}, descriptionCell(job)),
+    h('td', null, timeCell(job.started || job.timestamp)),
+    h('td', {class: 'num'}, jobDuration(job)),
+    h('td', {class: 'row-actions'}, logLinks(job), cancelButton(job)));
+}
+
+function completedRow(job) {
+  return h('tr', {'data-testid': 'job-row', 'data-job-id': job.identifier, 'data-status': job.status},
+    h('td', null, statusBadge(job.status)),
+    h('td', null, spiderCell(job)),
+    h('td', {class: 'desc'}, descriptionCell(job)),
+    h('td', null, timeCell(job.finished || job.timestamp)),
+    h('td', {class: 'num'}, jobDuration(job)),
+    h('td', null, logLinks(job)));
+}
+
+function table(testid, head, rows, empty) {
+  return h('div', {class: 'table-wrap'},
+    h('table', {class: 'jobs', 'data-testid': testid},
+      h('thead', null, h('tr', null, head.map((c) => h('th', {class: /Elapsed|Duration/.test(c) ? 'num' : null}, c)))),
+      h('tbody', null, rows.length ? rows : emptyRow(head.length, empty, `${testid}-empty`))));
+}
+
+export function mount(root) {
+  const statusBox = h('section', {class: 'card', 'data-testid': 'status-panel', 'aria-label': 'Daemon status'});
+  const activeBox = h('div');
+  const recentBox = h('div');
+  let recent = [];
+
+  root.append(
+    h('div', {class: 'page-head'},
+      h('h1', null, 'Dashboard'),
+      h('div', {class: 'actions'},
+        h('a', {class: 'button primary', href: '#/schedule', 'data-testid': 'dash-schedule'}, 'Schedule a job'),
+        h('a', {class: 'button', href: '#/projects'}, 'Push a project'))),
+    statusBox,
+    h('section', {class: 'card'},
+      h('div', {class: 'card-head'}, h('h2', null, 'Running and pending'),
+        h('a', {href: '#/jobs', class: 'small'}, 'all jobs →')),
+      activeBox),
+    h('section', {class: 'card'},
+      h('div', {class: 'card-head'}, h('h2', null, 'Recently completed'),
+        h('a', {href: '#/jobs', class: 'small'}, 'history →')),
+      recentBox));
+
+  const renderActive = () => {
+    const jobs = activeJobs().filter((j) => j.status !== 'SCHEDULED')
+      .sort((a, b) => (a.status === b.status ? 0 : a.status === 'RUNNING' ? -1 : 1));
+    const scheduled = activeJobs({status: 'SCHEDULED'}).length;
+    fill(activeBox,
+      table('dashboard-active', ['Status', 'Spider', 'Description', 'Started', 'Elapsed', 'Logs'],
+        jobs.map(activeRow), state.loaded ? 'Nothing is running or waiting.' : 'Loading…'),
+      scheduled ? h('p', {class: 'muted small footnote'},
+        `${scheduled} scheduled job${scheduled === 1 ? '' : 's'} will spawn runs at their times. `,
+        h('a', {href: '#/jobs?status=SCHEDULED'}, 'See them')) : null);
+  };
+  const renderRecent = () => {
+    fill(recentBox, table('dashboard-recent', ['Status', 'Spider', 'Description', 'Finished', 'Duration', 'Logs'],
+      recent.map(completedRow), 'No job has completed yet.'));
+  };
+  let controller = null;
+  const loadRecent = async () => {
+    controller?.abort();
+    controller = new AbortController();
+    try {
+      recent = await api.listJobs({status: 'COMPLETED', limit: RECENT}, controller.signal);
+      renderRecent();
+    } catch (err) {
+      if (err.name !== 'AbortError') fill(recentBox, h('p', {class: 'error'}, err.message));
+    }
+  };
+  const refreshRecent = debounce(loadRecent, 200);
+
+  renderStatus(statusBox);
+  renderActive();
+  renderRecent();
+  loadRecent();
+
+  const off = subscribe((kind, data) => {
+    if (kind === 'status') renderStatus(statusBox);
+    if (kind === 'job' || kind === 'job-removed' || kind === 'reset') renderActive();
+    if ((kind === 'job' && !['SCHEDULED', 'PENDING', 'RUNNING'].includes(data.status)) ||
+        kind === 'job-removed' || kind === 'reset') refreshRecent();
+  });
+  return () => { off(); refreshRecent.cancel(); controller?.abort(); };
+}
