@@ -55,7 +55,7 @@ def open_archive(data):
         raise BadArchive("the archive is empty; send a zip of your project folder in the 'archive' field")
     try:
         return zipfile.ZipFile(io.BytesIO(data))
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError) as e:
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError, NotImplementedError) as e:
         raise BadArchive(f"the archive is not a valid zip file ({e}); create it with e.g. 'zip -r proj.zip proj'") from None
 
 
@@ -157,7 +157,8 @@ def extract(data, dest, limits):
                         out.write(chunk)
             except OSError as e:
                 raise BadArchive(f"archive entry {info.filename!r} cannot be written ({e.strerror})") from None
-            except (zipfile.BadZipFile, NotImplementedError, RuntimeError, EOFError, zlib.error) as e:
+            except (zipfile.BadZipFile, NotImplementedError, RuntimeError, EOFError, ValueError, zlib.error) as e:
+                # ValueError covers UnicodeDecodeError from a local header's name.
                 raise BadArchive(f"archive entry {info.filename!r} cannot be unpacked ({e})") from None
             os.chmod(target, 0o644)
         return name

@@ -131,8 +131,15 @@ def normalise_payload(text):
     except RecursionError:
         raise InvalidPayload("payload is nested too deeply; flatten it") from None
     if not isinstance(value, dict):
-        raise InvalidPayload("payload must be a JSON object such as {\"key\": 1}, not " + type(value).__name__)
-    return json.dumps(value, ensure_ascii=False)
+        kind = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(type(value), "a number")
+        raise InvalidPayload(f"payload must be a JSON object such as {{\"key\": 1}}, not {kind}")
+    text = json.dumps(value, ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidPayload("payload holds an unpaired surrogate escape (like \\ud800); send valid Unicode") \
+            from None
+    return text
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import psutil
 from klein import Klein
 from twisted.internet import defer
 from twisted.logger import Logger
-from twisted.web import server
+from twisted.web import http, server
 from twisted.web.static import File
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
@@ -69,12 +69,36 @@ def error_body(request, code, msg):
     return to_json(request, {"status": "error", "msg": msg}, code)
 
 
-def _clamp_suffix_range(request, size):
-    """`bytes=-N` with N past the start means the whole file (RFC 9110); Twisted's File would answer 500."""
+def _static_range(request, size):
+    """Normalise the Range of a finished log before twisted.web.static.File sees it.
+
+    File mishandles suffix ranges longer than the file and some sets of
+    ranges (500s, hung connections). We serve one range: a set of several is
+    ignored (a full 200, which RFC 9110 allows), a malformed header too, and
+    an unsatisfiable one is our JSON 416. Returns an error body or None.
+    """
     header = (request.getHeader(b"range") or b"").decode("latin-1").strip()
-    m = re.fullmatch(r"bytes\s*=\s*-\s*(\d+)", header)
-    if m and size and int(m.group(1)) > size:
-        request.requestHeaders.setRawHeaders(b"range", [f"bytes=0-{size - 1}".encode()])
+    if not header:
+        return None
+    m = re.fullmatch(r"bytes\s*=\s*(\d*)\s*-\s*(\d*)", header)
+    if not m or not (m.group(1) or m.group(2)):
+        request.requestHeaders.removeHeader(b"range")
+        return None
+    first, last = m.groups()
+    if first:
+        start, end = int(first), min(int(last), size - 1) if last else size - 1
+        if last and int(last) < start:
+            request.requestHeaders.removeHeader(b"range")
+            return None
+    else:
+        start, end = max(0, size - int(last)), size - 1
+        if int(last) == 0:
+            start = size
+    if start >= size:
+        request.setHeader(b"content-range", f"bytes */{size}".encode())
+        return error_body(request, 416, f"the log has {size} bytes; ask for a range that starts within it")
+    request.requestHeaders.setRawHeaders(b"range", [f"bytes={start}-{end}".encode()])
+    return None
 
 
 class LimitedRequest(server.Request):
@@ -101,10 +125,28 @@ class LimitedRequest(server.Request):
         super().handleContentChunk(data)
 
     def requestReceived(self, command, path, version):
+        self.bad_body = None
+        self._form = {}
         if getattr(self, "too_large", False):
             self.requestHeaders.removeHeader(b"content-type")
             self.content = io.BytesIO()
+        ctype = self.requestHeaders.getRawHeaders(b"content-type", [b""])[0]
+        if command == b"POST" and http._parseContentType(ctype) == b"multipart/form-data":
+            # Twisted would answer a body it cannot parse with a bare 400 and
+            # hang up; parse it here so the API can say what is wrong, in JSON.
+            self._parsePOSTFormSubmission = False
+            self.content.seek(0)
+            try:
+                self._form = http._getMultiPartArgs(self.content.read(), ctype)
+            except http._MultiPartParseException as e:
+                self.bad_body = f"the multipart/form-data body cannot be parsed ({e}); check the boundary"
+            self.content.seek(0)
         super().requestReceived(command, path, version)
+
+    def process(self):
+        for key, values in self._form.items():
+            self.args.setdefault(key, []).extend(values)
+        super().process()
 
 
 class WebAPI:
@@ -154,7 +196,7 @@ class WebAPI:
         except UnicodeDecodeError:
             raise BadRequest(f"parameter {name!r} is not valid UTF-8") from None
 
-    def _int_arg(self, request, name, default=None, minimum=0):
+    def _int_arg(self, request, name, default=None, minimum=0, maximum=10**9):
         raw = self._arg(request, name, required=False)
         if raw is None:
             return default
@@ -164,9 +206,13 @@ class WebAPI:
             raise BadRequest(f"parameter {name!r} must be a whole number, not {raw!r}") from None
         if value < minimum:
             raise BadRequest(f"parameter {name!r} must be at least {minimum}")
+        if value > maximum:
+            raise BadRequest(f"parameter {name!r} must be at most {maximum}")
         return value
 
     def _check_size(self, request):
+        if getattr(request, "bad_body", None):
+            raise BadRequest(request.bad_body)
         if getattr(request, "too_large", False):
             raise errors.TooLarge(f"the request is larger than {self.config.max_archive_size} bytes "
                                   "(max-archive-size); push a smaller archive")
@@ -355,7 +401,9 @@ class WebAPI:
                                                 "within it")
             if start is not None:
                 return self._follow(request, path, start, size, identifier, partial=bool(header))
-        _clamp_suffix_range(request, path.stat().st_size)
+        refused = _static_range(request, path.stat().st_size)
+        if refused is not None:
+            return refused
         resource = File(str(path), defaultType="text/plain; charset=utf-8")
         resource.type, resource.encoding = "text/plain; charset=utf-8", None
         return resource

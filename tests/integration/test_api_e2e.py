@@ -1,5 +1,6 @@
 """The REST API over a real socket with real crawls: logs, limits, responsiveness."""
 
+import json
 import time
 
 import pytest
@@ -46,6 +47,16 @@ def test_push_schedule_and_read_logs_over_http(daemon):
     response = yield treq.get(url(daemon, f"/get-log/data/{job.identifier}.err"),
                               headers={"Range": f"bytes=-{len(whole) + 1000}"})
     assert response.code == 206 and (yield response.content()) == whole
+    log_url = url(daemon, f"/get-log/data/{job.identifier}.err")
+    for ranges, code in ((f"bytes=0-1,-{len(whole) + 5}", 200), (f"bytes={len(whole) + 5}-", 416),
+                         ("bytes=", 200), ("bytes=5-2", 200), ("bytes=-0", 416)):
+        response = yield treq.get(log_url, headers={"Range": ranges}).addTimeout(10, reactor)
+        body = yield response.content()
+        assert response.code == code, ranges
+        if code == 416:
+            assert json.loads(body)["status"] == "error"
+        else:
+            assert body == whole, ranges
 
 
 @pytest_twisted.inlineCallbacks
@@ -139,3 +150,12 @@ def test_dashboard_and_its_files_are_served_but_nothing_else(daemon):
         response = yield treq.get(url(daemon, path))
         body = yield response.content()
         assert response.code == 404 and b"Klein" not in body, path
+
+
+@pytest_twisted.inlineCallbacks
+def test_unparsable_multipart_body_is_a_json_400(daemon):
+    """A multipart body with no parts is a JSON 400 naming the problem, not Twisted's bare 400."""
+    response = yield treq.post(url(daemon, "/schedule-job.json"), data=b"--b--\r\n",
+                               headers={"Content-Type": "multipart/form-data; boundary=b"})
+    body = yield response.json()
+    assert response.code == 400 and "multipart" in body["msg"]

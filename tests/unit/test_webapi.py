@@ -136,6 +136,7 @@ BAD = [
     ("get", "/list-jobs.json", 400, "'status'"),
     ("get", "/list-jobs.json?status=DONE", 400, "unknown status"),
     ("get", "/list-jobs.json?status=ACTIVE&limit=-1", 400, "'limit'"),
+    ("get", "/list-jobs.json?status=ACTIVE&offset=18446744073709551616", 400, "at most"),
     ("get", "/list-jobs.json?id=nope", 400, "not a job identifier"),
     ("get", "/list-jobs.json?id=5b30c8a2-42e5-4ad5-b143-4cb0420955a5", 404, "unknown job"),
     ("post", "/cancel-job.json", 400, "missing parameter 'id'"),
@@ -216,4 +217,5 @@ def test_preview_schedule_rejects_bad_input(http, query, text):
     """A bad spec or count is a 400 naming the problem."""
     code, body = jcall(http, "get", "/preview-schedule.json?" + query)
     assert code == 400 and text in body["msg"]
+
 
