@@ -31,7 +31,8 @@ setup(
         "tabulate>=0.8",
     ],
     extras_require={
-        "test": ["pytest>=7", "pytest-twisted>=1.14", "treq>=22.1", "playwright>=1.40"],
+        "test": ["pytest>=7", "pytest-twisted>=1.14", "treq>=22.1", "playwright>=1.40", "hypothesis>=6.100",
+                 "schemathesis>=4.0"],
     },
     entry_points={
         "console_scripts": [

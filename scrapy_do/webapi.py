@@ -200,10 +200,9 @@ class WebAPI:
         raw = self._arg(request, name, required=False)
         if raw is None:
             return default
-        try:
-            value = int(raw)
-        except ValueError:
-            raise BadRequest(f"parameter {name!r} must be a whole number, not {raw!r}") from None
+        if not re.fullmatch(r"-?[0-9]+", raw.strip()):
+            raise BadRequest(f"parameter {name!r} must be a whole number, not {raw!r}")
+        value = int(raw)
         if value < minimum:
             raise BadRequest(f"parameter {name!r} must be at least {minimum}")
         if value > maximum:

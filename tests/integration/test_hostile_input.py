@@ -1,0 +1,432 @@
+"""Hostile requests against one real `scrapy-do` process: every one is refused cleanly and leaves no trace.
+
+One table, one line per case: (name, method, path, body, expected status, substring of the JSON "msg").
+`body` is None, a callable returning (bytes, content type) or a dict of multipart fields (values may be
+callables, built lazily so the module imports fast). After every case the test checks the answer is
+JSON {"status": "error", "msg": ...}, that no file appeared or vanished in the daemon's working
+directory (database and logs aside), that nothing named after a hostile entry appeared in /tmp, and that
+status.json still answers.
+"""
+
+import functools
+import http.client
+import io
+import json
+import os
+import stat
+import struct
+import threading
+import time
+import urllib.parse
+import urllib.request
+import uuid
+import warnings
+import zipfile
+import zlib
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import multipart, offline_zip
+from tests.integration.daemonproc import DaemonProcess
+
+pytestmark = pytest.mark.integration
+
+#: Every hostile file name carries this, so a stray write can be found in /tmp.
+TOKEN = f"scrapydo-evil-{uuid.uuid4().hex[:10]}"
+CONF = ("[scrapy-do]\njob-slots = 1\ncancel-grace = 5\nmax-archive-size = 8M\nmax-unpacked-size = 20M\n"
+        "spider-list-timeout = 30\n[web]\ninterfaces = 127.0.0.1:0\n")
+MAX_ARCHIVE = 8 << 20
+MAX_UNPACKED = 20 << 20
+UNKNOWN_JOB = "5b30c8a2-42e5-4ad5-b143-4cb0420955a5"
+
+# --------------------------------------------------------------------------- hostile archives
+
+
+def cfg(project):
+    return f"[settings]\ndefault = {project}.settings\n\n[deploy]\nproject = {project}\n".encode()
+
+
+def make_zip(entries):
+    """Zip [(name, bytes, external_attr or None)] with names kept verbatim."""
+    buf = io.BytesIO()
+    with warnings.catch_warnings(), zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        warnings.simplefilter("ignore")  # duplicate names are deliberate
+        for name, data, attr in entries:
+            info = zipfile.ZipInfo(name, date_time=(2026, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = attr if attr is not None else (
+                (0o40755 << 16 | 0x10) if name.endswith("/") else (0o100644 << 16))
+            zf.writestr(info, data)
+    return buf.getvalue()
+
+
+def project_files(name="evil", cfg_name=None):
+    """A minimal valid-looking Scrapy project `name` (its scrapy.cfg may name `cfg_name`)."""
+    return [(f"{name}/scrapy.cfg", cfg(cfg_name or name), None),
+            (f"{name}/{name}/__init__.py", b"", None),
+            (f"{name}/{name}/settings.py", f"SPIDER_MODULES = ['{name}.spiders']\n".encode(), None),
+            (f"{name}/{name}/spiders/__init__.py", b"", None)]
+
+
+def with_entry(name, data=b"print('pwned')\n", attr=None):
+    return make_zip(project_files() + [(name, data, attr)])
+
+
+def raw_zip(entries):
+    """A zip written by hand from [(name, deflated bytes, crc, compressed size, declared size)]."""
+    out, central = io.BytesIO(), io.BytesIO()
+    for name, data, crc, csize, size in entries:
+        name = name.encode()
+        offset = out.tell()
+        out.write(struct.pack("<4s5H3I2H", b"PK\x03\x04", 20, 0, 8, 0, 0x5C21, crc, csize, size, len(name), 0))
+        out.write(name + data)
+        central.write(struct.pack("<4s6H3I5H2I", b"PK\x01\x02", 20, 20, 0, 8, 0, 0x5C21, crc, csize, size,
+                                  len(name), 0, 0, 0, 0, 0o100644 << 16, offset))
+        central.write(name)
+    start, cd = out.tell(), central.getvalue()
+    count = len(entries)
+    out.write(cd + struct.pack("<4s4H2IH", b"PK\x05\x06", 0, 0, count, count, len(cd), start, 0))
+    return out.getvalue()
+
+
+def deflated_zeros(megabytes):
+    """(raw deflate stream, crc) of `megabytes` MiB of zeros, built from one flushed 1 MiB block."""
+    zeros = bytes(1 << 20)
+    comp = zlib.compressobj(9, zlib.DEFLATED, -15)
+    block = comp.compress(zeros) + comp.flush(zlib.Z_FULL_FLUSH)
+    crc = 0
+    for _ in range(megabytes):
+        crc = zlib.crc32(zeros, crc)
+    tail = zlib.compressobj(9, zlib.DEFLATED, -15).flush()
+    return block * megabytes + tail, crc
+
+
+def _with_bomb(bomb_name, data, crc, size, declared):
+    """The project files plus one hand-made member (sizes as given), as a zip."""
+    good = zipfile.ZipFile(io.BytesIO(make_zip(project_files())))
+    entries = []
+    for info in good.infolist():
+        raw = good.read(info)
+        comp = zlib.compressobj(9, zlib.DEFLATED, -15)
+        packed = comp.compress(raw) + comp.flush()
+        entries.append((info.filename, packed, zlib.crc32(raw), len(packed), len(raw)))
+    entries.append((bomb_name, data, crc, len(data), declared))
+    return raw_zip(entries)
+
+
+@functools.cache
+def zip_bomb():
+    """About 2 MiB that inflate to 2 GiB, with honest sizes in the headers."""
+    data, crc = deflated_zeros(2048)
+    return _with_bomb("evil/bomb.bin", data, crc, 2048 << 20, 2048 << 20)
+
+
+@functools.cache
+def lying_zip_bomb():
+    """About 60 KiB that inflate to 64 MiB, each header claiming 1 KiB."""
+    data, crc = deflated_zeros(64)
+    return _with_bomb("evil/bomb.bin", data, crc, 64 << 20, 1024)
+
+
+@functools.cache
+def too_many_entries():
+    return make_zip(project_files() + [(f"evil/f{i}.txt", b"", None) for i in range(10001)])
+
+
+@functools.cache
+def broken_imports():
+    files = project_files()
+    files[-1] = ("evil/evil/spiders/__init__.py", f"import {TOKEN.replace('-', '_')}_missing\n".encode(), None)
+    return make_zip(files)
+
+
+@functools.cache
+def newer_version_zip():
+    """A valid project whose central directory says entries need zip 6.4 to extract."""
+    data = bytearray(make_zip(project_files()))
+    pos = zipfile.ZipFile(io.BytesIO(bytes(data))).start_dir
+    while data[pos:pos + 4] == b"PK\x01\x02":
+        data[pos + 6] = 64
+        nlen, xlen, clen = struct.unpack("<3H", data[pos + 28:pos + 34])
+        pos += 46 + nlen + xlen + clen
+    return bytes(data)
+
+
+@functools.cache
+def local_name_not_utf8():
+    """A valid project whose member has, in its local header only, the UTF-8 flag and a 0x80 byte in its name."""
+    data = bytearray(make_zip(project_files() + [("evil/aa.py", b"x = 1\n", None)]))
+    offset = zipfile.ZipFile(io.BytesIO(bytes(data))).getinfo("evil/aa.py").header_offset
+    data[offset + 30:offset + 40] = b"evil/\x80a.py"
+    data[offset + 6:offset + 8] = (0x800).to_bytes(2, "little")
+    return bytes(data)
+
+
+@functools.cache
+def oversized_archive(size):
+    return os.urandom(size)
+
+
+# --------------------------------------------------------------------------- request bodies
+
+
+def form(**fields):
+    """Multipart fields; a value may be a callable returning the field (str or (filename, bytes))."""
+    def build():
+        return multipart({k: (v() if callable(v) else v) for k, v in fields.items()})
+    return build
+
+
+def archive(build):
+    return form(archive=lambda: (f"{TOKEN}.zip", build()))
+
+
+def urlencoded(text):
+    return lambda: (text.encode("latin-1"), "application/x-www-form-urlencoded")
+
+
+def raw_bytes(data, ctype):
+    return lambda: (data, ctype)
+
+
+BIG = "x" * ((64 << 10) + 1)
+SLIP = "../" * 24
+
+# (name, method, path, body, expected status, substring of msg[, "bug: ..." to mark the case xfail])
+CASES = [
+    ("not a zip", "POST", "/push-project.json", archive(lambda: b"this is not a zip file" * 10), 400, "not a valid zip"),
+    ("truncated zip", "POST", "/push-project.json", archive(lambda: offline_zip()[:300]), 400, "not a valid zip"),
+    ("empty upload", "POST", "/push-project.json", archive(lambda: b""), 400, "missing parameter 'archive'"),
+    ("no archive field", "POST", "/push-project.json", form(name="x"), 400, "missing parameter 'archive'"),
+    ("no body at all", "POST", "/push-project.json", None, 400, "missing parameter 'archive'"),
+    ("empty zip", "POST", "/push-project.json", archive(lambda: make_zip([])), 400, "no project found"),
+    ("zip without a project folder", "POST", "/push-project.json", archive(lambda: make_zip([("settings.py", b"", None)])), 400, "no project found"),
+    ("zip without scrapy.cfg", "POST", "/push-project.json", archive(lambda: make_zip(project_files()[1:])), 400, "no project found"),
+    ("scrapy.cfg at the top level", "POST", "/push-project.json", archive(lambda: make_zip([("scrapy.cfg", cfg("evil"), None), ("evil/settings.py", b"", None)])), 400, "top level"),
+    ("two top folders", "POST", "/push-project.json", archive(lambda: make_zip(project_files() + [("other/x.py", b"", None)])), 400, "more than one top folder"),
+    ("scrapy.cfg without [deploy]", "POST", "/push-project.json", archive(lambda: make_zip([("evil/scrapy.cfg", b"[settings]\ndefault = evil.settings\n", None)])), 400, "[deploy] section"),
+    ("scrapy.cfg not UTF-8", "POST", "/push-project.json", archive(lambda: make_zip([("evil/scrapy.cfg", b"[deploy]\nproject = \xff\xfe\n", None)])), 400, "cannot read the project name"),
+    ("project name ../evil", "POST", "/push-project.json", archive(lambda: make_zip(project_files(cfg_name="../evil"))), 400, "is not allowed"),
+    ("project name a/b", "POST", "/push-project.json", archive(lambda: make_zip(project_files(cfg_name="a/b"))), 400, "is not allowed"),
+    ("project name .hidden", "POST", "/push-project.json", archive(lambda: make_zip(project_files(cfg_name=".hidden"))), 400, "is not allowed"),
+    ("project name mismatch", "POST", "/push-project.json", archive(lambda: make_zip(project_files(cfg_name="other"))), 400, "but the top folder is"),
+    ("zip-slip ../../", "POST", "/push-project.json", archive(lambda: with_entry(f"evil/../../{TOKEN}.py")), 400, "points outside"),
+    ("zip-slip to /tmp", "POST", "/push-project.json", archive(lambda: with_entry(f"evil/{SLIP}tmp/{TOKEN}.py")), 400, "points outside"),
+    ("zip-slip backslashes", "POST", "/push-project.json", archive(lambda: with_entry(f"evil\\..\\..\\{TOKEN}.py")), 400, "points outside"),
+    ("absolute entry", "POST", "/push-project.json", archive(lambda: with_entry(f"/tmp/{TOKEN}.py")), 400, "absolute path"),
+    ("drive-letter entry", "POST", "/push-project.json", archive(lambda: with_entry(f"C:/{TOKEN}.py")), 400, "absolute path"),
+    ("symlink entry", "POST", "/push-project.json", archive(lambda: with_entry(f"evil/{TOKEN}", b"/etc/passwd", (stat.S_IFLNK | 0o777) << 16)), 400, "symbolic link"),
+    ("symlink dir + file through it", "POST", "/push-project.json", archive(lambda: make_zip(project_files() + [("evil/link", b"/tmp", (stat.S_IFLNK | 0o777) << 16), (f"evil/link/{TOKEN}.py", b"x", None)])), 400, "symbolic link"),
+    ("device entry", "POST", "/push-project.json", archive(lambda: with_entry(f"evil/{TOKEN}.dev", b"", (stat.S_IFCHR | 0o644) << 16)), 400, "not a regular file"),
+    ("duplicate entry", "POST", "/push-project.json", archive(lambda: make_zip(project_files() + [("evil/a.py", b"1", None), ("evil/a.py", b"2", None)])), 400, "appears twice"),
+    ("file and folder clash", "POST", "/push-project.json", archive(lambda: make_zip(project_files() + [("evil/a", b"1", None), ("evil/a/b.py", b"2", None)])), 400, "both a file and a folder"),
+    ("name too long", "POST", "/push-project.json", archive(lambda: with_entry("evil/" + "a" * 300 + ".py")), 400, "cannot hold"),
+    ("zip bomb, honest sizes", "POST", "/push-project.json", archive(zip_bomb), 413, "max-unpacked-size"),
+    ("zip bomb, lying sizes", "POST", "/push-project.json", archive(lying_zip_bomb), 400, "cannot be unpacked"),
+    ("too many entries", "POST", "/push-project.json", archive(too_many_entries), 413, "max-archive-files"),
+    ("archive over max-archive-size", "POST", "/push-project.json", archive(lambda: oversized_archive(MAX_ARCHIVE + (256 << 10))), 413, "max-archive-size"),
+    ("body far over the limit", "POST", "/push-project.json", archive(lambda: oversized_archive(MAX_ARCHIVE + (3 << 20))), 413, "max-archive-size"),
+    ("zip needing version 6.4", "POST", "/push-project.json", archive(newer_version_zip), 400, "zip"),
+    ("local header name not UTF-8", "POST", "/push-project.json", archive(local_name_not_utf8), 400, "cannot be unpacked"),
+    ("spiders fail to import", "POST", "/push-project.json", archive(broken_imports), 400, "cannot list the spiders"),
+    ("unknown project", "GET", "/list-spiders.json?project=nope", None, 404, "unknown project"),
+    ("project with path chars", "GET", "/list-spiders.json?project=..%2F..%2Fetc", None, 404, "unknown project"),
+    ("missing project parameter", "GET", "/list-spiders.json", None, 400, "missing parameter 'project'"),
+    ("schedule unknown project", "POST", "/schedule-job.json", form(project="nope", spider="quick"), 404, "unknown project"),
+    ("schedule unknown spider", "POST", "/schedule-job.json", form(project="offline", spider="nope"), 404, "has no spider"),
+    ("schedule without spider", "POST", "/schedule-job.json", form(project="offline"), 400, "missing parameter 'spider'"),
+    ("remove unknown project", "POST", "/remove-project.json", form(name="../offline"), 404, "unknown project"),
+    ("unknown job", "GET", f"/list-jobs.json?id={UNKNOWN_JOB}", None, 404, "unknown job"),
+    ("cancel unknown job", "POST", "/cancel-job.json", form(id=UNKNOWN_JOB), 404, "unknown job"),
+    ("malformed job id", "GET", "/list-jobs.json?id=not-a-uuid", None, 400, "is not a job identifier"),
+    ("job id with traversal", "POST", "/cancel-job.json", form(id="../../projects/scrapy-do.db"), 400, "is not a job identifier"),
+    ("job id SQL", "GET", "/list-jobs.json?id=%27%20OR%201%3D1%20--", None, 400, "is not a job identifier"),
+    ("unknown status", "GET", "/list-jobs.json?status=BOGUS", None, 400, "unknown status"),
+    ("negative limit", "GET", "/list-jobs.json?status=ACTIVE&limit=-1", None, 400, "at least 0"),
+    ("huge limit", "GET", "/list-jobs.json?status=ACTIVE&limit=99999999999999999999", None, 400, "limit"),
+    ("huge offset", "GET", "/list-jobs.json?status=COMPLETED&offset=99999999999999999999", None, 400, "offset"),
+    ("limit + offset overflow", "GET", "/list-jobs.json?status=ACTIVE&limit=9223372036854775807&offset=1", None, 400, "limit"),
+    ("non-numeric offset", "GET", "/list-jobs.json?status=ACTIVE&offset=1e9", None, 400, "whole number"),
+    ("spec: empty", "POST", "/schedule-job.json", form(project="offline", spider="quick", when=""), 400, "empty spec"),
+    ("spec: unknown word", "POST", "/schedule-job.json", form(project="offline", spider="quick", when="tomorrow"), 400, "unknown word"),
+    ("spec: no unit", "POST", "/schedule-job.json", form(project="offline", spider="quick", when="every 5"), 400, "missing unit"),
+    ("spec: zero", "POST", "/schedule-job.json", form(project="offline", spider="quick", when="every 0 minutes"), 400, "not positive"),
+    ("spec: negative", "POST", "/schedule-job.json", form(project="offline", spider="quick", when="every -3 hours"), 400, "not positive"),
+    ("spec: fraction", "POST", "/schedule-job.json", form(project="offline", spider="quick", when="every 1.5 minutes"), 400, "not a whole number"),
+    ("spec: reversed range", "POST", "/schedule-job.json", form(project="offline", spider="quick", when="every 10 to 5 minutes"), 400, "smaller than"),
+    ("spec: bad time", "POST", "/schedule-job.json", form(project="offline", spider="quick", when="every day at 25:00"), 400, "out of range"),
+    ("spec: trailing word", "POST", "/schedule-job.json", form(project="offline", spider="quick", when="every 10 minutes please"), 400, "unexpected word"),
+    ("spec: too long a period", "POST", "/schedule-job.json", form(project="offline", spider="quick", when="every 99999999999999999999 weeks"), 400, "too long"),
+    ("spec: NUL byte", "POST", "/schedule-job.json", form(project="offline", spider="quick", when="every\x00minute"), 400, "unknown word"),
+    ("spec: preview", "GET", "/preview-schedule.json?when=every+monday+at+7", None, 400, "invalid time"),
+    ("preview count too big", "GET", "/preview-schedule.json?when=every+hour&count=51", None, 400, "at most 50"),
+    ("payload not JSON", "POST", "/schedule-job.json", form(project="offline", spider="quick", payload="{pages: 1"), 400, "not valid JSON"),
+    ("payload not an object", "POST", "/schedule-job.json", form(project="offline", spider="quick", payload="[1, 2]"), 400, "must be a JSON object"),
+    ("payload a string", "POST", "/schedule-job.json", form(project="offline", spider="quick", payload='"x"'), 400, "must be a JSON object"),
+    ("payload nested too deep", "POST", "/schedule-job.json", form(project="offline", spider="quick", payload="[" * 30000), 400, "payload"),
+    ("payload with lone surrogate", "POST", "/schedule-job.json", form(project="offline", spider="quick", payload='{"a": "\\ud800"}'), 400, "payload"),
+    ("payload NaN", "POST", "/schedule-job.json", form(project="offline", spider="quick", payload="NaN"), 400, "must be a JSON object"),
+    ("oversized description", "POST", "/schedule-job.json", form(project="offline", spider="quick", description=BIG), 413, "longer than"),
+    ("oversized payload", "POST", "/schedule-job.json", form(project="offline", spider="quick", payload='{"a": "' + BIG + '"}'), 413, "longer than"),
+    ("oversized id", "POST", "/cancel-job.json", form(id=BIG), 413, "longer than"),
+    ("get-log ../", "GET", "/get-log/data/../../scrapy-do.conf", None, 404, "no log"),
+    ("get-log %2e%2e", "GET", "/get-log/data/%2e%2e/%2e%2e/scrapy-do.conf", None, 404, "no log"),
+    ("get-log %2F", "GET", "/get-log/data/..%2F..%2Fscrapy-do.conf", None, 404, "no log"),
+    ("get-log absolute", "GET", "/get-log/data//etc/passwd", None, 404, "no such endpoint"),
+    ("get-log double-encoded", "GET", "/get-log/data/%252e%252e%252fscrapy-do.conf", None, 404, "no log"),
+    ("get-log id then traversal", "GET", f"/get-log/data/{UNKNOWN_JOB}.out/../../../scrapy-do.conf", None, 404, "no log"),
+    ("get-log unknown job", "GET", f"/get-log/data/{UNKNOWN_JOB}.out", None, 404, "unknown job"),
+    ("get-log NUL", "GET", f"/get-log/data/{UNKNOWN_JOB}.out%00.txt", None, 404, "no log"),
+    ("non-UTF-8 query", "GET", "/list-spiders.json?project=%FF%FE", None, 400, "not valid UTF-8"),
+    ("non-UTF-8 urlencoded body", "POST", "/schedule-job.json", urlencoded("project=offline&spider=%FFquick"), 400, "not valid UTF-8"),
+    ("non-UTF-8 multipart field", "POST", "/cancel-job.json", form(id=lambda: ("id", b"\xff\xfe\xfd")), 400, "not valid UTF-8"),
+    ("garbage multipart", "POST", "/schedule-job.json", raw_bytes(b"--x\r\n\r\n\xff" * 50, "multipart/form-data; boundary=x"), 400, "missing parameter"),
+    ("multipart without parts", "POST", "/schedule-job.json", raw_bytes(b"--x--\r\n", "multipart/form-data; boundary=x"), 400, "cannot be parsed"),
+    ("GET on schedule-job", "GET", "/schedule-job.json", None, 405, "is not allowed here"),
+    ("POST on status", "POST", "/status.json", form(x="1"), 405, "is not allowed here"),
+    ("DELETE on list-jobs", "DELETE", "/list-jobs.json", None, 405, "is not allowed here"),
+    ("unknown endpoint", "GET", "/nope.json", None, 404, "no such endpoint"),
+    ("unknown endpoint traversal", "GET", "/../../etc/passwd", None, 404, "no such endpoint"),
+]
+
+# --------------------------------------------------------------------------- the daemon and checks
+
+IGNORED = ("scrapy-do.db", "log-dir", "spider-data")
+
+
+def snapshot(workdir):
+    """{relative path: size} of every file under `workdir`, the database, logs and daemon output aside."""
+    out = {}
+    for root, dirs, files in os.walk(workdir):
+        rel = Path(root).relative_to(workdir)
+        if rel.parts[:1] == ("projects",) and len(rel.parts) > 1 and rel.parts[1] in IGNORED:
+            continue
+        for name in files + [d + "/" for d in dirs]:
+            if rel == Path(".") and name.startswith("daemon-"):
+                continue
+            if rel == Path("projects") and name.startswith(IGNORED):
+                continue
+            path = Path(root) / name.rstrip("/")
+            try:
+                out[str(rel / name)] = 0 if name.endswith("/") else path.stat().st_size
+            except FileNotFoundError:  # removed while we looked: the next snapshot tells
+                out[str(rel / name)] = -1
+    return out
+
+
+def stray_files():
+    """Anything under /tmp (two levels down) carrying this run's TOKEN."""
+    found = []
+    for root, dirs, files in os.walk("/tmp"):
+        found += [os.path.join(root, n) for n in files + dirs if TOKEN in n]
+        if root.count(os.sep) >= 2:
+            dirs[:] = []
+    return found
+
+
+@pytest.fixture(scope="module")
+def hostile_daemon(tmp_path_factory):
+    """One daemon subprocess with small archive limits and the offline project pushed once."""
+    workdir = tmp_path_factory.mktemp("hostile")
+    daemon = DaemonProcess(workdir, CONF).start()
+    code, body = daemon.request("/push-project.json", {"archive": ("offline.zip", offline_zip())})
+    assert code == 200, body
+    yield daemon
+    daemon.stop()
+
+
+def send(daemon, method, path, body=None, timeout=60):
+    """One raw HTTP request (path sent verbatim); returns (status, headers, body bytes)."""
+    host, port = urllib.parse.urlsplit(daemon.url).netloc.split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
+    try:
+        conn.putrequest(method, path, skip_accept_encoding=True)
+        data = b""
+        if body is not None:
+            data, ctype = body()
+            conn.putheader("Content-Type", ctype)
+        if body is not None or method == "POST":
+            conn.putheader("Content-Length", str(len(data)))
+        conn.endheaders()
+        if data:
+            conn.send(data)
+        resp = conn.getresponse()
+        return resp.status, resp.getheader("content-type"), resp.read()
+    finally:
+        conn.close()
+
+
+def _params(cases):
+    for case in cases:
+        marks = [pytest.mark.xfail(strict=True, reason=case[6])] if len(case) > 6 else []
+        yield pytest.param(case[:6], id=case[0], marks=marks)
+
+
+@pytest.mark.parametrize("case", list(_params(CASES)))
+def test_hostile_request_is_refused_cleanly(hostile_daemon, case):
+    """Each hostile request gets its 4xx JSON error, writes nothing outside the store, and the daemon lives."""
+    name, method, path, body, expected, fragment = case
+    workdir = hostile_daemon.workdir
+    before = snapshot(workdir)
+    started = time.monotonic()
+    code, ctype, raw = send(hostile_daemon, method, path, body)
+    elapsed = time.monotonic() - started
+    assert code == expected, raw[:500]
+    assert ctype == "application/json", (ctype, raw[:200])
+    answer = json.loads(raw)
+    assert answer["status"] == "error" and isinstance(answer["msg"], str), answer
+    assert fragment in answer["msg"], answer["msg"][:500]
+    assert elapsed < 20, f"{name} took {elapsed:.1f} s"
+    # A refused push removes its half-unpacked tree in a thread: give it a moment.
+    deadline = time.monotonic() + 5
+    while snapshot(workdir) != before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert snapshot(workdir) == before
+    assert stray_files() == []
+    code, status = hostile_daemon.get("/status.json")
+    assert code == 200 and status["status"] == "ok"
+    assert hostile_daemon.proc.poll() is None
+
+
+def test_zip_bomb_is_refused_within_seconds(hostile_daemon):
+    """A 2 MiB archive declaring 2 GiB is refused from its directory alone, in well under the limit."""
+    bomb = zip_bomb()
+    assert len(bomb) < MAX_ARCHIVE < MAX_UNPACKED
+    started = time.monotonic()
+    code, _, raw = send(hostile_daemon, "POST", "/push-project.json", archive(zip_bomb))
+    assert code == 413 and time.monotonic() - started < 5, raw[:300]
+    assert hostile_daemon.get("/list-projects.json")[1]["projects"] == ["offline"]
+
+
+def test_concurrent_schedules_get_distinct_ids_and_are_all_stored(hostile_daemon):
+    """64 schedule requests at once get 64 distinct ids and leave 64 SCHEDULED jobs in the store."""
+    description = f"concurrent-{uuid.uuid4().hex}"
+    fields = {"project": "offline", "spider": "quick", "when": "every 2 hours", "description": description}
+    barrier = threading.Barrier(64, timeout=30)
+    results, errors = [], []
+
+    def client():
+        data, ctype = multipart(fields)
+        req = urllib.request.Request(hostile_daemon.url + "/schedule-job.json", data=data,
+                                     headers={"Content-Type": ctype})
+        try:
+            barrier.wait()
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                results.append(json.loads(resp.read())["identifier"])
+        except Exception as e:  # noqa: BLE001 - every failure is reported below
+            errors.append(repr(e))
+
+    threads = [threading.Thread(target=client) for _ in range(64)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors, errors[:5]
+    assert len(results) == 64 and len(set(results)) == 64
+    code, body = hostile_daemon.get("/list-jobs.json", status="SCHEDULED", limit=1000)
+    assert code == 200
+    stored = {j["identifier"] for j in body["jobs"] if j["description"] == description}
+    assert stored == set(results)
+    for identifier in results:
+        assert hostile_daemon.request("/cancel-job.json", {"id": identifier})[0] == 200
