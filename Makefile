@@ -36,9 +36,10 @@ run: install
 test: install-test
 	$(PY) -m pytest
 
-## Print the engine's speed figures (see bench/README.md).
+## Print the engine's and the API's speed figures (see bench/README.md).
 bench: install-test
 	$(PY) bench/dispatch.py
+	$(PY) bench/api.py
 
 docs: install
 	$(PY) -m pip install -q sphinx
