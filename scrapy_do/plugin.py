@@ -1,6 +1,7 @@
 """The twistd plugin: `twistd -n scrapy-do --config FILE`."""
 
 from twisted.application.service import IServiceMaker
+from twisted.plugin import IPlugin
 from twisted.python import usage
 from zope.interface import implementer
 
@@ -14,7 +15,7 @@ class Options(usage.Options):
     optParameters = [["config", "c", None, "A configuration file to load"]]
 
 
-@implementer(IServiceMaker)
+@implementer(IServiceMaker, IPlugin)
 class ServiceMaker:
     tapname = "scrapy-do"
     description = "A service running Scrapy spiders now or on a schedule."
