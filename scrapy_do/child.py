@@ -28,7 +28,16 @@ def arm_parent_death_signal():
         sys.exit(75)
 
 
+def enter_project_tree():
+    """Run where the daemon said (it does not chdir for us, to spawn cheaply)."""
+    tree = os.environ.pop("SCRAPY_DO_CWD", None)
+    if tree:
+        os.chdir(tree)
+        sys.path[0] = tree
+
+
 if __name__ == "__main__":
     arm_parent_death_signal()
+    enter_project_tree()
     sys.argv[0] = "scrapy"
     runpy.run_module("scrapy", run_name="__main__", alter_sys=True)

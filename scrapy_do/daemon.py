@@ -57,6 +57,13 @@ def run_twistd(argv):
     return 1 if plugin.FAILED else 0
 
 
+def _freeze_heap():
+    import gc
+
+    gc.collect()
+    gc.freeze()
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     if TAPNAME in argv:
@@ -87,6 +94,9 @@ def main(argv=None):
         return 2
     globalLogBeginner.beginLoggingTo([textFileLogObserver(sys.stdout)], redirectStandardIO=False)
     reactor.callWhenRunning(service.startService)
+    # Everything loaded so far lives as long as the daemon: keep it out of the
+    # garbage collector's full passes, which otherwise cost milliseconds.
+    reactor.callWhenRunning(_freeze_heap)
     reactor.addSystemEventTrigger("before", "shutdown", service.stopService)
     reactor.run()
     if service.failed:

@@ -55,11 +55,11 @@ def test_crawl_argv_is_scrapy_crawl_with_payload():
 
 
 def test_launch_spawns_in_tree_with_env_and_creates_logs(tmp_path):
-    """The crawl starts in the project tree with SPIDER_DATA_DIR set, logs created up front."""
+    """The crawl is told its project tree (it changes there itself) and SPIDER_DATA_DIR; logs exist up front."""
     reactor = ProcessClock()
     ProcessLauncher(reactor, python="/py", environ={"PATH": "/bin"}).launch(request(tmp_path))
     executable, args, env, path, _ = reactor.spawned[0]
-    assert (executable, path) == ("/py", str(tmp_path))
+    assert (executable, path, env["SCRAPY_DO_CWD"]) == ("/py", None, str(tmp_path))
     assert env["SPIDER_DATA_DIR"] == "/data" and env["PATH"] == "/bin"
     assert env["SCRAPY_DO_PARENT_PID"] == str(os.getpid())
     assert (tmp_path / "j.out").exists() and (tmp_path / "j.err").exists()
