@@ -53,6 +53,8 @@ def in_process(args):
     from scrapy_do.models import COMPLETED, JobStatus
     from scrapy_do.service import make_service
 
+    if args.fork:
+        reactor._neverUseSpawn = True  # A/B: Twisted's fork path instead of posix_spawn
     workdir = Path(tempfile.mkdtemp(prefix="sd-bench-"))
     config = dataclasses.replace(load(cwd=workdir), job_slots=SLOTS, completed_cap=1000,
                                  interfaces=(("127.0.0.1", 0),))
@@ -133,6 +135,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=20, help="dispatch latency samples")
     parser.add_argument("--rounds", type=int, default=2, help="rounds of the 30-job batch and of the floor")
+    parser.add_argument("--fork", action="store_true", help="make Twisted fork instead of posix_spawn (A/B)")
     args = parser.parse_args()
     # Floors before and after the daemon's rounds, so drift in machine load shows.
     floors = [floor_run() for _ in range(args.rounds)]
