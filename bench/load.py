@@ -20,16 +20,14 @@ import tempfile
 import threading
 import time
 import urllib.parse
-import uuid
-from datetime import datetime, timedelta
 from pathlib import Path
 
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from scrapy_do.models import Actor, Job, JobStatus  # noqa: E402
-from scrapy_do.store import SqliteStore  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from api import fill  # noqa: E402  (bench/api.py: completed jobs stored before start)
 from tests.helpers import offline_zip  # noqa: E402
 from tests.integration.daemonproc import DaemonProcess  # noqa: E402
 
@@ -41,19 +39,6 @@ KINDS = [
                              "description": "bench/load.py"}).encode()),
 ]
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
-
-
-def fill(db_path, count):
-    """Store `count` completed jobs before the daemon starts."""
-    store = SqliteStore(db_path)
-    start = datetime(2026, 1, 1)
-    for i in range(count):
-        ts = start + timedelta(seconds=i)
-        store.add_job(Job(identifier=str(uuid.uuid4()), status=(JobStatus.SUCCESSFUL, JobStatus.FAILED)[i % 2],
-                          actor=Actor.SCHEDULER, schedule="now", project="offline", spider="quick",
-                          timestamp=ts, description=f"job {i}", payload='{"n": %d}' % i, duration=3,
-                          started=ts, finished=ts + timedelta(seconds=3), exit_code=0))
-    store.close()
 
 
 def percentile(sorted_values, q):
