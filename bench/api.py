@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from scrapy_do.models import Actor, Job, JobStatus  # noqa: E402
+from scrapy_do.domain.models import Actor, Job, JobStatus  # noqa: E402
 from scrapy_do.store import SqliteStore  # noqa: E402
 from tests.integration.daemonproc import DaemonProcess  # noqa: E402
 

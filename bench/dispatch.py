@@ -50,7 +50,7 @@ def in_process(args):
 
     import treq
     from scrapy_do.config import load
-    from scrapy_do.models import COMPLETED, JobStatus
+    from scrapy_do.domain.models import COMPLETED, JobStatus
     from scrapy_do.service import make_service
 
     if args.fork:

@@ -6,16 +6,16 @@ from twisted.application.service import MultiService, Service
 from twisted.internet import defer
 from twisted.logger import Logger
 
-from scrapy_do.archives import Limits
-from scrapy_do.auth import AuthWrapper, check_auth_db
-from scrapy_do.controller import Controller
+from scrapy_do.projects.archives import Limits
+from scrapy_do.web.auth import AuthWrapper, check_auth_db
+from scrapy_do.engine.controller import Controller
 from scrapy_do.errors import ScrapyDoError, StartupError
-from scrapy_do.launcher import ProcessLauncher
-from scrapy_do.logs import LogCap, LogWatcher
-from scrapy_do.projects import ProjectStore
+from scrapy_do.launchers.local import ProcessLauncher
+from scrapy_do.web.logs import LogCap, LogWatcher
+from scrapy_do.projects.store import ProjectStore
 from scrapy_do.store import SqliteStore
-from scrapy_do.tls import ReloadingContextFactory
-from scrapy_do.webapi import WebAPI
+from scrapy_do.web.tls import ReloadingContextFactory
+from scrapy_do.web.api import WebAPI
 
 log = Logger(namespace="scrapy_do.service")
 

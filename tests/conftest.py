@@ -5,7 +5,7 @@ import pytest
 from twisted.internet.task import Clock
 
 from scrapy_do.config import load
-from scrapy_do.controller import Controller
+from scrapy_do.engine.controller import Controller
 from scrapy_do.store import MemoryStore, SqliteStore
 from tests.fakes import FakeLauncher, FakeProjects
 from tests.helpers import result_of

@@ -6,7 +6,7 @@ from twisted.internet import defer
 from zope.interface import implementer
 
 from scrapy_do.interfaces import ILauncher, IRunningCrawl
-from scrapy_do.projects import Prepared
+from scrapy_do.projects.store import Prepared
 
 _pids = itertools.count(40000)
 

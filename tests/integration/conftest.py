@@ -5,7 +5,7 @@ import pytest_twisted
 from twisted.internet import defer, reactor
 
 from scrapy_do.config import load
-from scrapy_do.models import COMPLETED
+from scrapy_do.domain.models import COMPLETED
 from scrapy_do.service import make_service
 
 

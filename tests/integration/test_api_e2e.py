@@ -8,7 +8,7 @@ import pytest_twisted
 import treq
 from twisted.internet import defer, reactor, task
 
-from scrapy_do.models import JobStatus
+from scrapy_do.domain.models import JobStatus
 from tests.helpers import multipart, offline_zip
 from tests.integration.conftest import wait_for_job
 

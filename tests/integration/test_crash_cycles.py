@@ -25,7 +25,7 @@ def crawl_processes(daemon_pid):
     found = []
     for proc in psutil.process_iter(["pid", "cmdline"]):
         try:
-            if "scrapy_do.child" not in (proc.info["cmdline"] or []):
+            if "scrapy_do.launchers.child" not in (proc.info["cmdline"] or []):
                 continue
             if proc.environ().get("SCRAPY_DO_PARENT_PID") == str(daemon_pid) and pid_alive(proc.pid):
                 found.append(proc.pid)

@@ -8,7 +8,7 @@ import pytest_twisted
 import treq
 
 from scrapy_do.errors import BadArchive, Conflict
-from scrapy_do.models import JobStatus
+from scrapy_do.domain.models import JobStatus
 from tests.helpers import OFFLINE, offline_zip, zip_tree
 from tests.integration.conftest import wait_for_job
 

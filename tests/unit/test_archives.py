@@ -1,4 +1,4 @@
-"""Unit tests for scrapy_do.archives: unpacking pushed projects without trusting them."""
+"""Unit tests for scrapy_do.projects.archives: unpacking pushed projects without trusting them."""
 
 import io
 import stat
@@ -8,8 +8,8 @@ import zipfile
 
 import pytest
 
-from scrapy_do import archives
-from scrapy_do.archives import Limits, check_name, extract
+from scrapy_do.projects import archives
+from scrapy_do.projects.archives import Limits, check_name, extract
 from scrapy_do.errors import BadArchive, BadRequest, TooLarge
 
 # --------------------------------------------------------------------------- helpers

@@ -3,7 +3,7 @@
 import pytest
 
 from scrapy_do.errors import BadRequest, Conflict, InvalidPayload, InvalidSpec, NotFound
-from scrapy_do.models import Actor, JobStatus
+from scrapy_do.domain.models import Actor, JobStatus
 from tests.helpers import result_of
 
 
@@ -191,7 +191,7 @@ def test_shutdown_stops_crawls_and_requeues_their_jobs(controller, launcher, clo
 
 def test_restart_rearms_schedules_and_reruns_pending(config, store, launcher, clock, tmp_path):
     """A new controller over the same store re-arms SCHEDULED jobs and starts PENDING ones."""
-    from scrapy_do.controller import Controller
+    from scrapy_do.engine.controller import Controller
     from tests.fakes import FakeProjects
 
     projects = FakeProjects(tmp_path)
@@ -218,7 +218,7 @@ def test_restart_rearms_schedules_and_reruns_pending(config, store, launcher, cl
 
 def test_recovery_after_crash_requeues_running_jobs(config, store, launcher, clock, tmp_path):
     """RUNNING jobs found at start (the daemon died) become PENDING and run again."""
-    from scrapy_do.controller import Controller
+    from scrapy_do.engine.controller import Controller
     from tests.fakes import FakeProjects
 
     projects = FakeProjects(tmp_path)

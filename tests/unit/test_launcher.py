@@ -7,7 +7,7 @@ from twisted.internet import error
 from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 
-from scrapy_do.launcher import LaunchRequest, ProcessLauncher, build_crawl_argv, exit_code_of
+from scrapy_do.launchers.local import LaunchRequest, ProcessLauncher, build_crawl_argv, exit_code_of
 
 
 class FakeTransport:
@@ -51,7 +51,7 @@ def request(tmp_path):
 def test_crawl_argv_is_scrapy_crawl_with_payload():
     """The crawl runs Scrapy's command line through the child wrapper with the payload as -a."""
     assert build_crawl_argv("/py", "s", '{"a": 1}') == [
-        "/py", "-m", "scrapy_do.child", "crawl", "s", "-a", 'payload={"a": 1}']
+        "/py", "-m", "scrapy_do.launchers.child", "crawl", "s", "-a", 'payload={"a": 1}']
 
 
 def test_launch_spawns_in_tree_with_env_and_creates_logs(tmp_path):

@@ -2,7 +2,7 @@
 
 import pytest
 
-from scrapy_do.logs import LogCap, parse_open_range
+from scrapy_do.web.logs import LogCap, parse_open_range
 
 
 @pytest.mark.parametrize("header, size, start", [

@@ -1,4 +1,4 @@
-"""Unit tests for scrapy_do.models: status transitions, new jobs, to_dict and payloads."""
+"""Unit tests for scrapy_do.domain.models: status transitions, new jobs, to_dict and payloads."""
 
 import dataclasses
 import itertools
@@ -9,7 +9,7 @@ from datetime import datetime
 import pytest
 
 from scrapy_do.errors import BadRequest, Conflict, InvalidPayload
-from scrapy_do.models import (
+from scrapy_do.domain.models import (
     ACTIVE, COMPLETED, TRANSITIONS, Actor, Job, JobStatus, Project, new_job, normalise_payload, transition,
 )
 

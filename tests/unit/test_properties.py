@@ -18,9 +18,10 @@ import pytest
 from hypothesis import HealthCheck, Phase, event, example, given, settings
 from hypothesis import strategies as st
 
-from scrapy_do import archives, spec
+from scrapy_do.domain import spec
+from scrapy_do.projects import archives
 from scrapy_do.errors import BadArchive, InvalidPayload, InvalidSpec, TooLarge
-from scrapy_do.models import normalise_payload
+from scrapy_do.domain.models import normalise_payload
 
 BOUNDED = settings(max_examples=300, deadline=None, database=None,
                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])

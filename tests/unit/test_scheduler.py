@@ -4,8 +4,8 @@ from datetime import datetime
 
 from twisted.internet.task import Clock
 
-from scrapy_do.scheduler import SpecScheduler
-from scrapy_do.spec import parse
+from scrapy_do.engine.scheduler import SpecScheduler
+from scrapy_do.domain.spec import parse
 
 T0 = datetime(2026, 11, 23, 10, 0, 0).timestamp()
 

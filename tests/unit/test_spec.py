@@ -1,4 +1,4 @@
-"""Unit tests for scrapy_do.spec: the `every ...` grammar and next-run arithmetic."""
+"""Unit tests for scrapy_do.domain.spec: the `every ...` grammar and next-run arithmetic."""
 
 import datetime
 import random
@@ -6,7 +6,7 @@ import types
 
 import pytest
 
-from scrapy_do.spec import InvalidSpec, Spec, is_now, next_fires, parse
+from scrapy_do.domain.spec import InvalidSpec, Spec, is_now, next_fires, parse
 
 DT = datetime.datetime
 TD = datetime.timedelta

@@ -10,10 +10,10 @@ from datetime import datetime, timedelta
 import pytest
 from zope.interface.verify import verifyObject
 
-from scrapy_do import store as store_module
+from scrapy_do.store import sqlite as store_module
 from scrapy_do.errors import StartupError
 from scrapy_do.interfaces import IJobStore
-from scrapy_do.models import ACTIVE, COMPLETED, Actor, Job, JobStatus, Project
+from scrapy_do.domain.models import ACTIVE, COMPLETED, Actor, Job, JobStatus, Project
 from scrapy_do.store import COUNTERS, MIGRATIONS, MemoryStore, SqliteStore
 
 S = JobStatus

@@ -5,7 +5,7 @@ import json
 import pytest
 from treq.testing import StubTreq
 
-from scrapy_do.webapi import WebAPI, format_uptime
+from scrapy_do.web.api import WebAPI, format_uptime
 from tests.helpers import result_of
 
 

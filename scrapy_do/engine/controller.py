@@ -16,15 +16,16 @@ from twisted.application.service import Service
 from twisted.internet import defer
 from twisted.logger import Logger
 
-from scrapy_do import __version__, spec as specs
+from scrapy_do import __version__
+from scrapy_do.domain import spec as specs
 from scrapy_do.errors import BadRequest, Conflict, LaunchError, NotFound, StartupError
-from scrapy_do.launcher import LaunchRequest, kill_leftover
-from scrapy_do.models import (
+from scrapy_do.launchers.local import LaunchRequest, kill_leftover
+from scrapy_do.domain.models import (
     ACTIVE, COMPLETED, Actor, JobStatus, Project, new_job, normalise_payload, transition,
 )
-from scrapy_do.scheduler import SpecScheduler
+from scrapy_do.engine.scheduler import SpecScheduler
 
-log = Logger(namespace="scrapy_do.controller")
+log = Logger(namespace="scrapy_do.engine.controller")
 
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 LOG_KINDS = ("out", "err")

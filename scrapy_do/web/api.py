@@ -20,15 +20,15 @@ from twisted.web.static import File
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from scrapy_do import errors
-from scrapy_do.controller import LOG_KINDS, UUID
+from scrapy_do.engine.controller import LOG_KINDS, UUID
 from scrapy_do.errors import BadRequest
-from scrapy_do import spec as specs
-from scrapy_do.events import EventStream
-from scrapy_do.logs import LogFollower, LogWatcher, parse_open_range
-from scrapy_do.models import JobStatus
-from scrapy_do.openapi import openapi_document
+from scrapy_do.domain import spec as specs
+from scrapy_do.web.sse import EventStream
+from scrapy_do.web.logs import LogFollower, LogWatcher, parse_open_range
+from scrapy_do.domain.models import JobStatus
+from scrapy_do.web.openapi import openapi_document
 
-log = Logger(namespace="scrapy_do.webapi")
+log = Logger(namespace="scrapy_do.web.api")
 
 ERROR_CODES = [
     (errors.TooLarge, 413),

@@ -11,7 +11,7 @@ from twisted.logger import Logger
 
 from scrapy_do.errors import StartupError
 
-log = Logger(namespace="scrapy_do.tls")
+log = Logger(namespace="scrapy_do.web.tls")
 
 
 def _read(path, what):

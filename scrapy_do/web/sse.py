@@ -10,7 +10,7 @@ import json
 from twisted.internet import defer
 from twisted.logger import Logger
 
-log = Logger(namespace="scrapy_do.events")
+log = Logger(namespace="scrapy_do.web.sse")
 
 
 def sse(event, data):

@@ -19,10 +19,10 @@ from zope.interface import implementer
 from scrapy_do.errors import LaunchError
 from scrapy_do.interfaces import ILauncher, IRunningCrawl
 
-log = Logger(namespace="scrapy_do.launcher")
+log = Logger(namespace="scrapy_do.launchers.local")
 
 #: The module the child runs; it arms a parent-death signal, then runs Scrapy.
-CHILD_MODULE = "scrapy_do.child"
+CHILD_MODULE = "scrapy_do.launchers.child"
 
 
 @dataclass(frozen=True)

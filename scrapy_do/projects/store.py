@@ -20,11 +20,11 @@ from pathlib import Path
 from twisted.internet import defer, threads
 from twisted.logger import Logger
 
-from scrapy_do import archives
+from scrapy_do.projects import archives
 from scrapy_do.errors import BadArchive
-from scrapy_do.launcher import run_command
+from scrapy_do.launchers.local import run_command
 
-log = Logger(namespace="scrapy_do.projects")
+log = Logger(namespace="scrapy_do.projects.store")
 
 
 @dataclass

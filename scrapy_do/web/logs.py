@@ -15,7 +15,7 @@ from twisted.python.filepath import FilePath
 from zope.interface import implementer
 from twisted.internet.interfaces import IPullProducer
 
-log = Logger(namespace="scrapy_do.logs")
+log = Logger(namespace="scrapy_do.web.logs")
 
 _RANGE = re.compile(r"^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$")
 CHUNK = 64 << 10

@@ -11,7 +11,7 @@ from datetime import datetime
 
 from twisted.logger import Logger
 
-log = Logger(namespace="scrapy_do.scheduler")
+log = Logger(namespace="scrapy_do.engine.scheduler")
 
 
 class SpecScheduler:

@@ -14,7 +14,7 @@ from zope.interface import implementer
 
 from scrapy_do.errors import StartupError
 from scrapy_do.interfaces import IJobStore
-from scrapy_do.models import COMPLETED, Actor, Job, JobStatus, Project
+from scrapy_do.domain.models import COMPLETED, Actor, Job, JobStatus, Project
 
 COUNTERS = ("run", "successful", "failed", "canceled")
 

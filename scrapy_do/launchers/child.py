@@ -1,4 +1,4 @@
-"""Entry point of every crawl process: `python -m scrapy_do.child crawl SPIDER ...`.
+"""Entry point of every crawl process: `python -m scrapy_do.launchers.child crawl SPIDER ...`.
 
 It asks Linux to SIGTERM this process when the daemon dies (even by
 `kill -9`), so no crawl outlives its daemon, then runs Scrapy's own command
