@@ -4,29 +4,47 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 CONFIG ?=
 
-.PHONY: run test install install-test browser bench docs clean
+.PHONY: run test install install-test browser faketime debs bench docs clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 
-$(VENV)/.installed: setup.py | $(PY)
+$(VENV)/.installed: pyproject.toml setup.py | $(PY)
 	$(PY) -m pip install -q -e .
 	touch $@
 
-$(VENV)/.installed-test: setup.py | $(PY)
+$(VENV)/.installed-test: pyproject.toml setup.py | $(PY)
 	$(PY) -m pip install -q -e '.[test]'
 	touch $@ $(VENV)/.installed
 
 install: $(VENV)/.installed
-install-test: $(VENV)/.installed-test browser
+install-test: $(VENV)/.installed-test debs
+
+# Debian packages the tests need, as COMMAND:PACKAGE[,PACKAGE...]: the packages are installed only
+# when the command is missing, with one `apt-get update` for all of them, as root or through sudo.
+BROWSER_DEBS := chromium:chromium,chromium-driver
+FAKETIME_DEBS := faketime:faketime
+apt-install = @missing=; \
+	for want in $(1); do \
+	  command -v $${want%%:*} >/dev/null || missing="$$missing $$(echo $${want\#*:} | tr , ' ')"; \
+	done; \
+	[ -z "$$missing" ] || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; }
 
 ## Debian's Chromium for the browser tests (Playwright drives it; its own browser download does not work here).
 browser:
-	@command -v chromium >/dev/null || { \
-	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver >/dev/null; }
+	$(call apt-install,$(BROWSER_DEBS))
+
+## Debian's faketime (libfaketime): the tests run the daemon under a faked clock.
+faketime:
+	$(call apt-install,$(FAKETIME_DEBS))
+
+## Everything `make test` needs from Debian, with a single apt-get update.
+debs:
+	$(call apt-install,$(BROWSER_DEBS) $(FAKETIME_DEBS))
 
 ## Install and start the daemon in the foreground (store ./projects, http://127.0.0.1:7654/).
 run: install
@@ -46,4 +64,4 @@ docs: install
 	$(PY) -m sphinx -W -b html docs docs/_build/html
 
 clean:
-	rm -rf $(VENV) docs/_build build *.egg-info
+	rm -rf $(VENV) docs/_build build dist *.egg-info
