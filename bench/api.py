@@ -27,7 +27,7 @@ from tests.integration.daemonproc import DaemonProcess  # noqa: E402
 
 
 def fill(db_path, count):
-    store = SqliteStore(db_path)
+    store = SqliteStore(db_path).open()
     start = datetime(2026, 1, 1)
     store._db.execute("BEGIN")
     for i in range(count):

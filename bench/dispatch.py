@@ -51,6 +51,7 @@ def in_process(args):
     import treq
     from scrapy_do.config import load
     from scrapy_do.domain.models import COMPLETED, JobStatus
+    from scrapy_do.events import JobChanged
     from scrapy_do.service import make_service
 
     if args.fork:
@@ -69,9 +70,10 @@ def in_process(args):
         yield c.push_project(offline_zip())
         started, finished = {}, {}
 
-        def on_event(kind, job):
-            if kind != "job":
+        def on_event(event):
+            if not isinstance(event, JobChanged):
                 return
+            job = event.job
             if job.status is JobStatus.RUNNING:
                 started[job.identifier] = time.perf_counter()
             elif job.status in COMPLETED:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from scrapy_do.domain import zones
 from scrapy_do.errors import ConfigError
 
 _SIZE = re.compile(r"^\s*(\d+)\s*([kmgt]?)i?b?\s*$", re.IGNORECASE)
@@ -40,6 +41,8 @@ class Config:
     chain: Path | None = None
     auth: bool = False
     auth_db: Path | None = None
+    timezone: str = "UTC"
+    zone: object = zones.UTC
     source: str = "<defaults>"
 
     @property
@@ -154,6 +157,10 @@ def _build(parser, base, source):
         interfaces = parse_interfaces(parser.get(web, "interfaces", fallback=""))
     except ValueError as e:
         raise ConfigError(web, "interfaces", str(e)) from None
+    try:
+        zone, zone_name = zones.resolve_zone(parser.get(sd, "timezone", fallback=""))
+    except ValueError as e:
+        raise ConfigError(sd, "timezone", str(e)) from None
     return Config(
         project_store=store,
         database=path(sd, "database") or store / "scrapy-do.db",
@@ -172,5 +179,7 @@ def _build(parser, base, source):
         chain=path(web, "chain"),
         auth=_get(parser, web, "auth", _bool),
         auth_db=path(web, "auth-db"),
+        timezone=zone_name,
+        zone=zone,
         source=source,
     )

@@ -101,5 +101,5 @@ def main(argv=None):
     reactor.run()
     if service.failed:
         print(f"scrapy-do: cannot start: {service.failed}", file=sys.stderr)
-        return 1
+        return service.exit_status
     return 0

@@ -26,6 +26,15 @@ class ConfigError(ScrapyDoError):
 class StartupError(ScrapyDoError):
     """Something other than configuration keeps the daemon from starting."""
 
+    #: The daemon's exit status; systemd does not restart on 2 (nothing would change).
+    exit_status = 1
+
+
+class UnusableStore(StartupError):
+    """The project store or its database cannot be used as it is: a restart would not help."""
+
+    exit_status = 2
+
 
 class BadRequest(ScrapyDoError):
     """The request itself is malformed: a parameter is missing or invalid."""

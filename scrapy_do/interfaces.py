@@ -4,29 +4,35 @@ from zope.interface import Attribute, Interface
 
 
 class IJobStore(Interface):
-    """Durable record of projects, jobs and counters.
+    """Durable record of runs, schedules, projects and counters.
 
     Calls are synchronous and cheap (an indexed SQLite query at most), so the
-    engine calls them on the reactor thread.
+    engine calls them on the reactor thread. A "job" is a Run or a Schedule.
     """
 
+    def open():
+        """Open (and migrate) the storage; return self. Nothing is touched before."""
+
     def add_job(job):
-        """Insert a new job; its identifier must be new."""
+        """Insert a new run or schedule; its identifier must be new."""
 
     def update_job(job):
-        """Replace the stored job with the same identifier."""
+        """Replace the stored run or schedule with the same identifier."""
 
     def get_job(identifier):
-        """The job with this identifier, or None."""
+        """The run or schedule with this identifier, or None."""
+
+    def has_pending(schedule_id):
+        """Whether a PENDING run of this schedule is waiting."""
 
     def list_jobs(statuses=None, project=None, spider=None, limit=None, offset=0, oldest_first=False):
-        """Jobs filtered by status set, project and spider; newest first by default."""
+        """Runs and schedules filtered by status set, project and spider; newest first by default."""
 
     def list_jobs_json(statuses=None, project=None, spider=None, limit=None, offset=0):
-        """Like list_jobs (newest first), each job as the JSON text of `Job.to_dict()`."""
+        """Like list_jobs (newest first), each as the JSON text of `records.to_record`."""
 
     def count_jobs(statuses=None, project=None, spider=None):
-        """How many jobs match, without loading them."""
+        """How many match, without loading them."""
 
     def purge_completed(keep):
         """Delete all but the `keep` newest finished jobs; return the deleted identifiers."""
@@ -54,16 +60,34 @@ class IJobStore(Interface):
 
 
 class ILauncher(Interface):
-    """Starts crawl processes; the controller decides what and when."""
+    """Starts crawls somewhere (a local process today, a cluster later); the controller decides what and when."""
 
-    def launch(request):
-        """Start the crawl described by a `LaunchRequest`; return an `IRunningCrawl`."""
+    def launch(spec):
+        """Start the crawl a `LaunchSpec` describes; a Deferred firing with an `IRun` (or failing with LaunchError).
+
+        Either the crawl runs and the IRun is returned, or nothing runs.
+        """
+
+    def reattach(handle):
+        """A Deferred firing with an `IRun` for a crawl a previous daemon started (its persisted `handle`),
+        or None when it cannot be followed any more; then nothing of it is left running."""
 
 
-class IRunningCrawl(Interface):
-    pid = Attribute("Process id of the crawl.")
-    created = Attribute("The process's creation time (epoch seconds), to recognise it after a crash.")
-    ended = Attribute("Deferred firing with the exit code (negative signal number when killed).")
+class IRun(Interface):
+    """One crawl started by a launcher."""
+
+    handle = Attribute("A string to persist, from which `ILauncher.reattach` finds the crawl again.")
+    ended = Attribute("Deferred firing with the exit code (a negative signal number when killed).")
 
     def stop(grace):
-        """Ask the crawl to stop (SIGTERM), and SIGKILL it if still alive after `grace` seconds."""
+        """Ask the crawl to stop, and force it after `grace` seconds; returns `ended`."""
+
+    def logs():
+        """The run's `ILogSource`."""
+
+
+class ILogSource(Interface):
+    """Where a run's output can be read on this machine."""
+
+    def path(kind):
+        """The file holding the run's `out` or `err` log."""

@@ -9,7 +9,7 @@ from twisted.logger import Logger
 from scrapy_do.projects.archives import Limits
 from scrapy_do.web.auth import AuthWrapper, check_auth_db
 from scrapy_do.engine.controller import Controller
-from scrapy_do.errors import ScrapyDoError, StartupError
+from scrapy_do.errors import ScrapyDoError, StartupError, UnusableStore
 from scrapy_do.launchers.local import ProcessLauncher
 from scrapy_do.web.logs import LogCap, LogWatcher
 from scrapy_do.projects.store import ProjectStore
@@ -53,6 +53,28 @@ class WebServer(Service):
         return defer.DeferredList([defer.maybeDeferred(p.stopListening) for p in ports])
 
 
+class StoreService(Service):
+    """Creates the project store and opens the database, once the ports are bound.
+
+    So a start that fails early (a busy port) leaves no fresh database behind.
+    """
+
+    name = "store"
+
+    def __init__(self, config, store):
+        self.config = config
+        self.store = store
+
+    def startService(self):
+        try:
+            self.config.project_store.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise UnusableStore(f"cannot create the project store {self.config.project_store}: "
+                               f"{e.strerror}") from None
+        self.store.open()
+        super().startService()
+
+
 class ScrapyDoService(MultiService):
     """Binds the web ports, then starts the controller; if either fails the daemon stops."""
 
@@ -61,18 +83,20 @@ class ScrapyDoService(MultiService):
         self._reactor = reactor
         self.store = store
         self.failed = None
+        self.exit_status = 0
 
     def startService(self):
         try:
             super().startService()
         except ScrapyDoError as e:
-            self._fail(e.msg)
+            self._fail(e.msg, getattr(e, "exit_status", 1))
         except Exception as e:  # a bug, but the daemon must not linger half-started
             log.failure("start-up failed")
             self._fail(f"{type(e).__name__}: {e}")
 
-    def _fail(self, message):
+    def _fail(self, message, exit_status=1):
         self.failed = message
+        self.exit_status = exit_status
         log.critical("scrapy-do cannot start: {message}", message=message)
         self._reactor.callLater(0, self._reactor.stop)
 
@@ -99,21 +123,19 @@ def make_service(config, reactor):
     elif any(not _loopback(host) for host, _ in config.interfaces):
         log.warn("the web interface listens beyond this machine with auth off: anyone who can reach it can "
                  "run code here; set [web] auth = on")
-    try:
-        config.project_store.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise StartupError(f"cannot create the project store {config.project_store}: {e.strerror}") from None
-    store = SqliteStore(config.database)
+    store = SqliteStore(config.database, config.zone)
     projects = ProjectStore(config.project_store, reactor,
                             Limits(config.max_unpacked_size, config.max_archive_files),
                             list_timeout=config.spider_list_timeout)
     watcher = LogWatcher(reactor)
     log_cap = LogCap(watcher, config.max_log_size) if config.max_log_size else None
-    controller = Controller(config, store, projects, ProcessLauncher(reactor), reactor, log_cap=log_cap)
+    launcher = ProcessLauncher(reactor, grace=config.cancel_grace)
+    controller = Controller(config, store, projects, launcher, reactor, log_cap=log_cap)
     top = ScrapyDoService(reactor, store)
     api = WebAPI(controller, config, reactor, watcher=watcher)
     # The ports are bound first: a busy port stops start-up before any crawl starts.
     WebServer(reactor, api.site(wrap), config.interfaces, tls).setServiceParent(top)
+    StoreService(config, store).setServiceParent(top)
     controller.setServiceParent(top)
     top.controller = controller
     top.api = api

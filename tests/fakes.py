@@ -5,24 +5,28 @@ import itertools
 from twisted.internet import defer
 from zope.interface import implementer
 
-from scrapy_do.interfaces import ILauncher, IRunningCrawl
+from scrapy_do.interfaces import ILauncher, IRun
+from scrapy_do.launchers.local import LocalLogs
 from scrapy_do.projects.store import Prepared
 
 _pids = itertools.count(40000)
 
 
-@implementer(IRunningCrawl)
+@implementer(IRun)
 class FakeCrawl:
     def __init__(self, request):
         self.request = request
         self.pid = next(_pids)
-        self.created = 1000.0
+        self.handle = f"fake:{self.pid}"
         self.ended = defer.Deferred()
         self.signals = []
 
     def stop(self, grace):
         self.signals.append(("TERM", grace))
         return self.ended
+
+    def logs(self):
+        return LocalLogs(self.request.out_path, self.request.err_path)
 
     def finish(self, code=0):
         self.ended.callback(code)
@@ -35,20 +39,26 @@ class FakeLauncher:
     def __init__(self):
         self.launched = []
         self.fail_with = None
+        self.reattached = []
+        self.alive = {}  # handle -> FakeCrawl that reattach finds
 
     def launch(self, request):
         if self.fail_with is not None:
-            raise self.fail_with
+            return defer.fail(self.fail_with)
         crawl = FakeCrawl(request)
         self.launched.append(crawl)
-        return crawl
+        return defer.succeed(crawl)
+
+    def reattach(self, handle):
+        self.reattached.append(handle)
+        return defer.succeed(self.alive.get(handle))
 
     def by_job(self, job_id):
         return next(c for c in self.launched if c.request.job_id == job_id)
 
     @property
     def spiders(self):
-        return [c.request.spider for c in self.launched]
+        return [c.request.options.spider for c in self.launched]
 
 
 class FakeProjects:

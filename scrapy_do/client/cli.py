@@ -18,12 +18,12 @@ from tabulate import tabulate
 from scrapy_do import __version__
 from scrapy_do.client.api import ClientError, ScrapyDoClient, dumps
 from scrapy_do.client.archive import ArchiveError, build_archive
+from scrapy_do.domain.records import TABLE_COLUMNS
 
 FORMATS = ["simple", "grid", "fancy_grid", "presto", "psql", "pipe", "orgtbl", "jira", "rst", "mediawiki",
            "html", "latex"]
 STATUSES = ["ACTIVE", "COMPLETED", "SCHEDULED", "PENDING", "RUNNING", "CANCELED", "SUCCESSFUL", "FAILED"]
-JOB_COLUMNS = ["identifier", "project", "spider", "status", "schedule", "description", "actor", "timestamp",
-               "duration", "payload"]
+JOB_COLUMNS = TABLE_COLUMNS
 
 EPILOG = """\
 examples:

@@ -1,16 +1,19 @@
-"""Jobs and projects as plain data, plus the allowed status transitions.
+"""Runs, schedules and projects as plain data, plus the allowed status transitions.
 
-Pure: nothing here touches the clock, the disk or the reactor.
+Pure: nothing here touches the clock, the disk or the reactor. A *run* is one
+crawl (PENDING → RUNNING → SUCCESSFUL/FAILED/CANCELED); a *schedule* is a
+periodic spec that makes runs (SCHEDULED → CANCELED). The API shows both as
+"jobs", as Scrapy Do 0.5.0 did; `records.py` says how.
 """
 
 import dataclasses
 import enum
-import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from scrapy_do.errors import Conflict, InvalidPayload
+from scrapy_do.domain.options import RunOptions, normalise_payload  # noqa: F401  (re-exported)
+from scrapy_do.errors import Conflict
 
 
 class JobStatus(enum.Enum):
@@ -32,6 +35,8 @@ class JobStatus(enum.Enum):
 
 ACTIVE = frozenset({JobStatus.SCHEDULED, JobStatus.PENDING, JobStatus.RUNNING})
 COMPLETED = frozenset({JobStatus.SUCCESSFUL, JobStatus.FAILED, JobStatus.CANCELED})
+SCHEDULE_STATUSES = frozenset({JobStatus.SCHEDULED, JobStatus.CANCELED})
+RUN_STATUSES = frozenset(JobStatus) - {JobStatus.SCHEDULED}
 
 
 class Actor(enum.Enum):
@@ -39,7 +44,7 @@ class Actor(enum.Enum):
     SCHEDULER = "SCHEDULER"
 
 
-# RUNNING -> PENDING is the daemon putting a job back when it shuts down or
+# RUNNING -> PENDING is the daemon putting a run back when it shuts down or
 # recovers from a crash; every other edge is a user or process event.
 TRANSITIONS = {
     JobStatus.SCHEDULED: {JobStatus.CANCELED},
@@ -51,95 +56,88 @@ TRANSITIONS = {
 }
 
 
-def _fmt(ts):
-    return None if ts is None else str(ts)
-
-
 @dataclass(frozen=True)
-class Job:
+class Run:
+    """One crawl. `handle` is the launcher's persisted reference to it while it runs."""
+
     identifier: str
     status: JobStatus
     actor: Actor
-    schedule: str
     project: str
-    spider: str
+    options: RunOptions
     timestamp: datetime
-    description: str = ""
-    payload: str = "{}"
-    duration: int | None = None
     started: datetime | None = None
     finished: datetime | None = None
+    duration: int | None = None
     exit_code: int | None = None
-    pid: int | None = None
-    pid_created: float | None = None
-    parent: str | None = None
+    handle: str | None = None
+    schedule_id: str | None = None
 
-    def to_dict(self):
-        """The contract's keys first, then the extras our clients may use."""
-        return {
-            "identifier": self.identifier,
-            "status": self.status.value,
-            "actor": self.actor.value,
-            "schedule": self.schedule,
-            "project": self.project,
-            "spider": self.spider,
-            "description": self.description,
-            "timestamp": _fmt(self.timestamp),
-            "duration": self.duration,
-            "payload": self.payload,
-            "started": _fmt(self.started),
-            "finished": _fmt(self.finished),
-            "exit-code": self.exit_code,
-            "parent": self.parent,
-        }
+    schedule = "now"
+
+    @property
+    def parent(self):
+        return self.schedule_id
 
 
-def new_job(project, spider, schedule, now, *, actor=Actor.USER, description="", payload="{}", parent=None):
-    """A fresh job: PENDING for `now`, SCHEDULED for a periodic spec."""
-    status = JobStatus.PENDING if schedule == "now" else JobStatus.SCHEDULED
-    return Job(
-        identifier=str(uuid.uuid4()),
-        status=status,
-        actor=actor,
-        schedule=schedule,
-        project=project,
-        spider=spider,
-        timestamp=now,
-        description=description,
-        payload=payload,
-        parent=parent,
-    )
+@dataclass(frozen=True)
+class Schedule:
+    """A periodic spec in the daemon's zone; each due time makes a Run pointing back here."""
+
+    identifier: str
+    status: JobStatus
+    actor: Actor
+    project: str
+    options: RunOptions
+    spec: str
+    timestamp: datetime
+    finished: datetime | None = None
+    next_run: datetime | None = None
+
+    parent = started = duration = exit_code = None
+
+    @property
+    def schedule(self):
+        return self.spec
+
+
+def _spider(self):
+    return self.options.spider
+
+
+def _payload(self):
+    return self.options.payload
+
+
+def _description(self):
+    return self.options.description
+
+
+for _cls in (Run, Schedule):
+    _cls.spider = property(_spider)
+    _cls.payload = property(_payload)
+    _cls.description = property(_description)
+
+
+def new_run(project, options, now, *, actor=Actor.USER, schedule_id=None):
+    """A fresh PENDING run; it starts when a slot is free."""
+    return Run(identifier=str(uuid.uuid4()), status=JobStatus.PENDING, actor=actor, project=project,
+               options=options, timestamp=now, schedule_id=schedule_id)
+
+
+def new_schedule(project, options, spec, now, *, actor=Actor.USER):
+    """A fresh SCHEDULED schedule for the normalised `spec` text."""
+    return Schedule(identifier=str(uuid.uuid4()), status=JobStatus.SCHEDULED, actor=actor, project=project,
+                    options=options, spec=spec, timestamp=now)
 
 
 def transition(job, status, **changes):
-    """Return `job` moved to `status`, or raise Conflict for a forbidden edge."""
+    """Return `job` (a Run or a Schedule) moved to `status`, or raise Conflict for a forbidden edge."""
     if status not in TRANSITIONS[job.status]:
         if job.status.completed:
             raise Conflict(f"job {job.identifier} already finished ({job.status.value}); nothing to do")
         raise Conflict(f"job {job.identifier} is {job.status.value} and cannot become {status.value}")
     return dataclasses.replace(job, status=status, **changes)
-
-
-def normalise_payload(text):
-    """Validate a payload as a JSON object and return its canonical text."""
-    if text is None or str(text).strip() == "":
-        return "{}"
-    try:
-        value = json.loads(text)
-    except ValueError as e:
-        raise InvalidPayload(f"payload is not valid JSON ({e}); send a JSON object such as {{\"key\": 1}}") from None
-    except RecursionError:
-        raise InvalidPayload("payload is nested too deeply; flatten it") from None
-    if not isinstance(value, dict):
-        kind = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(type(value), "a number")
-        raise InvalidPayload(f"payload must be a JSON object such as {{\"key\": 1}}, not {kind}")
-    text = json.dumps(value, ensure_ascii=False)
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        raise InvalidPayload("payload holds an unpaired surrogate escape (like \\ud800); send valid Unicode") \
-            from None
-    return text
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,10 @@
 
 The grammar is the `schedule` library's fluent API written as words (what the
 original Scrapy Do accepted), so `every 5 to 10 minutes` means
-`schedule.every(5).to(10).minutes`. `next_fire` reproduces
-`schedule.Job._schedule_next_run` as pure arithmetic on a given instant, so the
+`schedule.every(5).to(10).minutes`; every parsed spec is also built with that
+API, which stays the reference for what the grammar accepts. `next_fire`
+reproduces `schedule.Job._schedule_next_run` as pure arithmetic on an aware
+instant and a zone (schedule itself only knows naive local `now()`), so the
 daemon, the tests and a UI preview can compute run times without a clock.
 """
 
@@ -14,6 +16,9 @@ import random
 import re
 from dataclasses import dataclass
 
+import schedule
+
+from scrapy_do.domain import zones
 from scrapy_do.errors import InvalidSpec
 
 
@@ -47,46 +52,81 @@ class Spec:
     at: tuple[int, int, int] | None
 
     def next_fire(
-        self, after: datetime.datetime, rng: random.Random | None = None
+        self, after: datetime.datetime, zone: datetime.tzinfo = zones.UTC, rng: random.Random | None = None
     ) -> datetime.datetime:
-        """Return the next run strictly after `after`, as schedule computes it for a job last run at `after`."""
+        """Return the next run strictly after the aware instant `after`, as an aware UTC instant.
+
+        Periods of seconds, minutes and hours are elapsed time: `every 10
+        minutes` is 600 s apart whatever the clocks do. Days, weeks and
+        weekdays follow the wall clock of `zone`, with `schedule`'s rules
+        for `at` (see `zones.wall_to_instant` for DST gaps and repeats).
+        """
+        if after.tzinfo is None:
+            raise ValueError("next_fire needs an aware instant")
         if self.latest is not None:
             interval = (_rng if rng is None else rng).randint(self.interval, self.latest)
         else:
             interval = self.interval
+        period = datetime.timedelta(**{self.unit: interval})
+        calendar = self.unit in ("days", "weeks") or self.weekday is not None
+        if not calendar:
+            moment = after.astimezone(zone)
+            if self.at is not None:
+                _, minute, second = self.at
+                fields = {"second": second, "microsecond": 0}
+                if self.unit == "hours":
+                    fields["minute"] = minute
+                moment = moment.replace(**fields)
+            moment = moment.astimezone(zones.UTC)
+            # schedule adds one period up front unless the interval is 1 ...
+            if interval != 1:
+                moment += period
+            # ... and then as many as it takes to get past `after`.
+            while moment <= after:
+                moment += period
+            return moment
 
-        moment = after
+        wall = after.astimezone(zone).replace(tzinfo=None, fold=0)
         if self.weekday is not None:
-            moment += datetime.timedelta(days=(self.weekday - moment.weekday()) % 7)
+            wall += datetime.timedelta(days=(self.weekday - wall.weekday()) % 7)
         if self.at is not None:
             hour, minute, second = self.at
-            fields = {"second": second, "microsecond": 0}
-            if self.unit == "days" or self.weekday is not None:
-                fields["hour"] = hour
-            if self.unit in ("days", "hours") or self.weekday is not None:
-                fields["minute"] = minute
-            moment = moment.replace(**fields)
-
-        period = datetime.timedelta(**{self.unit: interval})
-        # schedule adds one period up front unless the interval is 1 ...
+            wall = wall.replace(hour=hour, minute=minute, second=second, microsecond=0)
         if interval != 1:
-            moment += period
-        # ... and then as many as it takes to get past now.
-        while moment <= after:
-            moment += period
-        return moment
+            wall += period
+        while zones.wall_to_instant(wall, zone) <= after:
+            wall += period
+        return zones.wall_to_instant(wall, zone)
 
 
 def next_fires(
-    spec: Spec, after: datetime.datetime, count: int, rng: random.Random | None = None
+    spec: Spec, after: datetime.datetime, count: int, zone: datetime.tzinfo = zones.UTC,
+    rng: random.Random | None = None,
 ) -> list[datetime.datetime]:
     """Return the next `count` runs, each computed from the one before (for previews)."""
     fires = []
     moment = after
     for _ in range(count):
-        moment = spec.next_fire(moment, rng)
+        moment = spec.next_fire(moment, zone, rng)
         fires.append(moment)
     return fires
+
+
+def as_schedule_job(spec: Spec) -> schedule.Job:
+    """The same spec built with the `schedule` library's API (never run; it raises what it refuses)."""
+    job = schedule.Scheduler().every(spec.interval)
+    if spec.latest is not None:
+        job = job.to(spec.latest)
+    job = getattr(job, WEEKDAYS[spec.weekday] if spec.weekday is not None else spec.unit)
+    if spec.at is not None:
+        hour, minute, second = spec.at
+        if spec.unit == "days" or spec.weekday is not None:
+            job.at(f"{hour:02d}:{minute:02d}:{second:02d}")
+        elif spec.unit == "hours":
+            job.at(f"{minute:02d}:{second:02d}")
+        else:
+            job.at(f":{second:02d}")
+    return job
 
 
 def is_now(text: str) -> bool:
@@ -160,7 +200,7 @@ class _Parser:
         if longest * _SECONDS[unit] > _MAX_PERIOD_SECONDS:
             raise self.fail(f"interval {longest} {unit} is too long", "the period may be at most 100 years")
 
-        return Spec(
+        spec = Spec(
             text=self.canonical(interval, latest, unit, weekday, at),
             interval=interval,
             latest=latest,
@@ -168,6 +208,11 @@ class _Parser:
             weekday=weekday,
             at=at,
         )
+        try:
+            as_schedule_job(spec)
+        except (schedule.ScheduleError, ValueError, TypeError) as e:
+            raise self.fail("the schedule library refuses it", str(e)) from None
+        return spec
 
     def interval(self) -> tuple[int, int | None]:
         interval = 1

@@ -1,15 +1,14 @@
-"""The engine: projects, jobs, job slots and schedules, wired to a store and a launcher.
+"""The engine: projects, runs, schedules and job slots, wired to a store and a launcher.
 
-Work is driven by events, never by polling: scheduling a `now` job, a crawl
-ending and a schedule coming due each call `_pump`, which fills free slots
-with the oldest PENDING jobs at once.
+Work is driven by events, never by polling: a new PENDING run, a crawl
+ending and a schedule coming due each call `_pump`, which asks
+`dispatch.next_to_start` what fills the free slots and starts it at once.
 """
 
+import dataclasses
 import os
 import re
 import socket
-import time
-from datetime import datetime
 from pathlib import Path
 
 from twisted.application.service import Service
@@ -17,15 +16,17 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from scrapy_do import __version__
+from scrapy_do.domain import dispatch, zones
 from scrapy_do.domain import spec as specs
-from scrapy_do.errors import BadRequest, Conflict, LaunchError, NotFound, StartupError
-from scrapy_do.launchers.local import LaunchRequest, kill_leftover
 from scrapy_do.domain.models import (
-    ACTIVE, COMPLETED, Actor, JobStatus, Project, new_job, normalise_payload, transition,
+    ACTIVE, COMPLETED, Actor, JobStatus, Project, RunOptions, Schedule, new_run, new_schedule, transition,
 )
+from scrapy_do.errors import BadRequest, Conflict, LaunchError, NotFound, StartupError
+from scrapy_do.events import JobChanged, JobRemoved, ProjectPushed, ProjectRemoved
 from scrapy_do.engine.scheduler import SpecScheduler
+from scrapy_do.launchers.local import LaunchSpec
 
-log = Logger(namespace="scrapy_do.engine.controller")
+log = Logger(namespace="scrapy_do.controller")
 
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 LOG_KINDS = ("out", "err")
@@ -53,6 +54,15 @@ def check_job_id(identifier):
     return ident
 
 
+class _Slot:
+    """A run that holds a job slot: launching (`run` is None) or running."""
+
+    def __init__(self, tree):
+        self.tree = tree
+        self.run = None
+        self.uncap = ()
+
+
 class Controller(Service):
     name = "controller"
 
@@ -62,12 +72,15 @@ class Controller(Service):
         self.projects = projects
         self.launcher = launcher
         self.clock = clock
-        self.scheduler = SpecScheduler(clock, self._spawn_scheduled, rng)
-        self.crawls = {}  # job id -> (IRunningCrawl, tree)
+        self.zone = config.zone
+        self.scheduler = SpecScheduler(clock, self._fire_schedule, rng, zone=self.zone)
+        self.slots = {}  # run id -> _Slot
         self.log_cap = log_cap
-        self._uncap = {}
         self._canceling = set()
+        self._quarantined = set()
         self._stopping = False
+        self._pumping = False
+        self._pump_again = False
         self._listeners = []
         self.started_at = None
 
@@ -80,7 +93,10 @@ class Controller(Service):
             except OSError as e:
                 raise StartupError(f"cannot create {d}: {e.strerror}") from None
         self.projects.open()
-        self._recover()
+        failures = []
+        self._recover().addErrback(failures.append)
+        if failures:
+            failures[0].raiseException()
         self.projects.collect_garbage(p.tree for p in self.store.list_projects())
         self._purge()
         self.started_at = self.clock.seconds()
@@ -89,48 +105,62 @@ class Controller(Service):
         super().startService()
         self._pump()
 
+    @defer.inlineCallbacks
     def _recover(self):
-        """Re-arm schedules; put crawls a dead daemon left as RUNNING back in the queue."""
-        for job in self.store.list_jobs([JobStatus.RUNNING], oldest_first=True):
-            kill_leftover(job.pid, job.pid_created, self.config.cancel_grace)
-            log.info("job {job} was running when the daemon stopped; queued again", job=job.identifier)
-            self.store.update_job(transition(job, JobStatus.PENDING, pid=None, pid_created=None, started=None))
-        for job in self.store.list_jobs([JobStatus.SCHEDULED], oldest_first=True):
+        """Re-attach to runs a previous daemon left RUNNING (or queue them again); re-arm schedules."""
+        for run in self.store.list_jobs([JobStatus.RUNNING], oldest_first=True):
+            attached = (yield self.launcher.reattach(run.handle)) if run.handle else None
+            project = self.store.get_project(run.project)
+            if attached is not None and project is not None:
+                log.info("job {job} still runs; re-attached", job=run.identifier)
+                self._track(run.identifier, _Slot(project.tree), attached)
+                continue
+            log.info("job {job} was running when the daemon stopped; queued again", job=run.identifier)
+            self.store.update_job(transition(run, JobStatus.PENDING, handle=None, started=None))
+        for schedule in self.store.list_jobs([JobStatus.SCHEDULED], oldest_first=True):
             try:
-                self.scheduler.add(job.identifier, specs.parse(job.schedule))
+                self._arm(schedule, specs.parse(schedule.spec))
             except specs.InvalidSpec as e:
-                log.error("cannot re-arm job {job}: {e}", job=job.identifier, e=e)
+                log.error("cannot re-arm job {job}: {e}", job=schedule.identifier, e=e)
 
     def stopService(self):
-        """Stop every crawl (TERM, then KILL after the grace); their jobs go back to PENDING."""
+        """Stop every crawl (TERM, then KILL after the grace); their runs go back to PENDING."""
         self._stopping = True
         self.scheduler.stop()
         super().stopService()
-        ended = [crawl.stop(self.config.cancel_grace) for crawl, _ in self.crawls.values()]
+        ended = [slot.run.stop(self.config.cancel_grace) for slot in self.slots.values() if slot.run]
         return defer.DeferredList(ended, consumeErrors=True)
 
     # -- events -----------------------------------------------------------
 
     def subscribe(self, listener):
-        """`listener(kind, data)` is called for each change; returns an unsubscribe function."""
+        """`listener(event)` is called with each event (scrapy_do.events); returns an unsubscribe function."""
         self._listeners.append(listener)
         return lambda: self._listeners.remove(listener)
 
-    def _emit(self, kind, data):
+    def _emit(self, event):
         for listener in list(self._listeners):
             try:
-                listener(kind, data)
+                listener(event)
             except Exception:
-                log.failure("event listener failed on {kind}", kind=kind)
+                log.failure("event listener failed on {event}", event=type(event).__name__)
 
     def now(self):
-        """The daemon's local time, from its clock."""
-        return datetime.fromtimestamp(self.clock.seconds())
+        """The clock's instant, aware UTC."""
+        return zones.instant(self.clock.seconds())
 
+    def show(self, moment):
+        """An instant as the API shows it: the daemon's zone, with the offset."""
+        return zones.show(moment, self.zone)
 
     def _save(self, job):
         self.store.update_job(job)
-        self._emit("job", job)
+        self._emit(JobChanged(job))
+        return job
+
+    def _add(self, job):
+        self.store.add_job(job)
+        self._emit(JobChanged(job))
         return job
 
     # -- projects ---------------------------------------------------------
@@ -153,13 +183,13 @@ class Controller(Service):
         if existing is not None:
             self._release_tree(existing.tree)
         log.info("pushed project {name} with spiders {spiders}", name=project.name, spiders=list(project.spiders))
-        self._emit("project-pushed", project)
+        self._emit(ProjectPushed(project))
         return project
 
     def _release_tree(self, tree):
         """Delete a tree that is no longer live, unless a crawl still runs in it."""
         live = {p.tree for p in self.store.list_projects()}
-        if tree not in live and all(t != tree for _, t in self.crawls.values()):
+        if tree not in live and all(slot.tree != tree for slot in self.slots.values()):
             self.projects.remove_tree(tree)
 
     def get_project(self, name):
@@ -183,36 +213,57 @@ class Controller(Service):
         self.projects.remove_archive(name)
         self._release_tree(project.tree)
         log.info("removed project {name}", name=name)
-        self._emit("project-removed", project)
+        self._emit(ProjectRemoved(project))
 
     # -- jobs -------------------------------------------------------------
 
-    def schedule_job(self, project, spider, when="now", description="", payload=None, actor=Actor.USER):
-        """Record a job: PENDING for `now` (it starts when a slot is free), else SCHEDULED."""
+    def schedule_job(self, project, options, when="now", actor=Actor.USER, **values):
+        """Record a run (`now`: it starts when a slot is free) or a schedule; return it.
+
+        `options` is a RunOptions, or a spider name with option `values` as the API would send them.
+        """
+        if isinstance(options, str):
+            given = {"spider": options, **values}
+            options = RunOptions.from_params(given.get)
         proj = self.get_project(project)
-        if spider not in proj.spiders:
-            raise NotFound(f"project {project!r} has no spider {spider!r}; it has: {', '.join(proj.spiders)}")
+        if options.spider not in proj.spiders:
+            raise NotFound(f"project {project!r} has no spider {options.spider!r}; "
+                           f"it has: {', '.join(proj.spiders)}")
         parsed = specs.parse(when if when is not None else "now")
-        job = new_job(proj.name, spider, "now" if parsed is None else parsed.text, self.now(),
-                      actor=actor, description=description or "", payload=normalise_payload(payload))
-        self.store.add_job(job)
-        log.info("scheduled job {job} ({spider}, {when})", job=job.identifier, spider=spider, when=job.schedule)
-        self._emit("job", job)
-        if parsed is not None:
-            self.scheduler.add(job.identifier, parsed)
-        else:
+        if parsed is None:
+            job = self._add(new_run(proj.name, options, self.now(), actor=actor))
+            log.info("scheduled job {job} ({spider}, now)", job=job.identifier, spider=options.spider)
             self._pump()
+            return job
+        job = new_schedule(proj.name, options, parsed.text, self.now(), actor=actor)
+        self.store.add_job(job)
+        job = self._arm(job, parsed)
+        self._emit(JobChanged(job))
+        log.info("scheduled job {job} ({spider}, {when})", job=job.identifier, spider=options.spider,
+                 when=job.spec)
         return job
 
-    def _spawn_scheduled(self, identifier):
-        parent = self.store.get_job(identifier)
-        if parent is None or parent.status is not JobStatus.SCHEDULED:
+    def _arm(self, schedule, parsed):
+        """Put a schedule on the timer and record its next due time."""
+        due = self.scheduler.add(schedule.identifier, parsed)
+        schedule = dataclasses.replace(schedule, next_run=zones.instant(due))
+        self.store.update_job(schedule)
+        return schedule
+
+    def _fire_schedule(self, identifier):
+        schedule = self.store.get_job(identifier)
+        if not isinstance(schedule, Schedule) or schedule.status is not JobStatus.SCHEDULED:
             self.scheduler.remove(identifier)
             return
-        job = new_job(parent.project, parent.spider, "now", self.now(), actor=Actor.SCHEDULER,
-                      description=parent.description, payload=parent.payload, parent=parent.identifier)
-        self.store.add_job(job)
-        self._emit("job", job)
+        due = self.scheduler.next_due(identifier)
+        if due is not None:
+            schedule = self._save(dataclasses.replace(schedule, next_run=zones.instant(due)))
+        if self.store.has_pending(identifier):
+            # Its last run still waits for a slot: this due time merges into it.
+            log.info("job {job} is due while its previous run still waits; not queued twice", job=identifier)
+            return
+        self._add(new_run(schedule.project, schedule.options, self.now(), actor=Actor.SCHEDULER,
+                          schedule_id=schedule.identifier))
         self._pump()
 
     def get_job(self, identifier):
@@ -237,16 +288,20 @@ class Controller(Service):
     def cancel_job(self, identifier):
         """Cancel a job; the Deferred fires with the CANCELED job (after the crawl ended, if running)."""
         job = self.get_job(identifier)
-        if job.status is JobStatus.RUNNING and job.identifier in self.crawls:
+        slot = self.slots.get(job.identifier)
+        if slot is not None and slot.run is not None:
             self._canceling.add(job.identifier)
-            crawl, _ = self.crawls[job.identifier]
             log.info("canceling running job {job}", job=job.identifier)
-            d = crawl.stop(self.config.cancel_grace)
+            d = slot.run.stop(self.config.cancel_grace)
             d.addCallback(lambda _: self.store.get_job(job.identifier))
             return d
+        if slot is not None:
+            # Still launching: it is canceled as soon as the launcher answers.
+            self._canceling.add(job.identifier)
         job = transition(job, JobStatus.CANCELED, finished=self.now())
-        if job.schedule != "now":
+        if isinstance(job, Schedule):
             self.scheduler.remove(job.identifier)
+            job = dataclasses.replace(job, next_run=None)
         self.store.bump("canceled")
         self._save(job)
         self._purge()
@@ -269,58 +324,134 @@ class Controller(Service):
     # -- running ----------------------------------------------------------
 
     def _pump(self):
-        """Fill every free slot with the oldest PENDING jobs."""
+        """Start what `dispatch` says fills the free slots; safe to call from within itself."""
         if self._stopping or not self.running:
             return
-        free = self.config.job_slots - len(self.crawls)
-        if free <= 0:
+        if self._pumping:
+            self._pump_again = True
             return
-        for job in self.store.list_jobs([JobStatus.PENDING], oldest_first=True, limit=free):
-            self._start(job)
-
-    def _start(self, job):
-        out_path, err_path = self._log_paths(job.identifier)
-        project = self.store.get_project(job.project)
+        self._pumping = True
         try:
-            if project is None or job.spider not in project.spiders:
-                raise LaunchError(f"project {job.project!r} or its spider {job.spider!r} was removed "
+            while True:
+                self._pump_again = False
+                free = self.config.job_slots - len(self.slots)
+                if free <= 0:
+                    break
+                pending = self.store.list_jobs([JobStatus.PENDING], oldest_first=True,
+                                               limit=free + len(self.slots) + len(self._quarantined))
+                pending = [r for r in pending if r.identifier not in self._quarantined]
+                for run in dispatch.next_to_start(pending, set(self.slots), self.config.job_slots):
+                    self._start(run)
+                if not self._pump_again:
+                    break
+        finally:
+            self._pumping = False
+
+    def _start(self, run):
+        """Reserve a slot and launch; `_launched` or `_launch_failed` settles it."""
+        out_path, err_path = self._log_paths(run.identifier)
+        project = self.store.get_project(run.project)
+        if project is None or run.spider not in project.spiders:
+            self._fail_start(run, f"project {run.project!r} or its spider {run.spider!r} was removed "
                                   "before the job could start")
-            crawl = self.launcher.launch(LaunchRequest(
-                job_id=job.identifier, spider=job.spider, payload=job.payload, cwd=project.tree,
-                out_path=out_path, err_path=err_path,
-                env={"SPIDER_DATA_DIR": str(self.config.spider_data_dir)},
-            ))
-        except LaunchError as e:
-            log.error("job {job} failed to start: {e}", job=job.identifier, e=e.msg)
-            with open(err_path, "a", encoding="utf-8") as f:
-                f.write(f"scrapy-do: {e.msg}\n")
-            now = self.now()
-            self.store.bump("run")
-            self.store.bump("failed")
-            self._save(transition(transition(job, JobStatus.RUNNING, started=now), JobStatus.FAILED,
-                                  finished=now, duration=0))
-            self._purge()
             return
-        self.crawls[job.identifier] = (crawl, project.tree)
-        if self.log_cap is not None:
-            self._uncap[job.identifier] = [self.log_cap.watch(p) for p in (out_path, err_path)]
-        self._save(transition(job, JobStatus.RUNNING, started=self.now(), pid=crawl.pid,
-                              pid_created=crawl.created))
-        log.info("job {job} started: {spider} pid {pid}", job=job.identifier, spider=job.spider, pid=crawl.pid)
-        crawl.ended.addCallback(self._ended, job.identifier)
+        slot = self.slots[run.identifier] = _Slot(project.tree)
+        spec = LaunchSpec(job_id=run.identifier, options=run.options, cwd=project.tree, out_path=out_path,
+                          err_path=err_path, env={"SPIDER_DATA_DIR": str(self.config.spider_data_dir)})
+        d = defer.maybeDeferred(self.launcher.launch, spec)
+        d.addCallbacks(self._launched, self._launch_failed, callbackArgs=(run.identifier, slot),
+                       errbackArgs=(run.identifier,))
+        d.addErrback(lambda f: log.failure("settling the launch of job {job} failed", f, job=run.identifier))
+
+    def _launched(self, crawl, identifier, slot):
+        """The crawl runs: record it, or stop it again, so that nothing runs untracked."""
+        try:
+            run = self.store.get_job(identifier)
+            if identifier in self._canceling or self._stopping or run.status is not JobStatus.PENDING:
+                self._track(identifier, slot, crawl)
+                crawl.stop(self.config.cancel_grace)
+                return
+            if self.log_cap is not None:
+                slot.uncap = [self.log_cap.watch(crawl.logs().path(kind)) for kind in LOG_KINDS]
+            self._save(transition(run, JobStatus.RUNNING, started=self.now(), handle=crawl.handle))
+        except Exception as e:
+            log.failure("recording the start of job {job} failed; stopping its crawl", job=identifier)
+            self._abandon(identifier, slot, crawl, f"the daemon could not record the start of the crawl ({e})")
+            return
+        self._track(identifier, slot, crawl)
+        log.info("job {job} started: {spider} ({handle})", job=identifier, spider=run.spider, handle=crawl.handle)
+
+    def _track(self, identifier, slot, crawl):
+        slot.run = crawl
+        self.slots[identifier] = slot
+        crawl.ended.addCallback(self._ended, identifier)
+
+    def _abandon(self, identifier, slot, crawl, reason):
+        """Kill a crawl we cannot keep track of; its job fails once it is gone."""
+        for stop in slot.uncap:
+            stop()
+        slot.uncap = ()
+
+        def gone(_):
+            self.slots.pop(identifier, None)
+            run = self.store.get_job(identifier)
+            try:
+                if run is not None and run.status is JobStatus.PENDING:
+                    self._fail_start(run, reason)
+            except Exception:
+                log.failure("job {job} cannot be recorded as failed; left aside until restart", job=identifier)
+                self._quarantined.add(identifier)
+            self._pump()
+
+        crawl.ended.addBoth(gone)
+        crawl.stop(0)
+
+    def _launch_failed(self, failure, identifier):
+        self.slots.pop(identifier, None)
+        message = failure.value.msg if failure.check(LaunchError) else f"{failure.type.__name__}: {failure.value}"
+        if not failure.check(LaunchError):
+            log.failure("launching job {job} failed", failure, job=identifier)
+        run = self.store.get_job(identifier)
+        if identifier in self._canceling:
+            self._canceling.discard(identifier)
+        elif run is not None and run.status is JobStatus.PENDING:
+            self._fail_start(run, message)
+        self._pump()
+
+    def _fail_start(self, run, message):
+        """A run that could not start is FAILED at once, with the reason in its .err log."""
+        log.error("job {job} failed to start: {e}", job=run.identifier, e=message)
+        _, err_path = self._log_paths(run.identifier)
+        try:
+            with open(err_path, "a", encoding="utf-8") as f:
+                f.write(f"scrapy-do: {message}\n")
+        except OSError as e:
+            log.warn("cannot write {path}: {e}", path=err_path, e=e)
+        now = self.now()
+        self.store.bump("run")
+        self.store.bump("failed")
+        self._save(transition(transition(run, JobStatus.RUNNING, started=now), JobStatus.FAILED,
+                              finished=now, duration=0))
+        self._purge()
 
     def _ended(self, code, identifier):
-        _, tree = self.crawls.pop(identifier)
-        for stop in self._uncap.pop(identifier, ()):
+        slot = self.slots.pop(identifier)
+        for stop in slot.uncap:
             stop()
+        self._release_tree(slot.tree)
         job = self.store.get_job(identifier)
         now = self.now()
+        if job is None or job.status is not JobStatus.RUNNING:
+            # Stopped before it was recorded as running: canceled while launching, or shutdown.
+            self._canceling.discard(identifier)
+            self._pump()
+            return code
         if identifier in self._canceling:
             self._canceling.discard(identifier)
             status, counter = JobStatus.CANCELED, "canceled"
         elif self._stopping:
             # The daemon is shutting down: run this job again at the next start.
-            self._save(transition(job, JobStatus.PENDING, started=None, pid=None, pid_created=None))
+            self._save(transition(job, JobStatus.PENDING, started=None, handle=None))
             log.info("job {job} interrupted by shutdown; queued again", job=identifier)
             return code
         else:
@@ -328,9 +459,8 @@ class Controller(Service):
         duration = round((now - job.started).total_seconds()) if job.started else None
         self.store.bump("run")
         self.store.bump(counter)
-        self._save(transition(job, status, finished=now, duration=duration, exit_code=code))
+        self._save(transition(job, status, finished=now, duration=duration, exit_code=code, handle=None))
         log.info("job {job} ended: {status} (exit {code})", job=identifier, status=status.value, code=code)
-        self._release_tree(tree)
         self._purge()
         self._pump()
         return code
@@ -342,7 +472,7 @@ class Controller(Service):
                     os.unlink(path)
                 except FileNotFoundError:
                     pass
-            self._emit("job-removed", identifier)
+            self._emit(JobRemoved(identifier))
 
     # -- status -----------------------------------------------------------
 
@@ -353,8 +483,8 @@ class Controller(Service):
         return {
             "daemon-version": __version__,
             "hostname": socket.gethostname(),
-            "time": str(self.now()),
-            "timezone": "; ".join(dict.fromkeys(time.tzname)),
+            "time": self.show(self.now()),
+            "timezone": self.config.timezone,
             "uptime-seconds": uptime,
             "jobs-run": counters["run"],
             "jobs-successful": counters["successful"],
@@ -362,7 +492,7 @@ class Controller(Service):
             "jobs-canceled": counters["canceled"],
             "jobs-scheduled": self.store.count_jobs([JobStatus.SCHEDULED]),
             "jobs-pending": self.store.count_jobs([JobStatus.PENDING]),
-            "jobs-running": len(self.crawls),
+            "jobs-running": sum(1 for slot in self.slots.values() if slot.run is not None),
             "job-slots": self.config.job_slots,
             "projects": len(projects),
             "spiders": sum(len(p.spiders) for p in projects),

@@ -3,21 +3,28 @@
 The next due time of each schedule comes from the pure `Spec.next_fire`;
 this class only keeps a heap of due times and arms a single `callLater` for
 the earliest, so 10,000 idle schedules cost one timer and no CPU.
+
+Due times are epoch seconds (absolute instants). Each one is computed
+strictly after both the clock and the previous due time, so a schedule never
+fires twice for one due time: not when a calendar rule meets a DST change,
+and not when the clock jumps backwards.
 """
 
 import heapq
 import itertools
-from datetime import datetime
 
 from twisted.logger import Logger
+
+from scrapy_do.domain import zones
 
 log = Logger(namespace="scrapy_do.engine.scheduler")
 
 
 class SpecScheduler:
-    def __init__(self, clock, fire, rng=None):
-        """`clock` is an IReactorTime; `fire(key)` is called at each due time."""
+    def __init__(self, clock, fire, rng=None, zone=zones.UTC):
+        """`clock` is an IReactorTime; `fire(key)` is called at each due time; calendar rules use `zone`."""
         self._clock = clock
+        self.zone = zone
         self._fire = fire
         self._rng = rng
         self._entries = {}  # key -> (spec, due seconds)
@@ -33,10 +40,17 @@ class SpecScheduler:
         return self._clock.seconds()
 
     def _next_due(self, spec, after):
-        return spec.next_fire(datetime.fromtimestamp(after), self._rng).timestamp()
+        due = spec.next_fire(zones.instant(after), self.zone, self._rng).timestamp()
+        if due <= after:  # next_fire promises better; never let a bug spin the reactor
+            log.error("spec {spec!r} gave a due time not after {after}; using one second later",
+                      spec=spec.text, after=after)
+            due = after + 1.0
+        return due
 
-    def add(self, key, spec):
-        due = self._next_due(spec, self._now())
+    def add(self, key, spec, after=None):
+        """Arm `key`; its first due time comes after `after` (default now) and after the clock."""
+        now = self._now()
+        due = self._next_due(spec, now if after is None else max(now, after))
         self._entries[key] = (spec, due)
         heapq.heappush(self._heap, (due, next(self._order), key))
         self._arm()
@@ -89,9 +103,9 @@ class SpecScheduler:
             self._prune()
             if not self._heap or self._heap[0][0] > now:
                 break
-            _, _, key = heapq.heappop(self._heap)
+            fired, _, key = heapq.heappop(self._heap)
             spec, _ = self._entries[key]
-            due = self._next_due(spec, now)
+            due = self._next_due(spec, max(now, fired))
             self._entries[key] = (spec, due)
             heapq.heappush(self._heap, (due, next(self._order), key))
             try:

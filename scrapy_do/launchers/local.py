@@ -1,9 +1,11 @@
-"""Spawning processes: crawls with their logs, and short commands like `scrapy list`.
+"""The local launcher: crawls as child processes of the daemon, and short commands like `scrapy list`.
 
 The reactor is passed in (IReactorProcess + IReactorTime), so tests can use a
 fake one. Crawl output goes straight from the child to its log files (the
 daemon holds no pipe and copies no byte), and stopping a process is SIGTERM,
-then SIGKILL after a grace period, like twisted.runner.procmon.
+then SIGKILL after a grace period, like twisted.runner.procmon. A run's
+handle is `pid:<pid>@<creation time>`: enough to recognise the process after
+a restart, and never to mistake another process for it.
 """
 
 import os
@@ -16,8 +18,9 @@ from twisted.internet import defer, error, protocol
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from scrapy_do.domain.options import RunOptions
 from scrapy_do.errors import LaunchError
-from scrapy_do.interfaces import ILauncher, IRunningCrawl
+from scrapy_do.interfaces import ILauncher, ILogSource, IRun
 
 log = Logger(namespace="scrapy_do.launchers.local")
 
@@ -26,19 +29,44 @@ CHILD_MODULE = "scrapy_do.launchers.child"
 
 
 @dataclass(frozen=True)
-class LaunchRequest:
+class LaunchSpec:
+    """Everything a launcher needs to start one run."""
+
     job_id: str
-    spider: str
-    payload: str
+    options: RunOptions
     cwd: str
     out_path: str
     err_path: str
     env: dict = field(default_factory=dict)
 
 
-def build_crawl_argv(python, spider, payload):
+def build_crawl_argv(python, options):
     """The command line of a crawl: `python -m scrapy crawl SPIDER -a payload=...` via our child wrapper."""
-    return [python, "-m", CHILD_MODULE, "crawl", spider, "-a", f"payload={payload}"]
+    return [python, "-m", CHILD_MODULE, "crawl", options.spider, "-a", f"payload={options.payload}"]
+
+
+def format_handle(pid, created):
+    return f"pid:{pid}" + ("" if created is None else f"@{created!r}")
+
+
+def parse_handle(handle):
+    """(pid, creation time or None) of a local handle; None if it is not one."""
+    if not handle or not handle.startswith("pid:"):
+        return None
+    pid, _, created = handle[4:].partition("@")
+    try:
+        return int(pid), (float(created) if created else None)
+    except ValueError:
+        return None
+
+
+@implementer(ILogSource)
+class LocalLogs:
+    def __init__(self, out_path, err_path):
+        self._paths = {"out": out_path, "err": err_path}
+
+    def path(self, kind):
+        return self._paths[kind]
 
 
 def exit_code_of(reason):
@@ -67,14 +95,16 @@ class _Ended(protocol.ProcessProtocol):
         self.ended.callback(exit_code_of(reason))
 
 
-@implementer(IRunningCrawl)
+@implementer(IRun)
 class RunningCrawl:
-    def __init__(self, reactor, transport, ended):
+    def __init__(self, reactor, transport, ended, logs=None):
         self._reactor = reactor
         self._transport = transport
         self.pid = transport.pid
         self.created = process_created(self.pid)
+        self.handle = format_handle(self.pid, self.created)
         self.ended = ended
+        self._logs = logs
         self._kill_call = None
         self.exited = False
         ended.addBoth(self._on_end)
@@ -91,6 +121,9 @@ class RunningCrawl:
         except error.ProcessExitedAlready:
             pass
 
+    def logs(self):
+        return self._logs
+
     def stop(self, grace):
         """SIGTERM now (Scrapy's graceful stop), SIGKILL after `grace` seconds."""
         if self.exited:
@@ -105,13 +138,28 @@ class RunningCrawl:
 class ProcessLauncher:
     """Runs each crawl as a child of the daemon's own interpreter."""
 
-    def __init__(self, reactor, python=sys.executable, environ=None):
+    def __init__(self, reactor, python=sys.executable, environ=None, grace=5.0):
         self._reactor = reactor
+        self.grace = grace
         self.python = python
         self.environ = dict(os.environ if environ is None else environ)
 
     def launch(self, request):
-        argv = build_crawl_argv(self.python, request.spider, request.payload)
+        try:
+            return defer.succeed(self._spawn(request))
+        except LaunchError:
+            return defer.fail()
+
+    def reattach(self, handle):
+        """A crawl of a previous daemon cannot be followed: its parent died, so Linux sent it SIGTERM
+        (see child.py) and its exit code goes to nobody. Make sure it is gone; the job runs again."""
+        parsed = parse_handle(handle)
+        if parsed is not None:
+            kill_leftover(*parsed, grace=self.grace)
+        return defer.succeed(None)
+
+    def _spawn(self, request):
+        argv = build_crawl_argv(self.python, request.options)
         # The child changes into the project tree itself: a spawn with a
         # different cwd would make Twisted fork the whole daemon instead of
         # using posix_spawn, which costs milliseconds per crawl.
@@ -128,11 +176,11 @@ class ProcessLauncher:
                 childFDs={0: fds[0], 1: fds[1], 2: fds[2]},
             )
         except OSError as e:
-            raise LaunchError(f"cannot start the crawl of {request.spider!r}: {e}") from None
+            raise LaunchError(f"cannot start the crawl of {request.options.spider!r}: {e}") from None
         finally:
             for fd in fds:
                 os.close(fd)
-        return RunningCrawl(self._reactor, transport, proto.ended)
+        return RunningCrawl(self._reactor, transport, proto.ended, LocalLogs(request.out_path, request.err_path))
 
 
 class _Collect(protocol.ProcessProtocol):
@@ -182,16 +230,16 @@ def run_command(reactor, argv, cwd, env, timeout, limit=1 << 20):
 
 
 def kill_leftover(pid, created, grace=5.0):
-    """Stop a crawl a dead daemon left behind, if `pid` is still that process.
+    """Stop a crawl a dead daemon left behind, if `pid` is provably still that process.
 
-    Runs once at start-up, before the reactor serves anyone, so waiting here
-    blocks nothing that matters.
+    Without a recorded creation time the pid may belong to a stranger by now:
+    it is left alone. Runs at start-up, before any crawl starts.
     """
-    if not pid:
+    if not pid or created is None:
         return False
     try:
         proc = psutil.Process(pid)
-        if created is not None and abs(proc.create_time() - created) > 0.05:
+        if abs(proc.create_time() - created) > 0.05:
             return False
         proc.send_signal(signal.SIGTERM)
         _, alive = psutil.wait_procs([proc], timeout=grace)

@@ -1,4 +1,7 @@
-"""Where jobs, schedules, projects and counters are kept."""
+"""Where runs, schedules, projects and counters are kept: SQLite by default, memory for tests."""
 
-from scrapy_do.store.sqlite import *  # noqa: F401,F403
-from scrapy_do.store.sqlite import COUNTERS, MIGRATIONS, MemoryStore, SqliteStore  # noqa: F401
+from scrapy_do.store.memory import MemoryStore
+from scrapy_do.store.migrations import MIGRATIONS
+from scrapy_do.store.sqlite import COUNTERS, SqliteStore
+
+__all__ = ["COUNTERS", "MIGRATIONS", "MemoryStore", "SqliteStore"]

@@ -1,162 +1,179 @@
-"""Job and project records: SQLite for the daemon, memory for tests.
+"""The embedded default store: SQLite.
 
-SQLite runs in WAL mode with `synchronous=NORMAL`: a commit survives a crash
-of the daemon (the case we care about), each write costs well under a
-millisecond, and readers never wait for the writer.
+WAL mode with `synchronous=NORMAL`: a commit survives a crash of the daemon
+(the case we care about), each write costs well under a millisecond, and
+readers never wait for the writer. Runs and schedules live in their own
+tables and share one `seq` order, so listings merge them as the API shows
+them. Times are written as text in the daemon's zone with their offset
+(`zones.show`): an exact instant that JSON listings built by SQLite return
+as they are.
 """
 
 import json
-import shutil
 import sqlite3
-from datetime import datetime
+from contextlib import contextmanager
 
 from zope.interface import implementer
 
-from scrapy_do.errors import StartupError
+from scrapy_do.domain import zones
+from scrapy_do.domain.models import (
+    COMPLETED, RUN_STATUSES, SCHEDULE_STATUSES, Actor, JobStatus, Project, Run, RunOptions, Schedule,
+)
+from scrapy_do.domain.options import OPTION_FIELDS
+from scrapy_do.domain.records import JOB_FIELDS
+from scrapy_do.errors import UnusableStore
 from scrapy_do.interfaces import IJobStore
-from scrapy_do.domain.models import COMPLETED, Actor, Job, JobStatus, Project
+from scrapy_do.store.memory import MemoryStore  # noqa: F401  (re-exported)
+from scrapy_do.store.migrations import MIGRATIONS, Context, migrate  # noqa: F401
 
 COUNTERS = ("run", "successful", "failed", "canceled")
 
-# Each entry moves the schema from version i to i + 1; never edit a shipped one.
-MIGRATIONS = [
-    """
-    CREATE TABLE jobs (
-        seq INTEGER PRIMARY KEY AUTOINCREMENT,
-        identifier TEXT NOT NULL UNIQUE,
-        status TEXT NOT NULL,
-        actor TEXT NOT NULL,
-        schedule TEXT NOT NULL,
-        project TEXT NOT NULL,
-        spider TEXT NOT NULL,
-        description TEXT NOT NULL DEFAULT '',
-        payload TEXT NOT NULL DEFAULT '{}',
-        timestamp TEXT NOT NULL,
-        duration INTEGER,
-        started TEXT,
-        finished TEXT,
-        exit_code INTEGER,
-        pid INTEGER,
-        pid_created REAL,
-        parent TEXT
-    );
-    CREATE INDEX jobs_status ON jobs (status, seq);
-    CREATE INDEX jobs_project ON jobs (project, spider, seq);
-    CREATE TABLE projects (
-        name TEXT PRIMARY KEY,
-        spiders TEXT NOT NULL,
-        tree TEXT NOT NULL,
-        pushed TEXT NOT NULL
-    );
-    CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
-    INSERT INTO counters VALUES ('run', 0), ('successful', 0), ('failed', 0), ('canceled', 0);
-    """,
-]
-
-_JOB_COLUMNS = (
-    "identifier", "status", "actor", "schedule", "project", "spider", "description", "payload",
-    "timestamp", "duration", "started", "finished", "exit_code", "pid", "pid_created", "parent",
-)
+_RUN_COLUMNS = ("identifier", "status", "actor", "project", "spider", "options", "timestamp", "started",
+                "finished", "duration", "exit_code", "handle", "schedule_id")
+_SCHEDULE_COLUMNS = ("identifier", "status", "actor", "project", "spider", "options", "spec", "timestamp",
+                     "finished", "next_run")
+# Both tables read into one row shape: kind, then the union of their columns.
+_SHAPE = ("identifier", "status", "actor", "project", "spider", "options", "timestamp", "started", "finished",
+          "duration", "exit_code", "handle", "schedule_id", "spec", "next_run")
+_OVERRIDES = {"runs": {"schedule": "'now'", "parent": "schedule_id"},
+              "schedules": {"schedule": "spec"}}
+_TABLE_COLUMNS = {"runs": _RUN_COLUMNS, "schedules": _SCHEDULE_COLUMNS}
 
 
-# The public form of a job (models.Job.to_dict), built by SQLite's JSON1 in C:
-# listing 1,000 jobs costs a few milliseconds instead of tens.
-_JOB_JSON = "json_object(" + ", ".join(f"'{key}', {column}" for key, column in (
-    ("identifier", "identifier"), ("status", "status"), ("actor", "actor"), ("schedule", "schedule"),
-    ("project", "project"), ("spider", "spider"), ("description", "description"), ("timestamp", "timestamp"),
-    ("duration", "duration"), ("payload", "payload"), ("started", "started"), ("finished", "finished"),
-    ("exit-code", "exit_code"), ("parent", "parent"))) + ")"
+def _row_select(table):
+    cols = _TABLE_COLUMNS[table]
+    return ", ".join([f"'{table}'"] + [c if c in cols else "NULL" for c in _SHAPE])
 
 
-def _ts(value):
-    return None if value is None else value.isoformat(sep=" ")
+def _json_select(table):
+    """The API's form of a record (records.JOB_FIELDS), built by SQLite's JSON1 in C."""
+    cols, overrides = _TABLE_COLUMNS[table], _OVERRIDES[table]
+    parts = []
+    for f in JOB_FIELDS:
+        if f.option and f.attr not in cols:
+            expr = f"json_extract(options, '$.{f.attr}')"
+        elif f.attr in overrides:
+            expr = overrides[f.attr]
+        elif f.attr in cols:
+            expr = f.attr
+        else:
+            expr = "NULL"
+        parts.append(f"'{f.key}', {expr}")
+    return "json_object(" + ", ".join(parts) + ")"
 
 
-def _parse_ts(text):
-    return None if text is None else datetime.fromisoformat(text)
+_SELECT = {"rows": {t: _row_select(t) for t in _TABLE_COLUMNS},
+           "json": {t: _json_select(t) for t in _TABLE_COLUMNS}}
+_COLUMN_OPTIONS = [f.name for f in OPTION_FIELDS if f.metadata["column"]]
 
 
-def _job_row(job):
-    return (
-        job.identifier, job.status.value, job.actor.value, job.schedule, job.project, job.spider,
-        job.description, job.payload, _ts(job.timestamp), job.duration, _ts(job.started),
-        _ts(job.finished), job.exit_code, job.pid, job.pid_created, job.parent,
-    )
+def _options(job):
+    return job.options.stored()
 
 
-def _row_job(row):
-    d = dict(zip(_JOB_COLUMNS, row))
-    d["status"] = JobStatus(d["status"])
-    d["actor"] = Actor(d["actor"])
-    for key in ("timestamp", "started", "finished"):
-        d[key] = _parse_ts(d[key])
-    return Job(**d)
+def _record(row):
+    d = dict(zip(_SHAPE, row[1:]))
+    columns = {name: d[name] for name in _COLUMN_OPTIONS}
+    options = RunOptions.from_stored(d["options"], **columns)
+    common = dict(identifier=d["identifier"], status=JobStatus(d["status"]), actor=Actor(d["actor"]),
+                  project=d["project"], options=options, timestamp=zones.parse_shown(d["timestamp"]),
+                  finished=zones.parse_shown(d["finished"]))
+    if row[0] == "runs":
+        return Run(**common, started=zones.parse_shown(d["started"]), duration=d["duration"],
+                   exit_code=d["exit_code"], handle=d["handle"], schedule_id=d["schedule_id"])
+    return Schedule(**common, spec=d["spec"], next_run=zones.parse_shown(d["next_run"]))
+
+
+def _tables(statuses):
+    """(table, statuses or None) pairs a status filter needs."""
+    if statuses is None:
+        return [("runs", None), ("schedules", None)]
+    statuses = set(statuses)
+    return [(t, s) for t, s in (("runs", statuses & RUN_STATUSES), ("schedules", statuses & SCHEDULE_STATUSES))
+            if s]
 
 
 @implementer(IJobStore)
 class SqliteStore:
-    """The embedded default store; `path` may be ':memory:'."""
+    """`path` may be ':memory:'. Nothing is touched until `open()`."""
 
-    def __init__(self, path):
+    def __init__(self, path, zone=zones.UTC):
         self.path = str(path)
+        self.zone = zone
+        self._db = None
+
+    def open(self):
         try:
             self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute("PRAGMA foreign_keys=ON")
-            self._migrate()
+            migrate(self._db, self.path, Context(zone=self.zone))
         except sqlite3.DatabaseError as e:
-            raise StartupError(f"cannot open the database {self.path}: {e}; "
+            raise UnusableStore(f"cannot open the database {self.path}: {e}; "
                                "restore it from the .bak copy next to it or move it away") from None
-
-    def _migrate(self):
-        version = self._db.execute("PRAGMA user_version").fetchone()[0]
-        if version > len(MIGRATIONS):
-            raise StartupError(f"the database {self.path} has schema version {version}, newer than this "
-                               f"Scrapy Do knows ({len(MIGRATIONS)}); upgrade Scrapy Do")
-        if version == len(MIGRATIONS):
-            return
-        if version > 0 and self.path != ":memory:":
-            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            shutil.copy2(self.path, f"{self.path}.v{version}.bak")
-        for number in range(version, len(MIGRATIONS)):
-            # executescript would commit on its own; one explicit transaction
-            # per step keeps a failed migration from leaving half a schema.
-            self._db.execute("BEGIN")
-            try:
-                for statement in MIGRATIONS[number].split(";"):
-                    if statement.strip():
-                        self._db.execute(statement)
-                self._db.execute(f"PRAGMA user_version={number + 1}")
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+        return self
 
     def close(self):
-        self._db.close()
+        if self._db is not None:
+            self._db.close()
+
+    @contextmanager
+    def _transaction(self):
+        self._db.execute("BEGIN")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def _t(self, moment):
+        return zones.show(moment, self.zone)
+
+    # -- runs and schedules ---------------------------------------------
+
+    def _values(self, job):
+        if isinstance(job, Run):
+            return "runs", _RUN_COLUMNS, (
+                job.identifier, job.status.value, job.actor.value, job.project, job.options.spider, _options(job),
+                self._t(job.timestamp), self._t(job.started), self._t(job.finished), job.duration, job.exit_code,
+                job.handle, job.schedule_id)
+        return "schedules", _SCHEDULE_COLUMNS, (
+            job.identifier, job.status.value, job.actor.value, job.project, job.options.spider, _options(job),
+            job.spec, self._t(job.timestamp), self._t(job.finished), self._t(job.next_run))
 
     def add_job(self, job):
-        marks = ", ".join("?" * len(_JOB_COLUMNS))
-        self._db.execute(f"INSERT INTO jobs ({', '.join(_JOB_COLUMNS)}) VALUES ({marks})", _job_row(job))
+        table, columns, values = self._values(job)
+        with self._transaction():
+            seq = self._db.execute("UPDATE counters SET value = value + 1 WHERE name = 'seq' "
+                                   "RETURNING value").fetchone()[0]
+            marks = ", ".join("?" * (len(columns) + 1))
+            self._db.execute(f"INSERT INTO {table} (seq, {', '.join(columns)}) VALUES ({marks})", (seq, *values))
 
     def update_job(self, job):
-        sets = ", ".join(f"{c} = ?" for c in _JOB_COLUMNS[1:])
-        row = _job_row(job)
-        self._db.execute(f"UPDATE jobs SET {sets} WHERE identifier = ?", row[1:] + row[:1])
+        table, columns, values = self._values(job)
+        sets = ", ".join(f"{c} = ?" for c in columns[1:])
+        self._db.execute(f"UPDATE {table} SET {sets} WHERE identifier = ?", (*values[1:], values[0]))
 
     def get_job(self, identifier):
-        row = self._db.execute(f"SELECT {', '.join(_JOB_COLUMNS)} FROM jobs WHERE identifier = ?",
-                               (identifier,)).fetchone()
-        return None if row is None else _row_job(row)
+        for table in _TABLE_COLUMNS:
+            row = self._db.execute(f"SELECT seq, {_SELECT['rows'][table]} FROM {table} WHERE identifier = ?",
+                                   (identifier,)).fetchone()
+            if row is not None:
+                return _record(row[1:])
+        return None
+
+    def has_pending(self, schedule_id):
+        return self._db.execute("SELECT 1 FROM runs WHERE schedule_id = ? AND status = 'PENDING' LIMIT 1",
+                                (schedule_id,)).fetchone() is not None
 
     @staticmethod
     def _where(statuses, project, spider):
         clauses, args = [], []
         if statuses is not None:
-            statuses = list(statuses)
+            statuses = sorted(s.value for s in statuses)
             clauses.append(f"status IN ({', '.join('?' * len(statuses))})")
-            args += [s.value for s in statuses]
+            args += statuses
         if project is not None:
             clauses.append("project = ?")
             args.append(project)
@@ -165,51 +182,63 @@ class SqliteStore:
             args.append(spider)
         return (" WHERE " + " AND ".join(clauses) if clauses else ""), args
 
-    def _select(self, columns, statuses, project, spider, limit, offset, oldest_first):
+    def _select(self, what, statuses, project, spider, limit, offset, oldest_first):
         order = "ASC" if oldest_first else "DESC"
-        statuses = None if statuses is None else list(statuses)
-        if statuses is not None and len(statuses) > 1 and limit is not None:
+        parts, args = [], []
+        for table, wanted in _tables(statuses):
             # One indexed, ordered, limited scan per status, merged: SQLite
             # would otherwise sort every matching row to return a page.
-            parts, args = [], []
-            for status in statuses:
-                where, part_args = self._where([status], project, spider)
-                parts.append(f"SELECT * FROM (SELECT seq, {columns} FROM jobs{where} "
-                             f"ORDER BY seq {order} LIMIT ?)")
-                args += [*part_args, limit + offset]
-            sql = " UNION ALL ".join(parts) + f" ORDER BY seq {order} LIMIT ? OFFSET ?"
-            return [r[1:] for r in self._db.execute(sql, [*args, limit, offset])]
-        where, args = self._where(statuses, project, spider)
-        sql = f"SELECT {columns} FROM jobs{where} ORDER BY seq {order} LIMIT ? OFFSET ?"
-        return self._db.execute(sql, [*args, -1 if limit is None else limit, offset]).fetchall()
+            for status in ([None] if wanted is None or limit is None else sorted(wanted, key=lambda s: s.value)):
+                where, part_args = self._where(wanted if status is None else [status], project, spider)
+                inner = f"SELECT seq, {_SELECT[what][table]} FROM {table}{where}"
+                if limit is not None:
+                    inner = f"SELECT * FROM ({inner} ORDER BY seq {order} LIMIT ?)"
+                    part_args = [*part_args, limit + offset]
+                parts.append(inner)
+                args += part_args
+        if not parts:
+            return []
+        sql = " UNION ALL ".join(parts) + f" ORDER BY seq {order} LIMIT ? OFFSET ?"
+        return [r[1:] for r in self._db.execute(sql, [*args, -1 if limit is None else limit, offset])]
 
     def list_jobs(self, statuses=None, project=None, spider=None, limit=None, offset=0, oldest_first=False):
-        rows = self._select(", ".join(_JOB_COLUMNS), statuses, project, spider, limit, offset, oldest_first)
-        return [_row_job(r) for r in rows]
+        return [_record(r) for r in self._select("rows", statuses, project, spider, limit, offset, oldest_first)]
 
     def list_jobs_json(self, statuses=None, project=None, spider=None, limit=None, offset=0):
-        rows = self._select(_JOB_JSON, statuses, project, spider, limit, offset, False)
-        return [r[0] for r in rows]
+        return [r[0] for r in self._select("json", statuses, project, spider, limit, offset, False)]
 
     def count_jobs(self, statuses=None, project=None, spider=None):
-        where, args = self._where(statuses, project, spider)
-        return self._db.execute(f"SELECT COUNT(*) FROM jobs{where}", args).fetchone()[0]
+        total = 0
+        for table, wanted in _tables(statuses):
+            where, args = self._where(wanted, project, spider)
+            total += self._db.execute(f"SELECT COUNT(*) FROM {table}{where}", args).fetchone()[0]
+        return total
 
     def purge_completed(self, keep):
-        where, args = self._where(COMPLETED, None, None)
-        rows = self._db.execute(f"SELECT identifier FROM jobs{where} ORDER BY seq DESC LIMIT -1 OFFSET ?",
-                                [*args, keep]).fetchall()
-        ids = [r[0] for r in rows]
-        if ids:
-            self._db.executemany("DELETE FROM jobs WHERE identifier = ?", [(i,) for i in ids])
-        return ids
+        doomed = [(r[0], r[1]) for r in self._select_ids(COMPLETED, keep)]
+        with self._transaction():
+            for table, identifier in doomed:
+                self._db.execute(f"DELETE FROM {table} WHERE identifier = ?", (identifier,))
+        return [identifier for _, identifier in doomed]
+
+    def _select_ids(self, statuses, keep):
+        parts, args = [], []
+        for table, wanted in _tables(statuses):
+            where, part_args = self._where(wanted, None, None)
+            parts.append(f"SELECT seq, '{table}', identifier FROM {table}{where}")
+            args += part_args
+        sql = " UNION ALL ".join(parts) + " ORDER BY seq DESC LIMIT -1 OFFSET ?"
+        return [r[1:] for r in self._db.execute(sql, [*args, keep])]
+
+    # -- projects and counters -------------------------------------------
 
     def save_project(self, project):
         self._db.execute("INSERT OR REPLACE INTO projects (name, spiders, tree, pushed) VALUES (?, ?, ?, ?)",
-                         (project.name, json.dumps(list(project.spiders)), project.tree, _ts(project.pushed)))
+                         (project.name, json.dumps(list(project.spiders)), project.tree, self._t(project.pushed)))
 
     def _project(self, row):
-        return Project(name=row[0], spiders=tuple(json.loads(row[1])), tree=row[2], pushed=_parse_ts(row[3]))
+        return Project(name=row[0], spiders=tuple(json.loads(row[1])), tree=row[2],
+                       pushed=zones.parse_shown(row[3]))
 
     def get_project(self, name):
         row = self._db.execute("SELECT name, spiders, tree, pushed FROM projects WHERE name = ?", (name,)).fetchone()
@@ -223,79 +252,8 @@ class SqliteStore:
         self._db.execute("DELETE FROM projects WHERE name = ?", (name,))
 
     def counters(self):
-        return dict(self._db.execute("SELECT name, value FROM counters").fetchall())
+        return {name: value for name, value in self._db.execute("SELECT name, value FROM counters")
+                if name in COUNTERS}
 
     def bump(self, counter):
         self._db.execute("UPDATE counters SET value = value + 1 WHERE name = ?", (counter,))
-
-
-@implementer(IJobStore)
-class MemoryStore:
-    """Same behaviour as SqliteStore, in dicts; for tests and throwaway daemons."""
-
-    def __init__(self):
-        self._jobs = {}
-        self._seq = {}
-        self._projects = {}
-        self._counters = dict.fromkeys(COUNTERS, 0)
-
-    def close(self):
-        pass
-
-    def add_job(self, job):
-        if job.identifier in self._jobs:
-            raise ValueError(f"duplicate job {job.identifier}")
-        self._seq[job.identifier] = len(self._seq)
-        self._jobs[job.identifier] = job
-
-    def update_job(self, job):
-        if job.identifier in self._jobs:
-            self._jobs[job.identifier] = job
-
-    def get_job(self, identifier):
-        return self._jobs.get(identifier)
-
-    def _match(self, statuses, project, spider):
-        statuses = None if statuses is None else set(statuses)
-        jobs = [j for j in self._jobs.values()
-                if (statuses is None or j.status in statuses)
-                and (project is None or j.project == project)
-                and (spider is None or j.spider == spider)]
-        return sorted(jobs, key=lambda j: self._seq[j.identifier])
-
-    def list_jobs(self, statuses=None, project=None, spider=None, limit=None, offset=0, oldest_first=False):
-        jobs = self._match(statuses, project, spider)
-        if not oldest_first:
-            jobs.reverse()
-        return jobs[offset:None if limit is None else offset + limit]
-
-    def count_jobs(self, statuses=None, project=None, spider=None):
-        return len(self._match(statuses, project, spider))
-
-    def list_jobs_json(self, statuses=None, project=None, spider=None, limit=None, offset=0):
-        return [json.dumps(j.to_dict(), ensure_ascii=False)
-                for j in self.list_jobs(statuses, project, spider, limit, offset)]
-
-    def purge_completed(self, keep):
-        doomed = [j.identifier for j in self.list_jobs(COMPLETED)[keep:]]
-        for identifier in doomed:
-            del self._jobs[identifier]
-        return doomed
-
-    def save_project(self, project):
-        self._projects[project.name] = project
-
-    def get_project(self, name):
-        return self._projects.get(name)
-
-    def list_projects(self):
-        return [self._projects[n] for n in sorted(self._projects)]
-
-    def remove_project(self, name):
-        self._projects.pop(name, None)
-
-    def counters(self):
-        return dict(self._counters)
-
-    def bump(self, counter):
-        self._counters[counter] += 1

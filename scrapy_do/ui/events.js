@@ -22,6 +22,7 @@ function applyStatus(status) {
   state.statusAt = Date.now();
   const t = parseServerTime(status.time);
   if (!Number.isNaN(t)) state.clockOffset = t - Date.now();
+  if (status.time) state.serverDate = String(status.time).slice(0, 10);
   emit('status', status);
 }
 

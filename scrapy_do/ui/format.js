@@ -1,18 +1,27 @@
-// Times from the server are its local wall-clock time ("2026-11-23 18:02:18.703623").
-// They are compared with the server's own clock (status.time), never the browser's
-// time zone, so elapsed times are right wherever the browser is.
+// Times from the server are instants in the daemon's zone with their UTC offset
+// ("2026-11-23 18:02:18.703623+01:00"). They are parsed as exact instants and shown
+// as the daemon's wall clock (as curl and the logs show them); elapsed times are
+// measured against the server's own clock (status.time), whatever the browser's zone.
 
 import {state} from './state.js';
 
-/** Milliseconds for a server time string, as if it were UTC (only differences matter). */
+const TIME = /^(\d{4})-(\d\d)-(\d\d)[ T](\d\d):(\d\d):(\d\d)(?:\.(\d+))?(Z|[+-]\d\d:?\d\d)?$/;
+
+/** Epoch milliseconds of a server time string (a time without offset is taken as UTC). */
 export function parseServerTime(text) {
-  const m = /^(\d{4})-(\d\d)-(\d\d)[ T](\d\d):(\d\d):(\d\d)(?:\.(\d+))?/.exec(text || '');
+  const m = TIME.exec(text || '');
   if (!m) return NaN;
   const ms = m[7] ? Math.floor(Number('0.' + m[7]) * 1000) : 0;
-  return Date.UTC(+m[1], +m[2] - 1, +m[3], +m[4], +m[5], +m[6], ms);
+  let offset = 0;
+  if (m[8] && m[8] !== 'Z') {
+    const sign = m[8][0] === '-' ? -1 : 1;
+    const digits = m[8].slice(1).replace(':', '');
+    offset = sign * (Number(digits.slice(0, 2)) * 60 + Number(digits.slice(2, 4)));
+  }
+  return Date.UTC(+m[1], +m[2] - 1, +m[3], +m[4], +m[5], +m[6], ms) - offset * 60000;
 }
 
-/** The server's clock now, in the same scale as parseServerTime. */
+/** The server's clock now, in epoch milliseconds. */
 export function serverNow() {
   return Date.now() + state.clockOffset;
 }
@@ -37,19 +46,19 @@ export function formatDuration(seconds) {
   return `${s}s`;
 }
 
-/** "18:02:18" for today (server time), "2026-11-20 18:02" otherwise, "—" for null. */
+/** "18:02:18" for the server's today, "2026-11-20 18:02" otherwise (the daemon's wall clock), "—" for null. */
 export function shortTime(text) {
   if (!text) return '—';
-  const t = parseServerTime(text);
-  if (Number.isNaN(t)) return text;
-  const today = new Date(serverNow()).toISOString().slice(0, 10);
-  const iso = new Date(t).toISOString();
-  return iso.slice(0, 10) === today ? iso.slice(11, 19) : `${iso.slice(0, 10)} ${iso.slice(11, 16)}`;
+  const m = TIME.exec(text);
+  if (!m) return text;
+  const today = (state.serverDate || '');
+  const date = `${m[1]}-${m[2]}-${m[3]}`;
+  return date === today ? `${m[4]}:${m[5]}:${m[6]}` : `${date} ${m[4]}:${m[5]}`;
 }
 
-/** The full time without microseconds, for tooltips. */
+/** The full time without microseconds (the offset kept), for tooltips. */
 export function fullTime(text) {
-  return text ? String(text).replace(/\.\d+$/, '') : '';
+  return text ? String(text).replace(/\.\d+(?=[+-]\d\d:?\d\d$|Z$|$)/, '') : '';
 }
 
 export function formatBytes(n) {

@@ -8,6 +8,7 @@ export const STATUSES = [...ACTIVE, ...COMPLETED];
 export const state = {
   status: null,          // the last status.json object
   clockOffset: 0,        // server clock - browser clock (ms, see format.js)
+  serverDate: "",        // the daemon's date (YYYY-MM-DD in its zone), from status.time
   statusAt: 0,           // Date.now() when `status` arrived
   projects: new Map(),   // name -> [spider, ...]
   active: new Map(),     // identifier -> job dict, for SCHEDULED, PENDING and RUNNING jobs

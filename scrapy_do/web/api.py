@@ -25,7 +25,9 @@ from scrapy_do.errors import BadRequest
 from scrapy_do.domain import spec as specs
 from scrapy_do.web.sse import EventStream
 from scrapy_do.web.logs import LogFollower, LogWatcher, parse_open_range
-from scrapy_do.domain.models import JobStatus
+from scrapy_do.domain.models import JobStatus, RunOptions
+from scrapy_do.domain.records import to_record
+from scrapy_do.events import JobChanged
 from scrapy_do.web.openapi import openapi_document
 
 log = Logger(namespace="scrapy_do.web.api")
@@ -42,7 +44,7 @@ ERROR_CODES = [
 MAX_FIELD = 64 << 10
 #: Room for multipart framing and the other fields of a push.
 BODY_SLACK = 1 << 20
-UI_DIR = Path(__file__).parent / "ui"
+UI_DIR = Path(__file__).parents[1] / "ui"
 _LOG_NAME = re.compile(rf"^({UUID.pattern[1:-1]})\.({'|'.join(LOG_KINDS)})$")
 
 
@@ -290,9 +292,10 @@ class WebAPI:
         now = self.controller.now()
         parsed = specs.parse(when)
         if parsed is None:
-            return to_json(request, {"status": "ok", "when": "now", "next": [str(now)]})
-        runs = specs.next_fires(parsed, now, count)
-        return to_json(request, {"status": "ok", "when": parsed.text, "next": [str(t) for t in runs]})
+            return to_json(request, {"status": "ok", "when": "now", "next": [self.controller.show(now)]})
+        runs = specs.next_fires(parsed, now, count, self.controller.zone)
+        return to_json(request, {"status": "ok", "when": parsed.text,
+                                 "next": [self.controller.show(t) for t in runs]})
 
     @app.route("/push-project.json", methods=["POST"])
     @defer.inlineCallbacks
@@ -320,20 +323,18 @@ class WebAPI:
     @app.route("/schedule-job.json", methods=["POST"])
     def schedule_job(self, request):
         self._check_size(request)
-        job = self.controller.schedule_job(
-            project=self._arg(request, "project"),
-            spider=self._arg(request, "spider"),
-            when=self._arg(request, "when", required=False, default="now"),
-            description=self._arg(request, "description", required=False, default=""),
-            payload=self._arg(request, "payload", required=False, default="{}"),
-        )
+        project = self._arg(request, "project")
+        options = RunOptions.from_params(lambda name: self._arg(request, name, required=False))
+        job = self.controller.schedule_job(project, options,
+                                           when=self._arg(request, "when", required=False, default="now"))
         return to_json(request, {"status": "ok", "identifier": job.identifier})
 
     @app.route("/list-jobs.json", methods=["GET"])
     def list_jobs(self, request):
         identifier = self._arg(request, "id", required=False)
         if identifier is not None:
-            return to_json(request, {"status": "ok", "jobs": [self.controller.get_job(identifier).to_dict()]})
+            job = self.controller.get_job(identifier)
+            return to_json(request, {"status": "ok", "jobs": [to_record(job, self.controller.zone)]})
         status = self._arg(request, "status", required=False)
         if status is None:
             raise BadRequest("missing parameter: give 'status' (a status name, ACTIVE or COMPLETED) or 'id'")
@@ -418,8 +419,9 @@ class WebAPI:
             request.setHeader(b"content-range", f"bytes {start}-{max(start, size - 1)}/*".encode())
         follower = LogFollower(request, str(path), start, self._watcher)
 
-        def on_event(kind, data):
-            if kind == "job" and data.identifier == identifier and data.status is not JobStatus.RUNNING:
+        def on_event(event):
+            if isinstance(event, JobChanged) and event.job.identifier == identifier \
+                    and event.job.status is not JobStatus.RUNNING:
                 follower.end()
 
         follower.on_cleanup(self.controller.subscribe(on_event))

@@ -1,6 +1,10 @@
 """The OpenAPI 3 description of the REST API, served at /openapi.json."""
 
+import dataclasses
+
 from scrapy_do import __version__
+from scrapy_do.domain.options import OPTION_FIELDS
+from scrapy_do.domain.records import JOB_FIELDS
 
 STATUSES = ["SCHEDULED", "PENDING", "RUNNING", "SUCCESSFUL", "FAILED", "CANCELED", "ACTIVE", "COMPLETED"]
 
@@ -39,21 +43,8 @@ def _responses(ok, *codes):
 def openapi_document():
     job = {
         "type": "object",
-        "required": ["identifier", "status", "actor", "schedule", "project", "spider", "description",
-                     "timestamp", "duration", "payload"],
-        "properties": {
-            "identifier": {"type": "string", "format": "uuid"},
-            "status": {"type": "string", "enum": STATUSES[:6]},
-            "actor": {"type": "string", "enum": ["USER", "SCHEDULER"]},
-            "schedule": _STR, "project": _STR, "spider": _STR, "description": _STR,
-            "timestamp": _STR,
-            "duration": {"type": ["integer", "null"]},
-            "payload": {"type": "string", "description": "the JSON object, as text"},
-            "started": {"type": ["string", "null"]},
-            "finished": {"type": ["string", "null"]},
-            "exit-code": {"type": ["integer", "null"]},
-            "parent": {"type": ["string", "null"]},
-        },
+        "required": [f.key for f in JOB_FIELDS if f.contract],
+        "properties": {f.key: dict(f.schema) for f in JOB_FIELDS},
     }
     status_props = {k: {"type": "integer"} for k in (
         "jobs-run", "jobs-successful", "jobs-failed", "jobs-canceled", "jobs-scheduled", "jobs-pending",
@@ -85,8 +76,10 @@ def openapi_document():
                                             ["project", "spiders"]), 400, 404)}},
             "/schedule-job.json": {"post": {
                 "summary": "Schedule a job now or periodically",
-                "requestBody": _form({"project": _STR, "spider": _STR, "when": _STR, "description": _STR,
-                                      "payload": _STR}, ["project", "spider"]),
+                "requestBody": _form({"project": _STR, "when": _STR,
+                                      **{f.name: dict(f.metadata["schema"]) for f in OPTION_FIELDS}},
+                                     ["project"] + [f.name for f in OPTION_FIELDS
+                                                    if f.default is dataclasses.MISSING]),
                 "responses": _responses(_ok("scheduled", {"identifier": _STR}, ["identifier"]),
                                         400, 404, 413)}},
             "/list-jobs.json": {"get": {
@@ -118,7 +111,7 @@ def openapi_document():
                                       "content": {"text/plain": {"schema": _STR}}},
                               "404": _ERROR, "416": _ERROR}}},
             "/preview-schedule.json": {"get": {
-                "summary": "Check a scheduling spec and preview its next run times (server local time)",
+                "summary": "Check a scheduling spec and preview its next run times (daemon's zone, with offsets)",
                 "parameters": [_param("when", "a spec such as 'every 10 minutes', or 'now'"),
                                _param("count", "how many run times (1-50, default 5)",
                                       schema={"type": "integer", "minimum": 1, "maximum": 50})],

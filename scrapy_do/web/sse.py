@@ -10,6 +10,9 @@ import json
 from twisted.internet import defer
 from twisted.logger import Logger
 
+from scrapy_do.domain.records import to_record
+from scrapy_do.events import JobChanged, JobRemoved, ProjectPushed, ProjectRemoved
+
 log = Logger(namespace="scrapy_do.web.sse")
 
 
@@ -62,16 +65,17 @@ class EventStream:
         self._send(b": keepalive\n\n")
         self._keepalive_call = self.clock.callLater(self.keepalive, self._ping) if self.requests else None
 
-    def _on_event(self, kind, data):
+    def _on_event(self, event):
         if not self.requests:
             return
-        if kind == "job":
-            self._send(sse("job", data.to_dict()))
-        elif kind == "job-removed":
-            self._send(sse("job-removed", {"identifier": data}))
-        elif kind in ("project-pushed", "project-removed"):
-            action = "pushed" if kind == "project-pushed" else "removed"
-            self._send(sse("project", {"name": data.name, "spiders": list(data.spiders), "action": action}))
+        if isinstance(event, JobChanged):
+            self._send(sse("job", to_record(event.job, self.controller.zone)))
+        elif isinstance(event, JobRemoved):
+            self._send(sse("job-removed", {"identifier": event.identifier}))
+        elif isinstance(event, (ProjectPushed, ProjectRemoved)):
+            action = "pushed" if isinstance(event, ProjectPushed) else "removed"
+            project = event.project
+            self._send(sse("project", {"name": project.name, "spiders": list(project.spiders), "action": action}))
         # Counters change with every event; coalesce bursts into one status.
         if self._status_call is None or not self._status_call.active():
             self._status_call = self.clock.callLater(self.status_delay, self._send_status)

@@ -27,7 +27,7 @@ def wait_for_job(controller, identifier, statuses=COMPLETED, timeout=60):
     """A Deferred firing with the job once it reaches one of `statuses` (bounded by `timeout`)."""
     d = defer.Deferred()
 
-    def check(kind=None, data=None):
+    def check(event=None):
         job = controller.store.get_job(identifier)
         if job is not None and job.status in statuses and not d.called:
             unsubscribe()

@@ -18,7 +18,8 @@ READY_HTTPS = re.compile(r"available at https://127\.0\.0\.1:(\d+)/")
 
 
 class DaemonProcess:
-    def __init__(self, workdir, conf_text="", argv=None):
+    def __init__(self, workdir, conf_text="", argv=None, env=None):
+        """`env` (optional) holds variables added to the inherited environment of each start."""
         self.workdir = workdir
         self.conf = workdir / "scrapy-do.conf"
         self.conf.write_text(conf_text or "[scrapy-do]\njob-slots = 2\ncancel-grace = 5\n"
@@ -27,14 +28,16 @@ class DaemonProcess:
         self.proc = None
         self.url = None
         self.runs = 0
+        self.env = env
 
     def start(self, wait=True):
         self.runs += 1
         self.log = self.workdir / f"daemon-{self.runs}.log"
         self.err = self.workdir / f"daemon-{self.runs}.err"
         with open(self.log, "wb") as out, open(self.err, "wb") as err:
+            env = None if self.env is None else {**os.environ, **self.env}
             self.proc = subprocess.Popen([sys.executable, "-m", "scrapy_do", *self.argv], cwd=self.workdir,
-                                         stdout=out, stderr=err, stdin=subprocess.DEVNULL)
+                                         stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env)
         if wait:
             self.url = f"http://127.0.0.1:{self.wait_ready()}"
         return self

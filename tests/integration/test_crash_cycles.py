@@ -83,7 +83,7 @@ class CrashHarness:
         return self.start_count(identifier) > self.starts.get(identifier, 0)
 
     def running(self):
-        return [row[0] for row in self.db("SELECT identifier FROM jobs WHERE status = 'RUNNING'")]
+        return [row[0] for row in self.db("SELECT identifier FROM runs WHERE status = 'RUNNING'")]
 
     # -- the cycle --------------------------------------------------------
 
@@ -116,7 +116,8 @@ class CrashHarness:
         pids = set(crawl_processes(daemon_pid))
         seen = len(pids)
         self.starts.update({i: self.start_count(i) for i in self.slow})
-        pids |= {row[0] for row in self.db("SELECT pid FROM jobs WHERE status = 'RUNNING' AND pid IS NOT NULL")}
+        handles = self.db("SELECT handle FROM runs WHERE status = 'RUNNING' AND handle IS NOT NULL")
+        pids |= {int(row[0][4:].partition("@")[0]) for row in handles}
         t0 = time.monotonic()
         self.daemon.stop(signal.SIGKILL)
         deadline = t0 + 15
@@ -139,7 +140,7 @@ class CrashHarness:
     def stray_jobs(self):
         """Job ids in the store that we did not create and that are not children of the periodic job."""
         known = {self.periodic, *self.slow, *self.quick}
-        rows = self.db("SELECT identifier, parent FROM jobs")
+        rows = self.db("SELECT identifier, schedule_id FROM runs UNION ALL SELECT identifier, NULL FROM schedules")
         return [i for i, parent in rows if i not in known and parent != self.periodic]
 
     def finish(self):
@@ -148,12 +149,12 @@ class CrashHarness:
             if self.daemon.job(identifier)["status"] not in TERMINAL:
                 code, body = self.daemon.request("/cancel-job.json", {"id": identifier})
                 assert code == 200 or (code == 409 and "already finished" in body["msg"]), body
-        children = [row[0] for row in self.db("SELECT identifier FROM jobs WHERE parent = ?", self.periodic)]
+        children = [row[0] for row in self.db("SELECT identifier FROM runs WHERE schedule_id = ?", self.periodic)]
         expected = [*self.slow, *self.quick, *children]
         timeout = 30 + 3 * len(expected) / self.slots
         self.until(lambda: all(self.daemon.job(i)["status"] in TERMINAL for i in expected),
                    "every job to finish", timeout)
-        statuses = dict(self.db("SELECT identifier, status FROM jobs"))
+        statuses = dict(self.db("SELECT identifier, status FROM runs UNION ALL SELECT identifier, status FROM schedules"))
         runs = {}
         for n, identifier in enumerate(self.quick):
             log = self.workdir / "projects" / "log-dir" / f"{identifier}.out"

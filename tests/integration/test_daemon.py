@@ -29,7 +29,7 @@ def schedule(daemon, spider, when="now", payload="{}"):
 
 def db_statuses(workdir):
     with sqlite3.connect(workdir / "projects" / "scrapy-do.db") as db:
-        return dict(db.execute("SELECT identifier, status FROM jobs"))
+        return dict(db.execute("SELECT identifier, status FROM runs UNION ALL SELECT identifier, status FROM schedules"))
 
 
 @pytest.mark.parametrize("conf, text", [
@@ -57,6 +57,8 @@ def test_busy_port_stops_startup(tmp_path):
         daemon = DaemonProcess(tmp_path, f"[web]\ninterfaces = 127.0.0.1:{port}\n").start(wait=False)
         assert daemon.proc.wait(30) == 1
     assert "cannot listen on 127.0.0.1" in daemon.err.read_text()
+    # Nothing is created before the ports are bound: no fresh store or database is left behind.
+    assert not (tmp_path / "projects").exists()
 
 
 def test_sigterm_stops_crawls_and_next_start_runs_them_again(tmp_path):
@@ -80,7 +82,8 @@ def test_sigterm_stops_crawls_and_next_start_runs_them_again(tmp_path):
 
 def _pid_of(workdir, job_id):
     with sqlite3.connect(workdir / "projects" / "scrapy-do.db") as db:
-        return db.execute("SELECT pid FROM jobs WHERE identifier = ?", (job_id,)).fetchone()[0]
+        handle = db.execute("SELECT handle FROM runs WHERE identifier = ?", (job_id,)).fetchone()[0]
+        return int(handle[4:].partition("@")[0]) if handle else None
 
 
 def test_kill_9_recovery_reruns_jobs_once_and_leaves_no_orphans(tmp_path):

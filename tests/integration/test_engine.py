@@ -9,6 +9,7 @@ import treq
 
 from scrapy_do.errors import BadArchive, Conflict
 from scrapy_do.domain.models import JobStatus
+from scrapy_do.launchers.local import parse_handle
 from tests.helpers import OFFLINE, offline_zip, zip_tree
 from tests.integration.conftest import wait_for_job
 
@@ -56,10 +57,11 @@ def test_cancel_running_crawl_stops_the_process(daemon):
     yield c.push_project(offline_zip())
     job = c.schedule_job("offline", "slow")
     running = yield wait_for_job(c, job.identifier, {JobStatus.RUNNING})
-    assert psutil.pid_exists(running.pid)
+    pid, created = parse_handle(running.handle)
+    assert psutil.Process(pid).create_time() == pytest.approx(created, abs=0.05)
     canceled = yield c.cancel_job(job.identifier)
     assert canceled.status is JobStatus.CANCELED
-    assert not psutil.pid_exists(running.pid) or psutil.Process(running.pid).status() == psutil.STATUS_ZOMBIE
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
 
 
 @pytest_twisted.inlineCallbacks

@@ -51,7 +51,7 @@ def test_embedded_defaults_match_dataclass_defaults(tmp_path):
     """default.conf and the Config dataclass agree on every default value they both carry."""
     cfg = load(cwd=tmp_path)
     for field in dataclasses.fields(Config):
-        if field.default is not dataclasses.MISSING and field.name not in ("key", "cert", "auth_db"):
+        if field.default is not dataclasses.MISSING and field.name not in ("key", "cert", "auth_db", "timezone", "zone"):
             assert getattr(cfg, field.name) == field.default, field.name
 
 
@@ -382,3 +382,31 @@ def test_non_utf8_file(tmp_path, data):
     with pytest.raises(ConfigError) as info:
         load(path, cwd=tmp_path)
     assert str(info.value) == f"{path}: not UTF-8 text; save the configuration as UTF-8"
+
+
+def test_timezone_names_the_zone_of_calendar_rules(tmp_path):
+    """`timezone = Europe/Berlin` gives that zone (with its DST rules) and its name."""
+    conf = tmp_path / "c.conf"
+    conf.write_text("[scrapy-do]\ntimezone = Europe/Berlin\n")
+    cfg = load(conf, cwd=tmp_path)
+    from datetime import datetime
+    assert cfg.timezone == "Europe/Berlin"
+    assert datetime(2026, 7, 1, tzinfo=cfg.zone).utcoffset().total_seconds() == 7200
+    assert datetime(2026, 12, 1, tzinfo=cfg.zone).utcoffset().total_seconds() == 3600
+
+
+def test_unknown_timezone_stops_start_up(tmp_path):
+    """A zone the tz database does not know is a ConfigError naming the key and an example."""
+    conf = tmp_path / "c.conf"
+    conf.write_text("[scrapy-do]\ntimezone = Mars/Olympus\n")
+    with pytest.raises(ConfigError) as info:
+        load(conf, cwd=tmp_path)
+    assert str(info.value).startswith("[scrapy-do] timezone: unknown time zone 'Mars/Olympus'")
+    assert "Europe/Berlin" in str(info.value)
+
+
+def test_empty_timezone_is_the_machines_zone_from_tz(tmp_path, monkeypatch):
+    """Without a `timezone`, the TZ environment variable names the zone."""
+    monkeypatch.setenv("TZ", "America/New_York")
+    cfg = load(cwd=tmp_path)
+    assert cfg.timezone == "America/New_York"

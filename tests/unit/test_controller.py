@@ -4,6 +4,7 @@ import pytest
 
 from scrapy_do.errors import BadRequest, Conflict, InvalidPayload, InvalidSpec, NotFound
 from scrapy_do.domain.models import Actor, JobStatus
+from scrapy_do.events import JobChanged, ProjectPushed
 from tests.helpers import result_of
 
 
@@ -16,7 +17,7 @@ def test_now_job_starts_at_once_without_advancing_the_clock(controller, launcher
     controller.push()
     job = controller.schedule_job("proj", "quick", "now", payload='{"a": 1}')
     assert [c.request.job_id for c in launcher.launched] == [job.identifier]
-    assert launcher.launched[0].request.payload == '{"a": 1}'
+    assert launcher.launched[0].request.options.payload == '{"a": 1}'
     assert controller.get_job(job.identifier).status is JobStatus.RUNNING
 
 
@@ -297,9 +298,146 @@ def test_pending_job_of_removed_project_fails_at_start(controller, launcher, con
 def test_events_are_emitted_for_job_changes(controller, launcher):
     """Subscribers see each job state change as it happens."""
     seen = []
-    controller.subscribe(lambda kind, data: seen.append((kind, getattr(data, "status", data))))
+    controller.subscribe(seen.append)
     controller.push()
     job = controller.schedule_job("proj", "quick")
     launcher.by_job(job.identifier).finish(0)
-    job_events = [s.value for k, s in seen if k == "job"]
+    job_events = [e.job.status.value for e in seen if isinstance(e, JobChanged)]
     assert job_events == ["PENDING", "RUNNING", "SUCCESSFUL"]
+    assert isinstance(seen[0], ProjectPushed)
+
+
+# --------------------------------------------------------------------------- defects of the review
+
+
+def test_a_failed_launch_does_not_stall_the_queue(controller, launcher):
+    """When a freed slot's first PENDING job fails to launch, the next PENDING job starts at once."""
+    from twisted.internet import defer
+
+    from scrapy_do.errors import LaunchError
+
+    controller.push()
+    busy = [controller.schedule_job("proj", "slow") for _ in range(2)]
+    doomed = controller.schedule_job("proj", "quick", description="doomed")
+    waiting = controller.schedule_job("proj", "quick", description="waiting")
+    real_launch = launcher.launch
+
+    def launch(spec):
+        if spec.job_id == doomed.identifier:
+            return defer.fail(LaunchError("no such interpreter"))
+        return real_launch(spec)
+
+    launcher.launch = launch
+    launcher.by_job(busy[0].identifier).finish(0)
+    assert controller.get_job(doomed.identifier).status is JobStatus.FAILED
+    assert controller.get_job(waiting.identifier).status is JobStatus.RUNNING
+    assert "no such interpreter" in controller.log_path(doomed.identifier, "err").read_text()
+
+
+class BrokenCap:
+    """A log cap whose watch fails like inotify out of watches (ENOSPC)."""
+
+    def watch(self, path):
+        raise OSError(28, "No space left on device")
+
+
+def test_a_failure_after_spawn_stops_the_crawl_and_frees_the_slot(config, store, launcher, clock, tmp_path):
+    """If recording a spawned crawl fails, the crawl is killed, its job FAILED, and the next job starts."""
+    from scrapy_do.engine.controller import Controller
+    from tests.fakes import FakeProjects
+
+    projects = FakeProjects(tmp_path / "trees")
+    projects.next = ("proj", ("quick",))
+    c = Controller(config, store, projects, launcher, clock, log_cap=BrokenCap())
+    c.startService()
+    result_of(c.push_project(b"zip"))
+    first = c.schedule_job("proj", "quick")
+    crawl = launcher.by_job(first.identifier)
+    assert crawl.signals == [("TERM", 0)]
+    assert c.get_job(first.identifier).status is JobStatus.PENDING  # not RUNNING untracked
+    assert c.status()["jobs-running"] == 0
+    crawl.finish(-9)
+    job = c.get_job(first.identifier)
+    assert job.status is JobStatus.FAILED
+    assert "could not record the start" in c.log_path(first.identifier, "err").read_text()
+    c.log_cap = None
+    second = c.schedule_job("proj", "quick")
+    assert c.get_job(second.identifier).status is JobStatus.RUNNING
+    assert len(launcher.launched) == 2  # the failed job was not launched twice
+    c.stopService()
+
+
+def test_a_schedule_never_has_more_than_one_pending_run(controller, launcher, clock):
+    """`every second` with crawls that never end: fires while a run waits merge into it."""
+    controller.push()
+    schedule = controller.schedule_job("proj", "slow", "every second")
+    for _ in range(600):
+        clock.advance(1)
+    assert controller.count_jobs("PENDING") == 1
+    assert controller.count_jobs("RUNNING") == 2  # both slots busy
+    assert len(controller.list_jobs()) == 4  # the schedule, two running runs, one pending run
+    assert all(j.parent == schedule.identifier for j in controller.list_jobs("ACTIVE") if j is not None
+               and j.identifier != schedule.identifier)
+
+
+def test_canceling_a_job_while_it_launches_stops_the_crawl(controller, launcher):
+    """A job canceled before the launcher answered ends CANCELED and its crawl is stopped when it comes up."""
+    from twisted.internet import defer
+
+    controller.push()
+    pending_launch = defer.Deferred()
+    real_launch = launcher.launch
+    launcher.launch = lambda spec: pending_launch
+    job = controller.schedule_job("proj", "quick")
+    assert controller.status()["jobs-running"] == 0
+    result_of(controller.cancel_job(job.identifier))
+    assert controller.get_job(job.identifier).status is JobStatus.CANCELED
+    crawl = result_of(real_launch(launcher_spec(controller, job)))
+    pending_launch.callback(crawl)
+    assert crawl.signals and crawl.signals[0][0] == "TERM"
+    crawl.finish(-15)
+    assert controller.get_job(job.identifier).status is JobStatus.CANCELED
+    assert controller.slots == {}
+
+
+def launcher_spec(controller, job):
+    from scrapy_do.launchers.local import LaunchSpec
+
+    out, err = controller._log_paths(job.identifier)
+    return LaunchSpec(job_id=job.identifier, options=job.options, cwd="/", out_path=out, err_path=err)
+
+
+def test_recovery_asks_the_launcher_to_reattach_and_requeues_what_it_cannot(config, store, launcher, clock,
+                                                                            tmp_path):
+    """A RUNNING job found at start-up is re-attached if the launcher can, else queued again as PENDING."""
+    import dataclasses
+
+    from scrapy_do.domain.models import RunOptions, new_run
+    from scrapy_do.domain import zones
+    from scrapy_do.engine.controller import Controller
+    from tests.fakes import FakeCrawl, FakeProjects
+
+    projects = FakeProjects(tmp_path / "trees")
+    projects.next = ("proj", ("quick",))
+    first = Controller(config, store, projects, launcher, clock)
+    first.startService()
+    result_of(first.push_project(b"zip"))
+    first.stopService()
+    now = zones.instant(clock.seconds())
+    alive = dataclasses.replace(new_run("proj", RunOptions("quick"), now), status=JobStatus.RUNNING,
+                                started=now, handle="fake:alive")
+    gone = dataclasses.replace(new_run("proj", RunOptions("quick"), now), status=JobStatus.RUNNING,
+                               started=now, handle="fake:gone")
+    store.add_job(alive)
+    store.add_job(gone)
+    survivor = FakeCrawl(launcher_spec(first, alive))
+    launcher.alive["fake:alive"] = survivor
+    second = Controller(dataclasses.replace(config, job_slots=1), store, projects, launcher, clock)
+    second.startService()
+    assert sorted(launcher.reattached) == ["fake:alive", "fake:gone"]
+    assert second.get_job(alive.identifier).status is JobStatus.RUNNING
+    assert second.get_job(gone.identifier).status is JobStatus.PENDING  # the one slot is taken by the survivor
+    survivor.finish(0)
+    assert second.get_job(alive.identifier).status is JobStatus.SUCCESSFUL
+    assert second.get_job(gone.identifier).status is JobStatus.RUNNING
+    second.stopService()

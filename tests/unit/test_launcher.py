@@ -7,7 +7,11 @@ from twisted.internet import error
 from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 
-from scrapy_do.launchers.local import LaunchRequest, ProcessLauncher, build_crawl_argv, exit_code_of
+from scrapy_do.domain.options import RunOptions
+from scrapy_do.launchers.local import (
+    LaunchSpec, ProcessLauncher, build_crawl_argv, exit_code_of, format_handle, parse_handle,
+)
+from tests.helpers import result_of
 
 
 class FakeTransport:
@@ -43,14 +47,14 @@ class ProcessClock(Clock):
 
 
 def request(tmp_path):
-    return LaunchRequest(job_id="j", spider="quick", payload='{"a": 1}', cwd=str(tmp_path),
+    return LaunchSpec(job_id="j", options=RunOptions(spider="quick", payload='{"a": 1}'), cwd=str(tmp_path),
                          out_path=str(tmp_path / "j.out"), err_path=str(tmp_path / "j.err"),
                          env={"SPIDER_DATA_DIR": "/data"})
 
 
 def test_crawl_argv_is_scrapy_crawl_with_payload():
     """The crawl runs Scrapy's command line through the child wrapper with the payload as -a."""
-    assert build_crawl_argv("/py", "s", '{"a": 1}') == [
+    assert build_crawl_argv("/py", RunOptions(spider="s", payload='{"a": 1}')) == [
         "/py", "-m", "scrapy_do.launchers.child", "crawl", "s", "-a", 'payload={"a": 1}']
 
 
@@ -68,7 +72,7 @@ def test_launch_spawns_in_tree_with_env_and_creates_logs(tmp_path):
 def test_stop_sends_term_then_kill_after_grace(tmp_path):
     """A crawl ignoring SIGTERM gets SIGKILL exactly when the grace period ends."""
     reactor = ProcessClock()
-    crawl = ProcessLauncher(reactor, python=sys.executable).launch(request(tmp_path))
+    crawl = result_of(ProcessLauncher(reactor, python=sys.executable).launch(request(tmp_path)))
     transport = reactor.spawned[0][-1]
     crawl.stop(10)
     assert transport.signals == ["TERM"]
@@ -83,7 +87,7 @@ def test_stop_sends_term_then_kill_after_grace(tmp_path):
 def test_no_kill_when_crawl_ends_within_grace(tmp_path):
     """A crawl that stops on SIGTERM is not killed later, and no timer is left behind."""
     reactor = ProcessClock()
-    crawl = ProcessLauncher(reactor, python=sys.executable).launch(request(tmp_path))
+    crawl = result_of(ProcessLauncher(reactor, python=sys.executable).launch(request(tmp_path)))
     transport = reactor.spawned[0][-1]
     crawl.stop(10)
     transport.end(code=0)
@@ -98,3 +102,62 @@ def test_exit_codes_from_process_reasons():
     assert exit_code_of(Failure(error.ProcessDone(0))) == 0
     assert exit_code_of(Failure(error.ProcessTerminated(3))) == 3
     assert exit_code_of(Failure(error.ProcessTerminated(None, 15))) == -15
+
+
+def test_launch_error_is_a_failed_deferred_and_leaves_no_log_descriptor(tmp_path):
+    """A crawl that cannot be spawned fails the launch's Deferred with LaunchError naming the spider."""
+    from scrapy_do.errors import LaunchError
+
+    class Refusing(ProcessClock):
+        def spawnProcess(self, *a, **kw):
+            raise OSError(24, "Too many open files")
+
+    before = len(os.listdir("/proc/self/fd"))
+    d = ProcessLauncher(Refusing(), python="/py").launch(request(tmp_path))
+    failures = []
+    d.addErrback(failures.append)
+    assert failures and failures[0].check(LaunchError) and "'quick'" in failures[0].value.msg
+    assert len(os.listdir("/proc/self/fd")) == before
+
+
+def test_run_handle_round_trips_pid_and_creation_time():
+    """A local run's handle names its pid and creation time, and parses back to both."""
+    assert parse_handle(format_handle(4242, 1767322446.25)) == (4242, 1767322446.25)
+    assert parse_handle("pid:7") == (7, None)
+    assert parse_handle("ray:raysubmit_1") is None
+    assert parse_handle("pid:x@y") is None
+
+
+def test_reattach_never_signals_a_process_without_its_creation_time(tmp_path):
+    """Re-attaching a handle without a creation time leaves the pid alone (it may be a stranger now)."""
+    import subprocess
+
+    stranger = subprocess.Popen(["sleep", "30"])
+    try:
+        d = ProcessLauncher(ProcessClock(), grace=0.1).reattach(f"pid:{stranger.pid}")
+        assert result_of(d) is None
+        assert stranger.poll() is None
+        d = ProcessLauncher(ProcessClock(), grace=0.1).reattach(format_handle(stranger.pid, 12345.0))
+        assert result_of(d) is None
+        assert stranger.poll() is None
+    finally:
+        stranger.kill()
+        stranger.wait()
+
+
+def test_reattach_stops_the_leftover_crawl_it_recognises(tmp_path):
+    """A leftover whose pid and creation time match its handle is stopped; the job is run again."""
+    import subprocess
+
+    import psutil
+
+    from scrapy_do.launchers.local import process_created
+
+    leftover = subprocess.Popen(["sleep", "30"])
+    try:
+        handle = format_handle(leftover.pid, process_created(leftover.pid))
+        assert result_of(ProcessLauncher(ProcessClock(), grace=2).reattach(handle)) is None
+        assert not psutil.pid_exists(leftover.pid) or psutil.Process(leftover.pid).status() == "zombie"
+    finally:
+        if leftover.poll() is None:
+            leftover.kill()

@@ -4,17 +4,20 @@ import dataclasses
 import itertools
 import json
 import uuid
-from datetime import datetime
+from datetime import datetime, timezone
 
 import pytest
 
 from scrapy_do.errors import BadRequest, Conflict, InvalidPayload
 from scrapy_do.domain.models import (
-    ACTIVE, COMPLETED, TRANSITIONS, Actor, Job, JobStatus, Project, new_job, normalise_payload, transition,
+    ACTIVE, COMPLETED, TRANSITIONS, Actor, JobStatus, Project, Run, RunOptions, Schedule, new_run, new_schedule,
+    normalise_payload, transition,
 )
+from scrapy_do.domain.records import JOB_FIELDS, TABLE_COLUMNS, to_record
+from scrapy_do.domain.zones import UTC
 
 S = JobStatus
-NOW = datetime(2026, 11, 23, 10, 0, 0)
+NOW = datetime(2026, 11, 23, 10, 0, 0, tzinfo=UTC)
 
 # The lifecycle the daemon promises; written out here so a change to the table must be deliberate.
 ALLOWED = {
@@ -35,8 +38,8 @@ def edge_id(edge):
 
 def make_job(status=S.PENDING, **changes):
     """A job in `status` with fixed, recognisable fields."""
-    job = Job(identifier="job-1", status=status, actor=Actor.USER, schedule="now", project="proj",
-              spider="quotes", timestamp=NOW)
+    job = Run(identifier="job-1", status=status, actor=Actor.USER, project="proj",
+              options=RunOptions(spider="quotes"), timestamp=NOW)
     return dataclasses.replace(job, **changes)
 
 
@@ -68,10 +71,10 @@ def test_allowed_transition(edge):
     """An allowed edge returns a new job in the target status with the given changes applied."""
     source, target = edge
     job = make_job(source)
-    moved = transition(job, target, pid=42, exit_code=0)
+    moved = transition(job, target, handle="pid:42", exit_code=0)
     assert moved.status is target
-    assert (moved.pid, moved.exit_code) == (42, 0)
-    assert dataclasses.replace(moved, status=source, pid=None, exit_code=None) == job
+    assert (moved.handle, moved.exit_code) == ("pid:42", 0)
+    assert dataclasses.replace(moved, status=source, handle=None, exit_code=None) == job
     assert job.status is source  # the original is untouched
 
 
@@ -96,37 +99,32 @@ def test_transition_rejects_unknown_field():
         transition(make_job(S.PENDING), S.RUNNING, no_such_field=1)
 
 
-# --------------------------------------------------------------------------- new jobs
+# --------------------------------------------------------------------------- new runs and schedules
 
 
-@pytest.mark.parametrize("schedule,status", [
-    ("now", S.PENDING),
-    ("every 10 minutes", S.SCHEDULED),
-    ("every monday at 12:30", S.SCHEDULED),
-])
-def test_new_job_status(schedule, status):
-    """A job for `now` starts PENDING; a job with a periodic spec starts SCHEDULED."""
-    assert new_job("proj", "quotes", schedule, NOW).status is status
+def test_new_run_is_pending_with_empty_run_time_fields():
+    """new_run fills in what it is given, starts PENDING and leaves run-time fields empty."""
+    options = RunOptions(spider="quotes", description="nightly", payload='{"a": 1}')
+    run = new_run("proj", options, NOW, actor=Actor.SCHEDULER, schedule_id="parent-id")
+    assert (run.status, run.project, run.spider, run.schedule, run.timestamp) == (S.PENDING, "proj", "quotes",
+                                                                                  "now", NOW)
+    assert (run.actor, run.description, run.payload, run.parent) == (Actor.SCHEDULER, "nightly", '{"a": 1}',
+                                                                      "parent-id")
+    assert (run.duration, run.started, run.finished, run.exit_code, run.handle) == (None,) * 5
 
 
-def test_new_job_fields():
-    """new_job fills in what it is given and leaves run-time fields empty."""
-    job = new_job("proj", "quotes", "now", NOW, actor=Actor.SCHEDULER, description="nightly",
-                  payload='{"a": 1}', parent="parent-id")
-    assert (job.project, job.spider, job.schedule, job.timestamp) == ("proj", "quotes", "now", NOW)
-    assert (job.actor, job.description, job.payload, job.parent) == (Actor.SCHEDULER, "nightly", '{"a": 1}', "parent-id")
-    assert (job.duration, job.started, job.finished, job.exit_code, job.pid, job.pid_created) == (None,) * 6
+def test_new_schedule_is_scheduled_and_shows_its_spec():
+    """new_schedule starts SCHEDULED; its `schedule` is the spec and it has no run-time fields."""
+    job = new_schedule("proj", RunOptions(spider="quotes"), "every 10 minutes", NOW)
+    assert (job.status, job.schedule, job.parent, job.started, job.duration) == (
+        S.SCHEDULED, "every 10 minutes", None, None, None)
+    assert (job.actor, job.description, job.payload) == (Actor.USER, "", "{}")
 
 
-def test_new_job_defaults():
-    """By default a job is the user's, with no description, an empty payload and no parent."""
-    job = new_job("proj", "quotes", "now", NOW)
-    assert (job.actor, job.description, job.payload, job.parent) == (Actor.USER, "", "{}", None)
-
-
-def test_new_job_identifier_is_uuid4():
-    """Identifiers are canonical UUID4 strings, different for every job."""
-    ids = [new_job("proj", "quotes", "now", NOW).identifier for _ in range(50)]
+def test_new_identifiers_are_uuid4():
+    """Identifiers are canonical UUID4 strings, different for every run and schedule."""
+    ids = [new_run("proj", RunOptions(spider="q"), NOW).identifier for _ in range(25)]
+    ids += [new_schedule("proj", RunOptions(spider="q"), "every day", NOW).identifier for _ in range(25)]
     for identifier in ids:
         parsed = uuid.UUID(identifier)
         assert parsed.version == 4
@@ -135,30 +133,63 @@ def test_new_job_identifier_is_uuid4():
 
 
 def test_jobs_are_immutable():
-    """A Job cannot be changed in place; transition() returns a new one."""
+    """A Run cannot be changed in place; transition() returns a new one."""
     with pytest.raises(dataclasses.FrozenInstanceError):
         make_job().status = S.RUNNING
 
 
-# --------------------------------------------------------------------------- to_dict
+def test_run_options_from_params_parse_and_default():
+    """Options are built from request parameters: the payload is normalised and absent ones take defaults."""
+    given = {"spider": "quotes", "payload": ' {"a" : 1} '}
+    assert RunOptions.from_params(given.get) == RunOptions(spider="quotes", description="", payload='{"a": 1}')
+
+
+def test_run_options_need_a_spider():
+    """Without a spider there is nothing to run: the error names the parameter."""
+    with pytest.raises(BadRequest, match="missing parameter 'spider'"):
+        RunOptions.from_params({}.get)
+
+
+def test_run_options_survive_storage_and_ignore_unknown_keys():
+    """Stored options come back equal; keys a newer daemon wrote are left out instead of crashing."""
+    options = RunOptions(spider="s", description="Zoë", payload='{"k": "東京"}')
+    assert RunOptions.from_stored(options.stored(), spider="s") == options
+    assert RunOptions.from_stored('{"payload": "{}", "future": 1}', spider="s") == RunOptions(spider="s")
+
+
+# --------------------------------------------------------------------------- records
 
 CONTRACT_KEYS = ["identifier", "status", "actor", "schedule", "project", "spider", "description",
                  "timestamp", "duration", "payload"]
 
 
-def test_to_dict_contract_keys_first():
-    """to_dict starts with exactly the contract's keys, in the contract's order, then extras."""
-    keys = list(make_job().to_dict())
+def test_record_contract_keys_first():
+    """A record starts with exactly the contract's keys, in the contract's order, then extras."""
+    keys = list(to_record(make_job()))
     assert keys[:len(CONTRACT_KEYS)] == CONTRACT_KEYS
-    assert keys[len(CONTRACT_KEYS):] == ["started", "finished", "exit-code", "parent"]
+    assert keys[len(CONTRACT_KEYS):] == ["started", "finished", "exit-code", "parent", "next-run"]
 
 
-def test_to_dict_values():
-    """to_dict gives enum values as strings and datetimes in 'YYYY-MM-DD HH:MM:SS' form."""
-    job = make_job(S.SUCCESSFUL, description="d", payload='{"k": "v"}', duration=12,
-                   started=datetime(2026, 11, 23, 10, 0, 5), finished=datetime(2026, 11, 23, 10, 0, 17),
-                   exit_code=0, parent="p", pid=99, pid_created=1.5)
-    assert job.to_dict() == {
+def test_every_option_is_a_record_field():
+    """Each RunOptions field shows up in job records without being listed by hand."""
+    assert {f.name for f in dataclasses.fields(RunOptions)} <= {f.key for f in JOB_FIELDS}
+
+
+def test_client_table_is_the_0_5_0_column_order():
+    """The client's job table keeps 0.5.0's columns and order."""
+    assert TABLE_COLUMNS == ["identifier", "project", "spider", "status", "schedule", "description", "actor",
+                             "timestamp", "duration", "payload"]
+
+
+def test_record_values():
+    """A record gives enum values as strings and instants in the zone asked for, with their offset."""
+    from dateutil import tz
+
+    job = make_job(S.SUCCESSFUL, options=RunOptions(spider="quotes", description="d", payload='{"k": "v"}'),
+                   duration=12, started=datetime(2026, 11, 23, 10, 0, 5, tzinfo=UTC),
+                   finished=datetime(2026, 11, 23, 10, 0, 17, 250000, tzinfo=UTC), exit_code=0,
+                   schedule_id="p", handle="pid:99@1.5")
+    assert to_record(job, tz.gettz("Europe/Berlin")) == {
         "identifier": "job-1",
         "status": "SUCCESSFUL",
         "actor": "USER",
@@ -166,28 +197,30 @@ def test_to_dict_values():
         "project": "proj",
         "spider": "quotes",
         "description": "d",
-        "timestamp": "2026-11-23 10:00:00",
+        "timestamp": "2026-11-23 11:00:00+01:00",
         "duration": 12,
         "payload": '{"k": "v"}',
-        "started": "2026-11-23 10:00:05",
-        "finished": "2026-11-23 10:00:17",
+        "started": "2026-11-23 11:00:05+01:00",
+        "finished": "2026-11-23 11:00:17.250000+01:00",
         "exit-code": 0,
         "parent": "p",
+        "next-run": None,
     }
 
 
-def test_to_dict_of_fresh_job_is_json():
-    """A fresh job's dict has None for unset fields and serialises to JSON as is."""
-    d = new_job("proj", "quotes", "every hour", NOW, actor=Actor.SCHEDULER).to_dict()
+def test_record_of_fresh_schedule_is_json():
+    """A fresh schedule's record has None for run-time fields and serialises to JSON as is."""
+    d = to_record(new_schedule("proj", RunOptions(spider="quotes"), "every hour", NOW, actor=Actor.SCHEDULER))
     assert (d["status"], d["actor"], d["duration"], d["started"], d["finished"], d["exit-code"]) == \
         ("SCHEDULED", "SCHEDULER", None, None, None, None)
+    assert d["timestamp"] == "2026-11-23 10:00:00+00:00"
     assert json.loads(json.dumps(d)) == d
 
 
-def test_to_dict_leaves_out_process_details():
-    """Process bookkeeping (pid, pid_created) stays internal."""
-    d = make_job(S.RUNNING, pid=1234, pid_created=99.5).to_dict()
-    assert "pid" not in d and "pid_created" not in d and "pid-created" not in d
+def test_record_leaves_out_the_run_handle():
+    """The launcher's handle (pid and creation time) stays internal."""
+    d = to_record(make_job(S.RUNNING, handle="pid:1234@99.5"))
+    assert "handle" not in d and "pid" not in d and "pid:1234@99.5" not in d.values()
 
 
 def test_project_is_plain_frozen_data():

@@ -5,25 +5,27 @@ import json
 import random
 import sqlite3
 from contextlib import closing
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from zope.interface.verify import verifyObject
 
-from scrapy_do.store import sqlite as store_module
+from scrapy_do.store import migrations as store_module
 from scrapy_do.errors import StartupError
 from scrapy_do.interfaces import IJobStore
-from scrapy_do.domain.models import ACTIVE, COMPLETED, Actor, Job, JobStatus, Project
+from scrapy_do.domain.models import ACTIVE, COMPLETED, Actor, JobStatus, Project, Run, RunOptions, Schedule
+from scrapy_do.domain.records import to_record
 from scrapy_do.store import COUNTERS, MIGRATIONS, MemoryStore, SqliteStore
 
 S = JobStatus
-T0 = datetime(2026, 11, 23, 10, 0, 0)
+UTC = timezone.utc
+T0 = datetime(2026, 11, 23, 10, 0, 0, tzinfo=UTC)
 
 
 @pytest.fixture(params=["memory", "sqlite"], ids=["memory", "sqlite"])
 def store(request, tmp_path):
     """Each behaviour test runs against both stores."""
-    s = MemoryStore() if request.param == "memory" else SqliteStore(tmp_path / "db.sqlite")
+    s = MemoryStore() if request.param == "memory" else SqliteStore(tmp_path / "db.sqlite").open()
     yield s
     s.close()
 
@@ -33,20 +35,34 @@ def db_path(tmp_path):
     return tmp_path / "db.sqlite"
 
 
-def make_job(n, status=S.PENDING, project="a", spider="x", **changes):
-    """Job number `n`: identifier 'job-n', timestamp n minutes after T0."""
-    job = Job(identifier=f"job-{n}", status=status, actor=Actor.USER, schedule="now", project=project,
-              spider=spider, timestamp=T0 + timedelta(minutes=n), description=f"#{n}")
+def make_job(n, status=S.PENDING, project="a", spider="x", schedule=False, **changes):
+    """Job number `n`: identifier 'job-n', timestamp n minutes after T0; a Schedule if SCHEDULED or asked for."""
+    common = dict(identifier=f"job-{n}", status=status, actor=Actor.USER, project=project,
+                  options=RunOptions(spider=spider, description=f"#{n}"), timestamp=T0 + timedelta(minutes=n))
+    if schedule or status is S.SCHEDULED:
+        job = Schedule(**common, spec="every minute")
+    else:
+        job = Run(**common)
     return dataclasses.replace(job, **changes)
 
 
 def full_job():
-    """A job with every optional field set, to check nothing is lost on the way to storage."""
-    return Job(identifier="full", status=S.FAILED, actor=Actor.SCHEDULER, schedule="every day at 10:30",
-               project="proj", spider="quotes", timestamp=datetime(2026, 1, 2, 3, 4, 5, 678901),
-               description="Zoë's nightly run", payload='{"city": "東京", "n": 1}', duration=75,
-               started=datetime(2026, 1, 2, 3, 4, 6), finished=datetime(2026, 1, 2, 3, 5, 21),
-               exit_code=-15, pid=4242, pid_created=1767322446.25, parent="parent-id")
+    """A run with every optional field set, to check nothing is lost on the way to storage."""
+    return Run(identifier="full", status=S.FAILED, actor=Actor.SCHEDULER, project="proj",
+               options=RunOptions(spider="quotes", description="Zoë's nightly run",
+                                  payload='{"city": "東京", "n": 1}'),
+               timestamp=datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC), duration=75,
+               started=datetime(2026, 1, 2, 3, 4, 6, tzinfo=UTC), finished=datetime(2026, 1, 2, 3, 5, 21, tzinfo=UTC),
+               exit_code=-15, handle="pid:4242@1767322446.25", schedule_id="parent-id")
+
+
+def full_schedule():
+    """A canceled schedule with every field set."""
+    return Schedule(identifier="sched", status=S.CANCELED, actor=Actor.USER, project="proj",
+                    options=RunOptions(spider="quotes", payload='{"a": [1, 2]}'), spec="every day at 10:30",
+                    timestamp=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
+                    finished=datetime(2026, 1, 3, 3, 4, 5, tzinfo=UTC),
+                    next_run=datetime(2026, 1, 3, 10, 30, tzinfo=UTC))
 
 
 def ids(jobs):
@@ -69,10 +85,31 @@ def test_provides_interface(store):
 
 
 def test_add_and_get_round_trip(store):
-    """A stored job comes back equal, every field included."""
-    job = full_job()
-    store.add_job(job)
-    assert store.get_job("full") == job
+    """A stored run and a stored schedule come back equal, every field included."""
+    for job in (full_job(), full_schedule()):
+        store.add_job(job)
+        assert store.get_job(job.identifier) == job
+
+
+def test_runs_and_schedules_share_one_listing_order(store):
+    """Runs and schedules are listed together in the order they were added, across both kinds."""
+    store.add_job(make_job(0, S.CANCELED, schedule=True))
+    store.add_job(make_job(1, S.SUCCESSFUL))
+    store.add_job(make_job(2, S.CANCELED))
+    store.add_job(make_job(3, S.CANCELED, schedule=True))
+    assert ids(store.list_jobs(COMPLETED)) == ["job-3", "job-2", "job-1", "job-0"]
+    assert ids(store.list_jobs({S.CANCELED}, limit=2, offset=1)) == ["job-2", "job-0"]
+    assert [type(j) for j in store.list_jobs({S.CANCELED})] == [Schedule, Run, Schedule]
+
+
+def test_has_pending_sees_only_a_waiting_run_of_that_schedule(store):
+    """has_pending is true while a PENDING run points at the schedule, not for running or other runs."""
+    store.add_job(make_job(0, S.SCHEDULED))
+    store.add_job(make_job(1, S.RUNNING, schedule_id="job-0"))
+    store.add_job(make_job(2, S.PENDING, schedule_id="other"))
+    assert not store.has_pending("job-0")
+    store.add_job(make_job(3, S.PENDING, schedule_id="job-0"))
+    assert store.has_pending("job-0")
 
 
 def test_get_unknown_job(store):
@@ -92,7 +129,7 @@ def test_add_duplicate_identifier_refused(store):
 def test_update_job(store):
     """update_job replaces the stored job with the same identifier."""
     store.add_job(make_job(1))
-    running = make_job(1, status=S.RUNNING, pid=7, pid_created=1.5, started=T0)
+    running = make_job(1, status=S.RUNNING, handle="pid:7@1.5", started=T0)
     store.update_job(running)
     assert store.get_job("job-1") == running
 
@@ -233,7 +270,7 @@ def test_purge_twice_is_stable(store):
 
 def test_save_and_get_project(store):
     """A saved project comes back equal, spiders as a tuple."""
-    project = make_project("proj", spiders=["b", "a"], pushed=datetime(2026, 5, 6, 7, 8, 9, 123))
+    project = make_project("proj", spiders=["b", "a"], pushed=datetime(2026, 5, 6, 7, 8, 9, 123, tzinfo=UTC))
     store.save_project(project)
     got = store.get_project("proj")
     assert got == dataclasses.replace(project, spiders=("b", "a"))
@@ -311,14 +348,14 @@ def test_counters_returns_a_copy(store):
 
 def test_sqlite_survives_reopen(db_path):
     """Jobs, projects and counters written before close() are there after reopening the file."""
-    s = SqliteStore(db_path)
+    s = SqliteStore(db_path).open()
     s.add_job(full_job())
     s.add_job(make_job(1))
     s.save_project(make_project("proj"))
     s.bump("run")
     s.bump("failed")
     s.close()
-    s = SqliteStore(db_path)
+    s = SqliteStore(db_path).open()
     try:
         assert s.get_job("full") == full_job()
         assert ids(s.list_jobs()) == ["job-1", "full"]
@@ -330,10 +367,10 @@ def test_sqlite_survives_reopen(db_path):
 
 def test_sqlite_listing_order_survives_reopen(db_path):
     """Jobs added after reopening are newer than those added before."""
-    s = SqliteStore(db_path)
+    s = SqliteStore(db_path).open()
     s.add_job(make_job(1))
     s.close()
-    s = SqliteStore(db_path)
+    s = SqliteStore(db_path).open()
     try:
         s.add_job(make_job(0))
         assert ids(s.list_jobs()) == ["job-0", "job-1"]
@@ -343,14 +380,14 @@ def test_sqlite_listing_order_survives_reopen(db_path):
 
 def test_sqlite_schema_version(db_path):
     """A new database is migrated to the latest schema: user_version equals len(MIGRATIONS)."""
-    SqliteStore(db_path).close()
+    SqliteStore(db_path).open().close()
     with closing(sqlite3.connect(db_path)) as db:
         assert db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
 
 
 def test_sqlite_uses_wal(db_path):
     """The database runs in WAL mode, with synchronous=NORMAL on the store's connection."""
-    s = SqliteStore(db_path)
+    s = SqliteStore(db_path).open()
     try:
         assert s._db.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
         with closing(sqlite3.connect(db_path)) as other:
@@ -361,7 +398,7 @@ def test_sqlite_uses_wal(db_path):
 
 def test_sqlite_in_memory():
     """':memory:' gives a working, migrated store without touching the disk."""
-    s = SqliteStore(":memory:")
+    s = SqliteStore(":memory:").open()
     try:
         s.add_job(make_job(1))
         assert ids(s.list_jobs()) == ["job-1"]
@@ -379,7 +416,7 @@ def test_sqlite_corrupt_file(db_path, content):
     """A file that is not a usable SQLite database raises StartupError naming it and how to recover."""
     db_path.write_bytes(content)
     with pytest.raises(StartupError) as info:
-        SqliteStore(db_path)
+        SqliteStore(db_path).open()
     message = str(info.value)
     assert message.startswith(f"cannot open the database {db_path}: ")
     assert "restore it from the .bak copy" in message
@@ -390,19 +427,19 @@ def test_sqlite_newer_schema(db_path):
     with closing(sqlite3.connect(db_path)) as db:
         db.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 5}")
     with pytest.raises(StartupError) as info:
-        SqliteStore(db_path)
+        SqliteStore(db_path).open()
     assert str(info.value) == (f"the database {db_path} has schema version {len(MIGRATIONS) + 5}, newer than "
                                f"this Scrapy Do knows ({len(MIGRATIONS)}); upgrade Scrapy Do")
 
 
 def test_sqlite_migration_backs_up_and_upgrades(db_path, monkeypatch):
     """Opening an older database runs the new migration and leaves a .v<N>.bak copy of the old one."""
-    s = SqliteStore(db_path)
+    s = SqliteStore(db_path).open()
     s.add_job(make_job(1))
     s.close()
     old = len(MIGRATIONS)
     monkeypatch.setattr(store_module, "MIGRATIONS", MIGRATIONS + ["CREATE TABLE extra (x INTEGER)"])
-    s = SqliteStore(db_path)
+    s = SqliteStore(db_path).open()
     try:
         assert s._db.execute("PRAGMA user_version").fetchone()[0] == old + 1
         assert s._db.execute("SELECT COUNT(*) FROM extra").fetchone()[0] == 0
@@ -412,17 +449,17 @@ def test_sqlite_migration_backs_up_and_upgrades(db_path, monkeypatch):
     backup = db_path.with_name(f"{db_path.name}.v{old}.bak")
     with closing(sqlite3.connect(backup)) as db:
         assert db.execute("PRAGMA user_version").fetchone()[0] == old
-        assert db.execute("SELECT identifier FROM jobs").fetchall() == [("job-1",)]
+        assert db.execute("SELECT identifier FROM runs").fetchall() == [("job-1",)]
 
 
 def test_sqlite_failed_migration_rolls_back(db_path, monkeypatch):
     """A migration that fails half-way leaves neither half a schema nor a bumped version."""
-    SqliteStore(db_path).close()
+    SqliteStore(db_path).open().close()
     old = len(MIGRATIONS)
     broken = "CREATE TABLE half (x INTEGER); INSERT INTO no_such_table VALUES (1)"
     monkeypatch.setattr(store_module, "MIGRATIONS", MIGRATIONS + [broken])
     with pytest.raises(StartupError) as info:
-        SqliteStore(db_path)
+        SqliteStore(db_path).open()
     assert "no such table: no_such_table" in str(info.value)
     with closing(sqlite3.connect(db_path)) as db:
         assert db.execute("PRAGMA user_version").fetchone()[0] == old
@@ -432,9 +469,50 @@ def test_sqlite_failed_migration_rolls_back(db_path, monkeypatch):
 @pytest.mark.parametrize("statuses, limit, offset", [
     (None, None, 0), ([JobStatus.SUCCESSFUL], 2, 1), (COMPLETED, 3, 0), (COMPLETED, 2, 2), (ACTIVE, 10, 0)])
 def test_list_jobs_json_matches_to_dict_pages(filled, statuses, limit, offset):
-    """The JSON listing is exactly the jobs' to_dict, in the same order and pages as list_jobs."""
+    """The JSON listing is exactly the jobs' records, in the same order and pages as list_jobs."""
     store = filled
     store.add_job(dataclasses.replace(full_job(), identifier="full-2", status=S.SUCCESSFUL))
-    expected = [j.to_dict() for j in store.list_jobs(statuses, limit=limit, offset=offset)]
+    store.add_job(full_schedule())
+    expected = [to_record(j) for j in store.list_jobs(statuses, limit=limit, offset=offset)]
     assert [json.loads(t) for t in store.list_jobs_json(statuses, limit=limit, offset=offset)] == expected
     assert expected  # the case is not vacuous
+
+
+def test_sqlite_migrates_a_v1_database_in_place(db_path):
+    """A 0.x-era v1 database (one jobs table, naive local times) becomes runs + schedules with offsets."""
+    from dateutil import tz
+
+    berlin = tz.gettz("Europe/Berlin")
+    with closing(sqlite3.connect(db_path)) as db:
+        store_module.run_script(db, store_module.V1)
+        db.execute("PRAGMA user_version = 1")
+        rows = [
+            (1, "sched-1", "SCHEDULED", "USER", "every day at 02:30", "proj", "x", "d", '{"a": 1}',
+             "2026-10-25 02:10:00.500000", None, None, None, None, None, None, None),
+            (2, "run-1", "SUCCESSFUL", "SCHEDULER", "now", "proj", "x", "d", '{"a": 1}', "2026-07-01 12:00:00",
+             60, "2026-07-01 12:00:01", "2026-07-01 12:01:01", 0, None, None, "sched-1"),
+            (3, "run-2", "RUNNING", "USER", "now", "proj", "y", "", "{}", "2026-12-01 09:00:00", None,
+             "2026-12-01 09:00:00", None, None, 4242, 1767322446.25, None),
+        ]
+        db.executemany("INSERT INTO jobs (seq, identifier, status, actor, schedule, project, spider, description, "
+                       "payload, timestamp, duration, started, finished, exit_code, pid, pid_created, parent) "
+                       "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        db.execute("INSERT INTO projects VALUES ('proj', '[\"x\", \"y\"]', '/t', '2026-07-01 11:00:00')")
+        db.commit()
+    s = SqliteStore(db_path, berlin).open()
+    try:
+        schedule, run, running = (s.get_job(i) for i in ("sched-1", "run-1", "run-2"))
+        assert isinstance(schedule, Schedule) and schedule.spec == "every day at 02:30"
+        # An ambiguous wall time (the repeated hour) is taken as its first occurrence.
+        assert schedule.timestamp == datetime(2026, 10, 25, 0, 10, 0, 500000, tzinfo=UTC)
+        assert (run.schedule_id, run.duration, run.options) == ("sched-1", 60, RunOptions("x", "d", '{"a": 1}'))
+        assert run.started == datetime(2026, 7, 1, 10, 0, 1, tzinfo=UTC)
+        assert running.handle == "pid:4242@1767322446.25"
+        assert s.get_project("proj").pushed == datetime(2026, 7, 1, 9, 0, tzinfo=UTC)
+        assert ids(s.list_jobs()) == ["run-2", "run-1", "sched-1"]
+        assert json.loads(s.list_jobs_json({S.SUCCESSFUL})[0])["started"] == "2026-07-01 12:00:01+02:00"
+        s.add_job(make_job(9))
+        assert ids(s.list_jobs(limit=1)) == ["job-9"]
+    finally:
+        s.close()
+    assert db_path.with_name(f"{db_path.name}.v1.bak").exists()

@@ -85,7 +85,7 @@ def test_schedule_accepts_parameters_from_query_and_body(http, how, launcher):
         data, ctype = multipart(fields)
         code, body = jcall(http, "post", "/schedule-job.json", data=data, headers={"Content-Type": ctype})
     assert code == 200 and body["status"] == "ok"
-    assert launcher.launched[-1].request.payload == '{"a": "é"}'
+    assert launcher.launched[-1].request.options.payload == '{"a": "é"}'
 
 
 def test_list_jobs_by_status_and_id_with_contract_keys(http, launcher):
@@ -208,7 +208,7 @@ def test_preview_schedule_lists_next_run_times(http, clock):
     """preview-schedule.json normalises the spec and lists the next run times from the daemon's clock."""
     code, body = jcall(http, "get", "/preview-schedule.json?when=every%2010%20Minutes&count=3")
     assert (code, body["when"]) == (200, "every 10 minutes")
-    assert body["next"] == ["2026-11-23 10:10:00", "2026-11-23 10:20:00", "2026-11-23 10:30:00"]
+    assert body["next"] == ["2026-11-23 10:10:00+00:00", "2026-11-23 10:20:00+00:00", "2026-11-23 10:30:00+00:00"]
 
 
 @pytest.mark.parametrize("query, text", [("when=every%20blue%20moon", "blue"), ("count=0", "'count'"),
