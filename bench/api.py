@@ -16,25 +16,25 @@ import sys
 import tempfile
 import time
 import uuid
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from scrapy_do.domain.models import Actor, Job, JobStatus  # noqa: E402
+from scrapy_do.domain.models import Actor, JobStatus, Run, RunOptions  # noqa: E402
 from scrapy_do.store import SqliteStore  # noqa: E402
 from tests.integration.daemonproc import DaemonProcess  # noqa: E402
 
 
 def fill(db_path, count):
     store = SqliteStore(db_path).open()
-    start = datetime(2026, 1, 1)
+    start = datetime(2026, 1, 1, tzinfo=timezone.utc)
     store._db.execute("BEGIN")
     for i in range(count):
         ts = start + timedelta(seconds=i)
-        store.add_job(Job(identifier=str(uuid.uuid4()), status=(JobStatus.SUCCESSFUL, JobStatus.FAILED)[i % 2],
-                          actor=Actor.SCHEDULER, schedule="now", project="offline", spider="quick",
-                          timestamp=ts, description=f"job {i}", payload='{"n": %d}' % i, duration=3,
+        options = RunOptions(spider="quick", description=f"job {i}", payload='{"n": %d}' % i)
+        store.add_job(Run(identifier=str(uuid.uuid4()), status=(JobStatus.SUCCESSFUL, JobStatus.FAILED)[i % 2],
+                          actor=Actor.SCHEDULER, project="offline", options=options, timestamp=ts, duration=3,
                           started=ts, finished=ts + timedelta(seconds=3), exit_code=0))
     store._db.execute("COMMIT")
     store.close()

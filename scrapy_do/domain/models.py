@@ -57,8 +57,8 @@ TRANSITIONS = {
 
 
 @dataclass(frozen=True)
-class Run:
-    """One crawl. `handle` is the launcher's persisted reference to it while it runs."""
+class _Job:
+    """What runs and schedules share: the API shows both as jobs."""
 
     identifier: str
     status: JobStatus
@@ -66,6 +66,24 @@ class Run:
     project: str
     options: RunOptions
     timestamp: datetime
+
+    @property
+    def spider(self):
+        return self.options.spider
+
+    @property
+    def payload(self):
+        return self.options.payload
+
+    @property
+    def description(self):
+        return self.options.description
+
+
+@dataclass(frozen=True)
+class Run(_Job):
+    """One crawl. `handle` is the launcher's persisted reference to it while it runs."""
+
     started: datetime | None = None
     finished: datetime | None = None
     duration: int | None = None
@@ -81,16 +99,10 @@ class Run:
 
 
 @dataclass(frozen=True)
-class Schedule:
+class Schedule(_Job):
     """A periodic spec in the daemon's zone; each due time makes a Run pointing back here."""
 
-    identifier: str
-    status: JobStatus
-    actor: Actor
-    project: str
-    options: RunOptions
     spec: str
-    timestamp: datetime
     finished: datetime | None = None
     next_run: datetime | None = None
 
@@ -99,24 +111,6 @@ class Schedule:
     @property
     def schedule(self):
         return self.spec
-
-
-def _spider(self):
-    return self.options.spider
-
-
-def _payload(self):
-    return self.options.payload
-
-
-def _description(self):
-    return self.options.description
-
-
-for _cls in (Run, Schedule):
-    _cls.spider = property(_spider)
-    _cls.payload = property(_payload)
-    _cls.description = property(_description)
 
 
 def new_run(project, options, now, *, actor=Actor.USER, schedule_id=None):

@@ -23,8 +23,7 @@ from scrapy_do.domain.options import OPTION_FIELDS
 from scrapy_do.domain.records import JOB_FIELDS
 from scrapy_do.errors import UnusableStore
 from scrapy_do.interfaces import IJobStore
-from scrapy_do.store.memory import MemoryStore  # noqa: F401  (re-exported)
-from scrapy_do.store.migrations import MIGRATIONS, Context, migrate  # noqa: F401
+from scrapy_do.store.migrations import Context, migrate
 
 COUNTERS = ("run", "successful", "failed", "canceled")
 
@@ -119,6 +118,9 @@ class SqliteStore:
 
     @contextmanager
     def _transaction(self):
+        if self._db.in_transaction:  # part of a caller's (bulk) transaction
+            yield
+            return
         self._db.execute("BEGIN")
         try:
             yield

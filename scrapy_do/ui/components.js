@@ -24,6 +24,10 @@ export function elapsed(since, props = {}) {
 export function jobDuration(job) {
   if (job.status === 'RUNNING' && job.started) return elapsed(job.started, {'data-testid': 'job-elapsed'});
   if (job.status === 'PENDING') return h('span', {class: 'muted', title: 'waiting for a job slot'}, 'waiting ', elapsed(job.timestamp));
+  if (job.status === 'SCHEDULED' && job['next-run']) {
+    return h('span', {class: 'muted', title: `next run ${fullTime(job['next-run'])}`, 'data-testid': 'job-next-run'},
+      'next ', shortTime(job['next-run']));
+  }
   if (job.duration !== null && job.duration !== undefined) return h('span', null, formatDuration(job.duration));
   return h('span', {class: 'muted'}, '—');
 }

@@ -5,7 +5,6 @@ ScrapyDoError (or a routing error) mapped to a status code in ERROR_CODES,
 in one place.
 """
 
-import io
 import json
 import re
 import time
@@ -15,7 +14,7 @@ import psutil
 from klein import Klein
 from twisted.internet import defer
 from twisted.logger import Logger
-from twisted.web import http, server
+from twisted.web import server
 from twisted.web.static import File
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
@@ -29,6 +28,7 @@ from scrapy_do.domain.models import JobStatus, RunOptions
 from scrapy_do.domain.records import to_record
 from scrapy_do.events import JobChanged
 from scrapy_do.web.openapi import openapi_document
+from scrapy_do.web.request import LimitedRequest
 
 log = Logger(namespace="scrapy_do.web.api")
 
@@ -101,54 +101,6 @@ def _static_range(request, size):
         return error_body(request, 416, f"the log has {size} bytes; ask for a range that starts within it")
     request.requestHeaders.setRawHeaders(b"range", [f"bytes={start}-{end}".encode()])
     return None
-
-
-class LimitedRequest(server.Request):
-    """Drops request bodies over `max_body` as they arrive instead of buffering them.
-
-    The request still reaches the resource (without a body), which answers 413.
-    """
-
-    max_body = 64 << 20
-
-    def gotLength(self, length):
-        self.too_large = length is not None and length > self.max_body
-        self._received = 0
-        super().gotLength(None if self.too_large else length)
-
-    def handleContentChunk(self, data):
-        self._received += len(data)
-        if self._received > self.max_body:
-            if not self.too_large:
-                self.too_large = True
-                self.content.close()
-                self.content = io.BytesIO()
-            return
-        super().handleContentChunk(data)
-
-    def requestReceived(self, command, path, version):
-        self.bad_body = None
-        self._form = {}
-        if getattr(self, "too_large", False):
-            self.requestHeaders.removeHeader(b"content-type")
-            self.content = io.BytesIO()
-        ctype = self.requestHeaders.getRawHeaders(b"content-type", [b""])[0]
-        if command == b"POST" and http._parseContentType(ctype) == b"multipart/form-data":
-            # Twisted would answer a body it cannot parse with a bare 400 and
-            # hang up; parse it here so the API can say what is wrong, in JSON.
-            self._parsePOSTFormSubmission = False
-            self.content.seek(0)
-            try:
-                self._form = http._getMultiPartArgs(self.content.read(), ctype)
-            except http._MultiPartParseException as e:
-                self.bad_body = f"the multipart/form-data body cannot be parsed ({e}); check the boundary"
-            self.content.seek(0)
-        super().requestReceived(command, path, version)
-
-    def process(self):
-        for key, values in self._form.items():
-            self.args.setdefault(key, []).extend(values)
-        super().process()
 
 
 class WebAPI:

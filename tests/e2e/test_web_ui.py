@@ -95,6 +95,12 @@ def test_schedule_form_checks_spec_and_payload(page, daemon, project):
         ("SCHEDULED", "every 2 hours", "quick", {"pages": 3}, "every two hours")
     page.get_by_test_id("new-job-link").click()
     expect(row(page, "active-jobs", identifier).get_by_test_id("job-status")).to_have_text("SCHEDULED")
+    # The schedule's next due time, as the daemon's wall clock (its offset in the tooltip).
+    next_run = job["next-run"]
+    shown = row(page, "active-jobs", identifier).get_by_test_id("job-next-run")
+    expect(shown).to_contain_text(next_run[11:19] if next_run[:10] == daemon.get("/status.json")[1]["time"][:10]
+                                  else next_run[:16])
+    expect(shown).to_have_attribute("title", re.compile(r"^next run .*[+-]\d\d:\d\d$"))
     cancel_scheduled(daemon)
     expect(row(page, "active-jobs", identifier)).to_have_count(0)
 

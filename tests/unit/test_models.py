@@ -4,13 +4,13 @@ import dataclasses
 import itertools
 import json
 import uuid
-from datetime import datetime, timezone
+from datetime import datetime
 
 import pytest
 
 from scrapy_do.errors import BadRequest, Conflict, InvalidPayload
 from scrapy_do.domain.models import (
-    ACTIVE, COMPLETED, TRANSITIONS, Actor, JobStatus, Project, Run, RunOptions, Schedule, new_run, new_schedule,
+    ACTIVE, COMPLETED, TRANSITIONS, Actor, JobStatus, Project, Run, RunOptions, new_run, new_schedule,
     normalise_payload, transition,
 )
 from scrapy_do.domain.records import JOB_FIELDS, TABLE_COLUMNS, to_record

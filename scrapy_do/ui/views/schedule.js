@@ -78,7 +78,7 @@ export function mount(root, route) {
         fill(preview, h('p', {class: 'ok', 'data-testid': 'when-ok'}, 'Runs once, as soon as a job slot is free.'));
       } else {
         fill(preview, h('p', {class: 'ok', 'data-testid': 'when-ok'}, 'Valid: ', h('code', null, body.when),
-          '. Next runs (server time):'),
+          '. Next runs (the daemon\u2019s time zone):'),
         h('ol', {class: 'next-runs', 'data-testid': 'next-runs'}, body.next.map((t) => h('li', null, fullTime(t)))));
       }
     } catch (err) {
@@ -160,8 +160,10 @@ export function mount(root, route) {
       'Use the plural with N and with ', h('code', null, 'to'), '.'),
     h('p', {class: 'small'}, h('code', null, 'at'), ' takes ', h('code', null, 'HH:MM'), ' for days and weekdays, ',
       h('code', null, ':MM'), ' for hours, ', h('code', null, ':SS'), ' for minutes.'),
-    h('p', {class: 'small muted'}, 'Times are the server\u2019s local time', tz,
-      '. A scheduled job spawns a new job at each run.'));
+    h('p', {class: 'small muted'}, 'Times are in the daemon\u2019s time zone', tz,
+      ', with their UTC offset. Days, weeks and weekdays keep their wall-clock time through ',
+      'daylight-saving changes; seconds, minutes and hours are elapsed time. A scheduled job queues a ',
+      'run at each due time, and never more than one waiting run.'));
   const showTz = () => { tz.textContent = state.status?.timezone ? ` (${state.status.timezone})` : ''; };
   showTz();
   // A result or error is about the last submission: it goes once the form changes.
