@@ -16,8 +16,6 @@ import random
 import re
 from dataclasses import dataclass
 
-import schedule
-
 from scrapy_do.domain import zones
 from scrapy_do.errors import InvalidSpec
 
@@ -112,8 +110,10 @@ def next_fires(
     return fires
 
 
-def as_schedule_job(spec: Spec) -> schedule.Job:
+def as_schedule_job(spec: Spec):
     """The same spec built with the `schedule` library's API (never run; it raises what it refuses)."""
+    import schedule
+
     job = schedule.Scheduler().every(spec.interval)
     if spec.latest is not None:
         job = job.to(spec.latest)
@@ -208,6 +208,8 @@ class _Parser:
             weekday=weekday,
             at=at,
         )
+        import schedule  # on first use: an idle daemon without schedules does not load it
+
         try:
             as_schedule_job(spec)
         except (schedule.ScheduleError, ValueError, TypeError) as e:

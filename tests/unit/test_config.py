@@ -410,3 +410,23 @@ def test_empty_timezone_is_the_machines_zone_from_tz(tmp_path, monkeypatch):
     monkeypatch.setenv("TZ", "America/New_York")
     cfg = load(cwd=tmp_path)
     assert cfg.timezone == "America/New_York"
+
+
+@pytest.mark.parametrize("value, july_offset", [
+    ("Europe/Berlin", 7200), (":Europe/Berlin", 7200), ("CET-1CEST,M3.5.0,M10.5.0/3", 7200), ("UTC0", 0)])
+def test_tz_environment_forms(tmp_path, monkeypatch, value, july_offset):
+    """TZ may be an IANA name (with libc's optional colon) or a POSIX rule; each gives its zone."""
+    from datetime import datetime
+
+    monkeypatch.setenv("TZ", value)
+    cfg = load(cwd=tmp_path)
+    assert datetime(2026, 7, 1, tzinfo=cfg.zone).utcoffset().total_seconds() == july_offset
+
+
+@pytest.mark.parametrize("name", ["../../etc/passwd", "/etc/localtime", "Europe/../Berlin", "Mars/Olympus", ""])
+def test_timezone_accepts_only_iana_names(tmp_path, name):
+    """A path or anything but a known IANA name in `timezone` is refused, never opened as a file."""
+    conf = tmp_path / "c.conf"
+    conf.write_text(f"[scrapy-do]\ntimezone = {name or '/'}\n")
+    with pytest.raises(ConfigError, match="unknown time zone"):
+        load(conf, cwd=tmp_path)
