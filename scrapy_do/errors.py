@@ -65,4 +65,16 @@ class Conflict(ScrapyDoError):
 
 
 class LaunchError(ScrapyDoError):
-    """A crawl process could not be started."""
+    """A crawl process could not be started.
+
+    `transient` errors (out of descriptors, processes or memory) may pass:
+    the job waits and is tried again instead of failing.
+    """
+
+    def __init__(self, msg, transient=False):
+        super().__init__(msg)
+        self.transient = transient
+
+
+class StorageFull(ScrapyDoError):
+    """The disk holding the store is full: nothing was written; retry once space is freed."""

@@ -22,6 +22,9 @@ class IJobStore(Interface):
     def get_job(identifier):
         """The run or schedule with this identifier, or None."""
 
+    def record(job, *counters):
+        """Update a job and bump lifetime counters together: all of it is written, or none."""
+
     def has_pending(schedule_id):
         """Whether a PENDING run of this schedule is waiting."""
 

@@ -21,7 +21,7 @@ from scrapy_do.domain import spec as specs
 from scrapy_do.domain.models import (
     ACTIVE, COMPLETED, Actor, JobStatus, Project, RunOptions, Schedule, new_run, new_schedule, transition,
 )
-from scrapy_do.errors import BadRequest, Conflict, LaunchError, NotFound, StartupError
+from scrapy_do.errors import BadRequest, Conflict, LaunchError, NotFound, StartupError, StorageFull
 from scrapy_do.events import JobChanged, JobRemoved, ProjectPushed, ProjectRemoved
 from scrapy_do.engine.scheduler import SpecScheduler
 from scrapy_do.launchers.local import LaunchSpec
@@ -54,19 +54,22 @@ def check_job_id(identifier):
     return ident
 
 
+#: Delays between retries of what a full disk or a lack of descriptors held up (seconds).
+RETRY_FIRST, RETRY_MAX = 1.0, 30.0
+
+
 class _Slot:
     """A run that holds a job slot: launching (`run` is None) or running."""
 
     def __init__(self, tree):
         self.tree = tree
         self.run = None
-        self.uncap = ()
 
 
 class Controller(Service):
     name = "controller"
 
-    def __init__(self, config, store, projects, launcher, clock, rng=None, log_cap=None):
+    def __init__(self, config, store, projects, launcher, clock, rng=None):
         self.config = config
         self.store = store
         self.projects = projects
@@ -75,12 +78,13 @@ class Controller(Service):
         self.zone = config.zone
         self.scheduler = SpecScheduler(clock, self._fire_schedule, rng, zone=self.zone)
         self.slots = {}  # run id -> _Slot
-        self.log_cap = log_cap
         self._canceling = set()
         self._quarantined = set()
         self._stopping = False
         self._pumping = False
         self._pump_again = False
+        self._backoff = None  # a pending call while launches wait out a transient failure
+        self._backoff_delay = RETRY_FIRST
         self._listeners = []
         self.started_at = None
 
@@ -302,8 +306,8 @@ class Controller(Service):
         if isinstance(job, Schedule):
             self.scheduler.remove(job.identifier)
             job = dataclasses.replace(job, next_run=None)
-        self.store.bump("canceled")
-        self._save(job)
+        self.store.record(job, "canceled")
+        self._emit(JobChanged(job))
         self._purge()
         log.info("canceled job {job}", job=job.identifier)
         return defer.succeed(job)
@@ -326,6 +330,8 @@ class Controller(Service):
     def _pump(self):
         """Start what `dispatch` says fills the free slots; safe to call from within itself."""
         if self._stopping or not self.running:
+            return
+        if self._backoff is not None and self._backoff.active():
             return
         if self._pumping:
             self._pump_again = True
@@ -371,13 +377,12 @@ class Controller(Service):
                 self._track(identifier, slot, crawl)
                 crawl.stop(self.config.cancel_grace)
                 return
-            if self.log_cap is not None:
-                slot.uncap = [self.log_cap.watch(crawl.logs().path(kind)) for kind in LOG_KINDS]
             self._save(transition(run, JobStatus.RUNNING, started=self.now(), handle=crawl.handle))
         except Exception as e:
             log.failure("recording the start of job {job} failed; stopping its crawl", job=identifier)
             self._abandon(identifier, slot, crawl, f"the daemon could not record the start of the crawl ({e})")
             return
+        self._backoff_delay = RETRY_FIRST
         self._track(identifier, slot, crawl)
         log.info("job {job} started: {spider} ({handle})", job=identifier, spider=run.spider, handle=crawl.handle)
 
@@ -388,10 +393,6 @@ class Controller(Service):
 
     def _abandon(self, identifier, slot, crawl, reason):
         """Kill a crawl we cannot keep track of; its job fails once it is gone."""
-        for stop in slot.uncap:
-            stop()
-        slot.uncap = ()
-
         def gone(_):
             self.slots.pop(identifier, None)
             run = self.store.get_job(identifier)
@@ -408,6 +409,13 @@ class Controller(Service):
 
     def _launch_failed(self, failure, identifier):
         self.slots.pop(identifier, None)
+        if failure.check(LaunchError) and failure.value.transient and identifier not in self._canceling:
+            # Out of descriptors or processes: the job keeps its place and launches wait a little.
+            delay, self._backoff_delay = self._backoff_delay, min(self._backoff_delay * 2, RETRY_MAX)
+            log.warn("job {job} could not start ({e}); trying again in {delay:.0f} s", job=identifier,
+                     e=failure.value.msg, delay=delay)
+            self._backoff = self.clock.callLater(delay, self._pump)
+            return
         message = failure.value.msg if failure.check(LaunchError) else f"{failure.type.__name__}: {failure.value}"
         if not failure.check(LaunchError):
             log.failure("launching job {job} failed", failure, job=identifier)
@@ -428,16 +436,14 @@ class Controller(Service):
         except OSError as e:
             log.warn("cannot write {path}: {e}", path=err_path, e=e)
         now = self.now()
-        self.store.bump("run")
-        self.store.bump("failed")
-        self._save(transition(transition(run, JobStatus.RUNNING, started=now), JobStatus.FAILED,
-                              finished=now, duration=0))
+        failed = transition(transition(run, JobStatus.RUNNING, started=now), JobStatus.FAILED, finished=now,
+                            duration=0)
+        self.store.record(failed, "run", "failed")
+        self._emit(JobChanged(failed))
         self._purge()
 
     def _ended(self, code, identifier):
         slot = self.slots.pop(identifier)
-        for stop in slot.uncap:
-            stop()
         self._release_tree(slot.tree)
         job = self.store.get_job(identifier)
         now = self.now()
@@ -457,13 +463,30 @@ class Controller(Service):
         else:
             status, counter = (JobStatus.SUCCESSFUL, "successful") if code == 0 else (JobStatus.FAILED, "failed")
         duration = round((now - job.started).total_seconds()) if job.started else None
-        self.store.bump("run")
-        self.store.bump(counter)
-        self._save(transition(job, status, finished=now, duration=duration, exit_code=code, handle=None))
+        final = transition(job, status, finished=now, duration=duration, exit_code=code, handle=None)
         log.info("job {job} ended: {status} (exit {code})", job=identifier, status=status.value, code=code)
-        self._purge()
+        self._record_end(final, counter, RETRY_FIRST, announce=True)
         self._pump()
         return code
+
+    def _record_end(self, final, counter, delay, announce=False):
+        """Write a run's end; on a full disk, try again later, never drop it.
+
+        Subscribers hear of the end at once either way (followers of its log
+        stop, the dashboard shows it), after the write when it succeeds.
+        """
+        try:
+            self.store.record(final, "run", counter)
+        except StorageFull as e:
+            log.error("cannot record the end of job {job} ({e}); trying again in {delay:.0f} s",
+                      job=final.identifier, e=e.msg, delay=delay)
+            self.clock.callLater(delay, self._record_end, final, counter, min(delay * 2, RETRY_MAX))
+            if announce:
+                self._emit(JobChanged(final))
+            return
+        if announce:
+            self._emit(JobChanged(final))
+        self._purge()
 
     def _purge(self):
         for identifier in self.store.purge_completed(self.config.completed_cap):

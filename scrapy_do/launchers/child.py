@@ -1,10 +1,13 @@
-"""Entry point of every crawl process: `python -m scrapy_do.launchers.child crawl SPIDER ...`.
+"""Entry point of every crawl process: `python -m scrapy_do.launchers.child crawl SPIDER`.
 
-It asks Linux to SIGTERM this process when the daemon dies (even by
-`kill -9`), so no crawl outlives its daemon, then runs Scrapy's own command
-line exactly as `python -m scrapy` would.
+It leads a new session and process group (so the daemon can signal all it
+starts), asks Linux to SIGTERM it when the daemon dies (even by `kill -9`),
+reads the rest of its command line (the payload) from stdin, where `ps`
+cannot see it, and runs Scrapy's own command line exactly as `python -m
+scrapy` would.
 """
 
+import json
 import os
 import runpy
 import signal
@@ -36,8 +39,28 @@ def enter_project_tree():
         sys.path[0] = tree
 
 
+def read_arguments(stream=None):
+    """The arguments the daemon sends on stdin (a JSON object, then EOF); exit if it sends nothing."""
+    data = (stream or sys.stdin.buffer).read()
+    try:
+        return list(json.loads(data)["args"])
+    except (ValueError, KeyError, TypeError):
+        # The daemon went away before it sent them: nothing to run.
+        sys.exit(75)
+
+
+def lead_own_group():
+    try:
+        os.setsid()
+    except OSError:  # already a group leader (started by hand)
+        pass
+
+
 if __name__ == "__main__":
+    lead_own_group()
     arm_parent_death_signal()
+    arguments = read_arguments()
+    os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
     enter_project_tree()
-    sys.argv[0] = "scrapy"
+    sys.argv = ["scrapy", *sys.argv[1:], *arguments]
     runpy.run_module("scrapy", run_name="__main__", alter_sys=True)

@@ -1,13 +1,19 @@
 """The local launcher: crawls as child processes of the daemon, and short commands like `scrapy list`.
 
 The reactor is passed in (IReactorProcess + IReactorTime), so tests can use a
-fake one. Crawl output goes straight from the child to its log files (the
-daemon holds no pipe and copies no byte), and stopping a process is SIGTERM,
-then SIGKILL after a grace period, like twisted.runner.procmon. A run's
-handle is `pid:<pid>@<creation time>`: enough to recognise the process after
-a restart, and never to mistake another process for it.
+fake one. A crawl's stdout and stderr are pipes: the daemon writes its logs
+(see logfiles.py). Its arguments beyond the spider name (the payload) travel
+on its stdin, not its command line, so `ps` does not show them; and it gets a
+clean environment. Each crawl leads its own session and process group (and
+sits in its own cgroup where the daemon can make one), so stopping it, which
+is SIGTERM and then SIGKILL after a grace period as in twisted.runner.procmon,
+reaches every process it started. A run's handle is
+`pid:<pid>@<creation time>` (plus ` cgroup:<path>`): enough to recognise the
+crawl after a restart, and never to mistake another process for it.
 """
 
+import errno
+import json
 import os
 import signal
 import sys
@@ -21,6 +27,8 @@ from zope.interface import implementer
 from scrapy_do.domain.options import RunOptions
 from scrapy_do.errors import LaunchError
 from scrapy_do.interfaces import ILauncher, ILogSource, IRun
+from scrapy_do.launchers.cgroups import CrawlCgroups
+from scrapy_do.launchers.logfiles import LogFile
 
 log = Logger(namespace="scrapy_do.launchers.local")
 
@@ -41,21 +49,46 @@ class LaunchSpec:
 
 
 def build_crawl_argv(python, options):
-    """The command line of a crawl: `python -m scrapy crawl SPIDER -a payload=...` via our child wrapper."""
-    return [python, "-m", CHILD_MODULE, "crawl", options.spider, "-a", f"payload={options.payload}"]
+    """The visible command line of a crawl: `python -m <child> crawl SPIDER` (what `ps` shows)."""
+    return [python, "-m", CHILD_MODULE, "crawl", options.spider]
 
 
-def format_handle(pid, created):
-    return f"pid:{pid}" + ("" if created is None else f"@{created!r}")
+def crawl_arguments(options):
+    """The rest of Scrapy's command line, sent to the child on its stdin: `-a payload=...`."""
+    return ["-a", f"payload={options.payload}"]
+
+
+#: What a crawl keeps of the daemon's environment: locale, paths, proxies and
+#: certificates a spider needs, the interpreter's own settings, and preloads
+#: (libfaketime in tests). Everything else (tokens, passwords, cloud keys) stays out.
+ENV_NAMES = frozenset({
+    "PATH", "HOME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "USER", "LOGNAME", "VIRTUAL_ENV",
+    "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE",
+    "http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY",
+    "LD_PRELOAD", "LD_LIBRARY_PATH",
+})
+ENV_PREFIXES = ("LC_", "PYTHON", "FAKETIME")
+
+
+def crawl_environment(environ, extra):
+    env = {k: v for k, v in environ.items() if k in ENV_NAMES or k.startswith(ENV_PREFIXES)}
+    env.setdefault("PATH", os.defpath)
+    env.update(extra)
+    return env
+
+
+def format_handle(pid, created, cgroup=None):
+    return f"pid:{pid}" + ("" if created is None else f"@{created!r}") + (f" cgroup:{cgroup}" if cgroup else "")
 
 
 def parse_handle(handle):
-    """(pid, creation time or None) of a local handle; None if it is not one."""
+    """(pid, creation time or None, cgroup or None) of a local handle; None if it is not one."""
     if not handle or not handle.startswith("pid:"):
         return None
-    pid, _, created = handle[4:].partition("@")
+    head, _, cgroup = handle[4:].partition(" cgroup:")
+    pid, _, created = head.partition("@")
     try:
-        return int(pid), (float(created) if created else None)
+        return int(pid), (float(created) if created else None), (cgroup or None)
     except ValueError:
         return None
 
@@ -87,36 +120,90 @@ def process_created(pid):
         return None
 
 
-class _Ended(protocol.ProcessProtocol):
-    def __init__(self):
+class CrawlProtocol(protocol.ProcessProtocol):
+    """Copies the crawl's stdout and stderr into its log files; `ended` fires with its exit code.
+
+    Processes the crawl started may hold its pipes open after it exited, and
+    Twisted ends a process only once its pipes close: so when the crawl itself
+    exits, `on_exit` kills what is left of it, which closes them.
+    """
+
+    def __init__(self, out, err):
+        self.out = out
+        self.err = err
         self.ended = defer.Deferred()
+        self.on_exit = None
+
+    def processExited(self, reason):
+        if self.on_exit is not None:
+            self.on_exit()
+
+    def outReceived(self, data):
+        self.out.write(data)
+
+    def errReceived(self, data):
+        self.err.write(data)
 
     def processEnded(self, reason):
+        self.out.close()
+        self.err.close()
         self.ended.callback(exit_code_of(reason))
+
+
+def kill_group(pgid, sig):
+    try:
+        os.killpg(pgid, sig)
+        return True
+    except (ProcessLookupError, PermissionError):
+        return False
 
 
 @implementer(IRun)
 class RunningCrawl:
-    def __init__(self, reactor, transport, ended, logs=None):
+    def __init__(self, reactor, transport, ended, logs=None, cgroups=None, cgroup=None):
         self._reactor = reactor
         self._transport = transport
         self.pid = transport.pid
         self.created = process_created(self.pid)
-        self.handle = format_handle(self.pid, self.created)
+        self.cgroups = cgroups
+        self.cgroup = cgroup
+        self.handle = format_handle(self.pid, self.created, cgroup)
         self.ended = ended
         self._logs = logs
         self._kill_call = None
         self.exited = False
         ended.addBoth(self._on_end)
 
+    def sweep(self):
+        """What the crawl started dies with it: the rest of its process group and cgroup."""
+        kill_group(self.pid, signal.SIGKILL)
+        if self.cgroup is not None:
+            self.cgroups.kill(self.cgroup)
+
     def _on_end(self, result):
         self.exited = True
         if self._kill_call is not None and self._kill_call.active():
             self._kill_call.cancel()
+        self.sweep()
+        if self.cgroup is not None:
+            self._remove_cgroup([0.1, 0.5, 2.0, 10.0, 60.0])
         return result
 
+    def _remove_cgroup(self, delays):
+        """The cgroup can go once its killed members are gone; retry a few times, then leave it."""
+        if not os.path.isdir(self.cgroup) or self.cgroups.remove(self.cgroup):
+            return
+        if delays:
+            self.cgroups.kill(self.cgroup)
+            self._reactor.callLater(delays[0], self._remove_cgroup, delays[1:])
+
     def signal(self, name):
-        try:
+        """Signal the crawl's whole process group (and, for KILL, its cgroup)."""
+        if name == "KILL" and self.cgroup is not None:
+            self.cgroups.kill(self.cgroup)
+        if kill_group(self.pid, getattr(signal, f"SIG{name}")):
+            return
+        try:  # not its own group leader yet (it calls setsid first thing)
             self._transport.signalProcess(name)
         except error.ProcessExitedAlready:
             pass
@@ -138,11 +225,21 @@ class RunningCrawl:
 class ProcessLauncher:
     """Runs each crawl as a child of the daemon's own interpreter."""
 
-    def __init__(self, reactor, python=sys.executable, environ=None, grace=5.0):
+    def __init__(self, reactor, python=sys.executable, environ=None, grace=5.0, log_limit=0, hub=None,
+                 cgroups=None):
         self._reactor = reactor
         self.grace = grace
         self.python = python
         self.environ = dict(os.environ if environ is None else environ)
+        self.log_limit = log_limit
+        self.hub = hub
+        self.cgroups = cgroups if cgroups is not None else CrawlCgroups(root=False)
+        self._checked = False
+
+    def _ready(self):
+        if not self._checked:
+            self._checked = True
+            self.cgroups.open()
 
     def launch(self, request):
         try:
@@ -153,34 +250,47 @@ class ProcessLauncher:
     def reattach(self, handle):
         """A crawl of a previous daemon cannot be followed: its parent died, so Linux sent it SIGTERM
         (see child.py) and its exit code goes to nobody. Make sure it is gone; the job runs again."""
+        self._ready()
         parsed = parse_handle(handle)
         if parsed is not None:
-            kill_leftover(*parsed, grace=self.grace)
+            pid, created, cgroup = parsed
+            if kill_leftover(pid, created, grace=self.grace):
+                kill_group(pid, signal.SIGKILL)
+            if self.cgroups.owns(cgroup):
+                self.cgroups.kill(cgroup)
         return defer.succeed(None)
 
     def _spawn(self, request):
+        self._ready()
         argv = build_crawl_argv(self.python, request.options)
         # The child changes into the project tree itself: a spawn with a
         # different cwd would make Twisted fork the whole daemon instead of
         # using posix_spawn, which costs milliseconds per crawl.
-        env = {**self.environ, **request.env, "SCRAPY_DO_PARENT_PID": str(os.getpid()),
-               "SCRAPY_DO_CWD": request.cwd}
-        fds = []
+        env = crawl_environment(self.environ, {**request.env, "SCRAPY_DO_PARENT_PID": str(os.getpid()),
+                                               "SCRAPY_DO_CWD": request.cwd})
+        logs = []
         try:
-            fds.append(os.open(os.devnull, os.O_RDONLY))
-            for path in (request.out_path, request.err_path):
-                fds.append(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644))
-            proto = _Ended()
-            transport = self._reactor.spawnProcess(
-                proto, self.python, argv, env=env, path=None,
-                childFDs={0: fds[0], 1: fds[1], 2: fds[2]},
-            )
+            logs = [LogFile(path, self.log_limit, self.hub) for path in (request.out_path, request.err_path)]
+            proto = CrawlProtocol(*logs)
+            transport = self._reactor.spawnProcess(proto, self.python, argv, env=env, path=None,
+                                                   childFDs={0: "w", 1: "r", 2: "r"})
         except OSError as e:
-            raise LaunchError(f"cannot start the crawl of {request.options.spider!r}: {e}") from None
-        finally:
-            for fd in fds:
-                os.close(fd)
-        return RunningCrawl(self._reactor, transport, proto.ended, LocalLogs(request.out_path, request.err_path))
+            for log_file in logs:
+                log_file.close()
+            transient = e.errno in (errno.EMFILE, errno.ENFILE, errno.EAGAIN, errno.ENOMEM, errno.ENOSPC)
+            raise LaunchError(f"cannot start the crawl of {request.options.spider!r}: {e}", transient) from None
+        cgroup = self.cgroups.create(request.job_id)
+        if cgroup is not None and not self.cgroups.enter(cgroup, transport.pid):
+            self.cgroups.remove(cgroup)
+            cgroup = None
+        # The child waits for this before it runs any project code, so it is
+        # in its cgroup by then.
+        transport.write(json.dumps({"args": crawl_arguments(request.options)}).encode())
+        transport.closeStdin()
+        crawl = RunningCrawl(self._reactor, transport, proto.ended, LocalLogs(request.out_path, request.err_path),
+                             self.cgroups, cgroup)
+        proto.on_exit = crawl.sweep
+        return crawl
 
 
 class _Collect(protocol.ProcessProtocol):

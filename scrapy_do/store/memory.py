@@ -40,6 +40,11 @@ class MemoryStore:
     def get_job(self, identifier):
         return self._jobs.get(identifier)
 
+    def record(self, job, *counters):
+        self.update_job(job)
+        for counter in counters:
+            self.bump(counter)
+
     def has_pending(self, schedule_id):
         return any(isinstance(j, Run) and j.schedule_id == schedule_id and j.status is JobStatus.PENDING
                    for j in self._jobs.values())

@@ -9,6 +9,8 @@ them. Times are written as text in the daemon's zone with their offset
 as they are.
 """
 
+import errno
+import functools
 import json
 import sqlite3
 from contextlib import contextmanager
@@ -21,7 +23,7 @@ from scrapy_do.domain.models import (
 )
 from scrapy_do.domain.options import OPTION_FIELDS
 from scrapy_do.domain.records import JOB_FIELDS
-from scrapy_do.errors import UnusableStore
+from scrapy_do.errors import StorageFull, UnusableStore
 from scrapy_do.interfaces import IJobStore
 from scrapy_do.store.migrations import Context, migrate
 
@@ -92,6 +94,24 @@ def _tables(statuses):
             if s]
 
 
+def _writes(method):
+    """A write that hits a full disk raises StorageFull (nothing was written) instead of a bare sqlite3 error."""
+
+    @functools.wraps(method)
+    def write(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.OperationalError as e:
+            if "full" not in str(e) and "disk I/O" not in str(e):
+                raise
+        except OSError as e:
+            if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+        raise StorageFull(f"the disk holding {self.path} is full; nothing was changed: free some space "
+                          "and try again")
+    return write
+
+
 @implementer(IJobStore)
 class SqliteStore:
     """`path` may be ':memory:'. Nothing is touched until `open()`."""
@@ -144,6 +164,7 @@ class SqliteStore:
             job.identifier, job.status.value, job.actor.value, job.project, job.options.spider, _options(job),
             job.spec, self._t(job.timestamp), self._t(job.finished), self._t(job.next_run))
 
+    @_writes
     def add_job(self, job):
         table, columns, values = self._values(job)
         with self._transaction():
@@ -152,6 +173,7 @@ class SqliteStore:
             marks = ", ".join("?" * (len(columns) + 1))
             self._db.execute(f"INSERT INTO {table} (seq, {', '.join(columns)}) VALUES ({marks})", (seq, *values))
 
+    @_writes
     def update_job(self, job):
         table, columns, values = self._values(job)
         sets = ", ".join(f"{c} = ?" for c in columns[1:])
@@ -164,6 +186,13 @@ class SqliteStore:
             if row is not None:
                 return _record(row[1:])
         return None
+
+    @_writes
+    def record(self, job, *counters):
+        with self._transaction():
+            self.update_job(job)
+            for counter in counters:
+                self.bump(counter)
 
     def has_pending(self, schedule_id):
         return self._db.execute("SELECT 1 FROM runs WHERE schedule_id = ? AND status = 'PENDING' LIMIT 1",
@@ -216,6 +245,7 @@ class SqliteStore:
             total += self._db.execute(f"SELECT COUNT(*) FROM {table}{where}", args).fetchone()[0]
         return total
 
+    @_writes
     def purge_completed(self, keep):
         doomed = [(r[0], r[1]) for r in self._select_ids(COMPLETED, keep)]
         with self._transaction():
@@ -234,6 +264,7 @@ class SqliteStore:
 
     # -- projects and counters -------------------------------------------
 
+    @_writes
     def save_project(self, project):
         self._db.execute("INSERT OR REPLACE INTO projects (name, spiders, tree, pushed) VALUES (?, ?, ?, ?)",
                          (project.name, json.dumps(list(project.spiders)), project.tree, self._t(project.pushed)))
@@ -250,6 +281,7 @@ class SqliteStore:
         rows = self._db.execute("SELECT name, spiders, tree, pushed FROM projects ORDER BY name").fetchall()
         return [self._project(r) for r in rows]
 
+    @_writes
     def remove_project(self, name):
         self._db.execute("DELETE FROM projects WHERE name = ?", (name,))
 
@@ -257,5 +289,6 @@ class SqliteStore:
         return {name: value for name, value in self._db.execute("SELECT name, value FROM counters")
                 if name in COUNTERS}
 
+    @_writes
     def bump(self, counter):
         self._db.execute("UPDATE counters SET value = value + 1 WHERE name = ?", (counter,))

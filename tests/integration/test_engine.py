@@ -57,7 +57,7 @@ def test_cancel_running_crawl_stops_the_process(daemon):
     yield c.push_project(offline_zip())
     job = c.schedule_job("offline", "slow")
     running = yield wait_for_job(c, job.identifier, {JobStatus.RUNNING})
-    pid, created = parse_handle(running.handle)
+    pid, created, _ = parse_handle(running.handle)
     assert psutil.Process(pid).create_time() == pytest.approx(created, abs=0.05)
     canceled = yield c.cancel_job(job.identifier)
     assert canceled.status is JobStatus.CANCELED

@@ -334,11 +334,21 @@ def test_a_failed_launch_does_not_stall_the_queue(controller, launcher):
     assert "no such interpreter" in controller.log_path(doomed.identifier, "err").read_text()
 
 
-class BrokenCap:
-    """A log cap whose watch fails like inotify out of watches (ENOSPC)."""
+class FailingStart:
+    """A store whose first write of a RUNNING job fails, like a disk that filled up."""
 
-    def watch(self, path):
-        raise OSError(28, "No space left on device")
+    def __init__(self, store):
+        self._store = store
+        self.failed = False
+
+    def __getattr__(self, name):
+        return getattr(self._store, name)
+
+    def update_job(self, job):
+        if job.status is JobStatus.RUNNING and not self.failed:
+            self.failed = True
+            raise OSError(28, "No space left on device")
+        return self._store.update_job(job)
 
 
 def test_a_failure_after_spawn_stops_the_crawl_and_frees_the_slot(config, store, launcher, clock, tmp_path):
@@ -348,7 +358,7 @@ def test_a_failure_after_spawn_stops_the_crawl_and_frees_the_slot(config, store,
 
     projects = FakeProjects(tmp_path / "trees")
     projects.next = ("proj", ("quick",))
-    c = Controller(config, store, projects, launcher, clock, log_cap=BrokenCap())
+    c = Controller(config, FailingStart(store), projects, launcher, clock)
     c.startService()
     result_of(c.push_project(b"zip"))
     first = c.schedule_job("proj", "quick")
@@ -360,7 +370,6 @@ def test_a_failure_after_spawn_stops_the_crawl_and_frees_the_slot(config, store,
     job = c.get_job(first.identifier)
     assert job.status is JobStatus.FAILED
     assert "could not record the start" in c.log_path(first.identifier, "err").read_text()
-    c.log_cap = None
     second = c.schedule_job("proj", "quick")
     assert c.get_job(second.identifier).status is JobStatus.RUNNING
     assert len(launcher.launched) == 2  # the failed job was not launched twice
@@ -441,3 +450,85 @@ def test_recovery_asks_the_launcher_to_reattach_and_requeues_what_it_cannot(conf
     assert second.get_job(alive.identifier).status is JobStatus.SUCCESSFUL
     assert second.get_job(gone.identifier).status is JobStatus.RUNNING
     second.stopService()
+
+
+def test_a_launch_short_of_descriptors_waits_and_is_tried_again(controller, launcher, clock):
+    """EMFILE at launch keeps the job PENDING in its place; it starts once a retry succeeds."""
+    from scrapy_do.errors import LaunchError
+
+    controller.push()
+    launcher.fail_with = LaunchError("cannot start the crawl of 'quick': [Errno 24] Too many open files", True)
+    job = controller.schedule_job("proj", "quick")
+    assert controller.get_job(job.identifier).status is JobStatus.PENDING
+    clock.advance(0.5)
+    assert controller.get_job(job.identifier).status is JobStatus.PENDING
+    launcher.fail_with = None
+    clock.advance(0.5)
+    assert controller.get_job(job.identifier).status is JobStatus.RUNNING
+    assert controller.status()["jobs-failed"] == 0
+
+
+class FullDisk:
+    """A store whose record() fails like a full disk while `full` is set."""
+
+    def __init__(self, store):
+        self._store = store
+        self.full = False
+
+    def __getattr__(self, name):
+        return getattr(self._store, name)
+
+    def record(self, job, *counters):
+        from scrapy_do.errors import StorageFull
+
+        if self.full:
+            raise StorageFull("the disk holding the store is full")
+        return self._store.record(job, *counters)
+
+
+def test_a_crawl_ending_on_a_full_disk_is_recorded_once_space_returns(config, store, launcher, clock, tmp_path):
+    """The end of a run is announced at once, written when the disk has room again, and counted once."""
+    from scrapy_do.engine.controller import Controller
+    from scrapy_do.events import JobChanged
+    from tests.fakes import FakeProjects
+
+    projects = FakeProjects(tmp_path / "trees")
+    projects.next = ("proj", ("quick",))
+    disk = FullDisk(store)
+    c = Controller(config, disk, projects, launcher, clock)
+    c.startService()
+    result_of(c.push_project(b"zip"))
+    job = c.schedule_job("proj", "quick")
+    seen = []
+    c.subscribe(lambda e: seen.append(e.job.status) if isinstance(e, JobChanged) else None)
+    disk.full = True
+    launcher.by_job(job.identifier).finish(0)
+    assert seen == [JobStatus.SUCCESSFUL]
+    assert store.get_job(job.identifier).status is JobStatus.RUNNING
+    clock.advance(10)
+    assert store.get_job(job.identifier).status is JobStatus.RUNNING
+    disk.full = False
+    clock.advance(30)
+    assert store.get_job(job.identifier).status is JobStatus.SUCCESSFUL
+    assert (store.counters()["run"], store.counters()["successful"]) == (1, 1)
+    c.stopService()
+
+
+def test_sqlite_full_disk_is_a_storage_full_error(tmp_path, monkeypatch):
+    """SQLite's 'database or disk is full' reaches callers as StorageFull, which says what to do."""
+    import sqlite3
+
+    from scrapy_do.errors import StorageFull
+    from scrapy_do.store import SqliteStore
+
+    s = SqliteStore(tmp_path / "db").open()
+
+    class Full:
+        in_transaction = False
+
+        def execute(self, *a):
+            raise sqlite3.OperationalError("database or disk is full")
+
+    s._db = Full()
+    with pytest.raises(StorageFull, match="is full; nothing was changed"):
+        s.bump("run")

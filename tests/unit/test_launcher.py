@@ -9,7 +9,8 @@ from twisted.python.failure import Failure
 
 from scrapy_do.domain.options import RunOptions
 from scrapy_do.launchers.local import (
-    LaunchSpec, ProcessLauncher, build_crawl_argv, exit_code_of, format_handle, parse_handle,
+    LaunchSpec, ProcessLauncher, build_crawl_argv, crawl_arguments, crawl_environment, exit_code_of, format_handle,
+    parse_handle,
 )
 from tests.helpers import result_of
 
@@ -19,6 +20,14 @@ class FakeTransport:
         self.proto = proto
         self.pid = pid
         self.signals = []
+        self.stdin = b""
+        self.stdin_closed = False
+
+    def write(self, data):
+        self.stdin += data
+
+    def closeStdin(self):
+        self.stdin_closed = True
 
     def signalProcess(self, name):
         if self.proto is None:
@@ -37,11 +46,11 @@ class ProcessClock(Clock):
     def __init__(self):
         super().__init__()
         self.spawned = []
+        self.pids = iter(range(2 ** 22 + 100, 2 ** 22 + 200))  # above pid_max: no real process is signalled
 
     def spawnProcess(self, proto, executable, args, env=None, path=None, childFDs=None, **kw):
-        for fd in childFDs.values():
-            os.fstat(fd)  # the launcher must hand over open descriptors
-        transport = FakeTransport(proto)
+        assert childFDs == {0: "w", 1: "r", 2: "r"}  # pipes the daemon holds; the crawl opens no log
+        transport = FakeTransport(proto, pid=next(self.pids))
         self.spawned.append((executable, args, env, path, transport))
         return transport
 
@@ -52,10 +61,33 @@ def request(tmp_path):
                          env={"SPIDER_DATA_DIR": "/data"})
 
 
-def test_crawl_argv_is_scrapy_crawl_with_payload():
-    """The crawl runs Scrapy's command line through the child wrapper with the payload as -a."""
-    assert build_crawl_argv("/py", RunOptions(spider="s", payload='{"a": 1}')) == [
-        "/py", "-m", "scrapy_do.launchers.child", "crawl", "s", "-a", 'payload={"a": 1}']
+def test_crawl_argv_shows_the_spider_but_not_the_payload():
+    """The visible command line names the spider; the payload goes on stdin, out of `ps`."""
+    options = RunOptions(spider="s", payload='{"token": "secret"}')
+    assert build_crawl_argv("/py", options) == ["/py", "-m", "scrapy_do.launchers.child", "crawl", "s"]
+    assert crawl_arguments(options) == ["-a", 'payload={"token": "secret"}']
+
+
+def test_launch_sends_the_payload_on_stdin_and_closes_it(tmp_path):
+    """The crawl's remaining arguments are written to its stdin as JSON, which is then closed."""
+    import json
+
+    reactor = ProcessClock()
+    ProcessLauncher(reactor, python="/py").launch(request(tmp_path))
+    transport = reactor.spawned[0][-1]
+    assert json.loads(transport.stdin) == {"args": ["-a", 'payload={"a": 1}']}
+    assert transport.stdin_closed
+    assert "payload" not in " ".join(reactor.spawned[0][1])
+
+
+def test_crawl_environment_keeps_what_a_crawl_needs_and_drops_secrets():
+    """Locale, PATH, proxies and Python settings pass; tokens and cloud keys of the daemon do not."""
+    daemon_env = {"PATH": "/bin", "LANG": "C.UTF-8", "LC_ALL": "C", "https_proxy": "http://p:3128",
+                  "PYTHONPATH": "/src", "AWS_SECRET_ACCESS_KEY": "k", "GITHUB_TOKEN": "t",
+                  "SCRAPY_DO_AUTH": "x", "DATABASE_URL": "postgres://u:p@h/db"}
+    env = crawl_environment(daemon_env, {"SPIDER_DATA_DIR": "/data"})
+    assert env == {"PATH": "/bin", "LANG": "C.UTF-8", "LC_ALL": "C", "https_proxy": "http://p:3128",
+                   "PYTHONPATH": "/src", "SPIDER_DATA_DIR": "/data"}
 
 
 def test_launch_spawns_in_tree_with_env_and_creates_logs(tmp_path):
@@ -66,7 +98,8 @@ def test_launch_spawns_in_tree_with_env_and_creates_logs(tmp_path):
     assert (executable, path, env["SCRAPY_DO_CWD"]) == ("/py", None, str(tmp_path))
     assert env["SPIDER_DATA_DIR"] == "/data" and env["PATH"] == "/bin"
     assert env["SCRAPY_DO_PARENT_PID"] == str(os.getpid())
-    assert (tmp_path / "j.out").exists() and (tmp_path / "j.err").exists()
+    for name in ("j.out", "j.err"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o640
 
 
 def test_stop_sends_term_then_kill_after_grace(tmp_path):
@@ -122,8 +155,9 @@ def test_launch_error_is_a_failed_deferred_and_leaves_no_log_descriptor(tmp_path
 
 def test_run_handle_round_trips_pid_and_creation_time():
     """A local run's handle names its pid and creation time, and parses back to both."""
-    assert parse_handle(format_handle(4242, 1767322446.25)) == (4242, 1767322446.25)
-    assert parse_handle("pid:7") == (7, None)
+    assert parse_handle(format_handle(4242, 1767322446.25)) == (4242, 1767322446.25, None)
+    assert parse_handle(format_handle(7, 1.5, "/sys/fs/cgroup/x/j")) == (7, 1.5, "/sys/fs/cgroup/x/j")
+    assert parse_handle("pid:7") == (7, None, None)
     assert parse_handle("ray:raysubmit_1") is None
     assert parse_handle("pid:x@y") is None
 
