@@ -8,10 +8,12 @@ from twisted.logger import Logger
 
 from scrapy_do.projects.archives import Limits
 from scrapy_do.web.auth import AuthWrapper, check_auth_db
+from scrapy_do.web.guard import CrossSiteGuard, ServedHosts
 from scrapy_do.engine.controller import Controller
 from scrapy_do.errors import ScrapyDoError, StartupError, UnusableStore
+from scrapy_do.launchers.cgroups import CrawlCgroups
 from scrapy_do.launchers.local import ProcessLauncher
-from scrapy_do.web.logs import LogCap, LogWatcher
+from scrapy_do.launchers.logfiles import LogHub
 from scrapy_do.projects.store import ProjectStore
 from scrapy_do.store import SqliteStore
 from scrapy_do.web.tls import ReloadingContextFactory
@@ -116,21 +118,26 @@ def _loopback(host):
 def make_service(config, reactor):
     """Build the daemon for `config` on `reactor`; nothing is touched until it starts."""
     tls = ReloadingContextFactory(config.key, config.cert, config.chain) if config.https else None
-    wrap = None
+    auth = None
     if config.auth:
         check_auth_db(config.auth_db)
-        wrap = lambda resource: AuthWrapper(resource, config.auth_db, basic=config.https)  # noqa: E731
+        auth = lambda resource: AuthWrapper(resource, config.auth_db, basic=config.https)  # noqa: E731
     elif any(not _loopback(host) for host, _ in config.interfaces):
         log.warn("the web interface listens beyond this machine with auth off: anyone who can reach it can "
                  "run code here; set [web] auth = on")
+
+    served = ServedHosts(config.interfaces, config.allowed_hosts)
+    # Outermost: a rebinding or cross-site request is refused before credentials are even checked.
+    wrap = lambda resource: CrossSiteGuard(auth(resource) if auth else resource, served)  # noqa: E731
     store = SqliteStore(config.database, config.zone)
     projects = ProjectStore(config.project_store, reactor,
                             Limits(config.max_unpacked_size, config.max_archive_files),
                             list_timeout=config.spider_list_timeout)
-    watcher = LogWatcher(reactor)
-    log_cap = LogCap(watcher, config.max_log_size) if config.max_log_size else None
-    launcher = ProcessLauncher(reactor, grace=config.cancel_grace)
-    controller = Controller(config, store, projects, launcher, reactor, log_cap=log_cap)
+    # Crawl logs are written by the daemon; followers of a live log hear of each write from the hub.
+    watcher = LogHub()
+    launcher = ProcessLauncher(reactor, grace=config.cancel_grace, log_limit=config.max_log_size, hub=watcher,
+                               cgroups=CrawlCgroups())
+    controller = Controller(config, store, projects, launcher, reactor)
     top = ScrapyDoService(reactor, store)
     api = WebAPI(controller, config, reactor, watcher=watcher)
     # The ports are bound first: a busy port stops start-up before any crawl starts.

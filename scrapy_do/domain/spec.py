@@ -29,6 +29,8 @@ _SINGULAR = {unit[:-1]: unit for unit in UNITS}
 _SECONDS = {"seconds": 1, "minutes": 60, "hours": 3600, "days": 86400, "weeks": 604800}
 # Longer periods would only overflow `datetime` arithmetic later, inside the daemon.
 _MAX_PERIOD_SECONDS = 36525 * 86400
+# Numbers of more digits are longer than that in any unit (and int() refuses past 4300 digits).
+_MAX_DIGITS = 100
 _UNIT_HELP = "use seconds, minutes, hours, days, weeks or a weekday"
 _EXAMPLE = "e.g. 'every 10 minutes', 'every day at 10:30' or 'now'"
 _NUMBER = re.compile(r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)$")
@@ -169,7 +171,12 @@ class _Parser:
             return None
         if not _INTEGER.match(word):
             raise self.fail(f"{what} '{word}' is not a whole number", "use a positive integer, e.g. 'every 10 minutes'")
-        value = int(word)
+        sign, digits = (word[0], word[1:]) if word[0] in "+-" else ("", word)
+        digits = digits.lstrip("0")
+        # Counted before int(), which raises past 4300 digits; this many is over 100 years in any unit.
+        if len(digits) > _MAX_DIGITS:
+            raise self.fail(f"{what} of {len(digits)} digits is too long", "the period may be at most 100 years")
+        value = int(sign + (digits or "0"))
         if value <= 0:
             raise self.fail(f"{what} '{word}' is not positive", "use a positive integer, e.g. 'every 10 minutes'")
         return value

@@ -135,31 +135,36 @@ def extract(data, dest, limits):
     may hold a partial tree, which the caller removes.
     """
     with open_archive(data) as zf:
-        name, members = inspect(zf, limits)
-        os.makedirs(dest)
-        written = 0
-        root = os.path.realpath(dest)
-        for info, parts in members:
-            target = os.path.join(root, *parts)
-            if not os.path.realpath(target).startswith(root + os.sep):
-                raise BadArchive(f"archive entry {info.filename!r} points outside the project")
-            try:
-                if info.is_dir():
-                    os.makedirs(target, exist_ok=True)
-                    continue
-                os.makedirs(os.path.dirname(target), exist_ok=True)
-                with zf.open(info) as src, open(target, "xb") as out:
-                    while chunk := src.read(_CHUNK):
-                        written += len(chunk)
-                        if written > limits.max_unpacked_size:
-                            raise TooLarge(f"the archive unpacks to more than {limits.max_unpacked_size} bytes "
-                                           "(max-unpacked-size)")
-                        out.write(chunk)
-            except OSError as e:
-                raise BadArchive(f"archive entry {info.filename!r} cannot be written ({e.strerror})") from None
-            except (zipfile.BadZipFile, NotImplementedError, RuntimeError, EOFError, ValueError, zlib.error) as e:
-                # ValueError covers UnicodeDecodeError from a local header's name.
-                raise BadArchive(f"archive entry {info.filename!r} cannot be unpacked ({e})") from None
-            os.chmod(target, 0o644)
-        return name
+        return extract_zip(zf, dest, limits)
+
+
+def extract_zip(zf, dest, limits):
+    """Unpack an open ZipFile's project folder into `dest` (see `extract`); return the project name."""
+    name, members = inspect(zf, limits)
+    os.makedirs(dest)
+    written = 0
+    root = os.path.realpath(dest)
+    for info, parts in members:
+        target = os.path.join(root, *parts)
+        if not os.path.realpath(target).startswith(root + os.sep):
+            raise BadArchive(f"archive entry {info.filename!r} points outside the project")
+        try:
+            if info.is_dir():
+                os.makedirs(target, exist_ok=True)
+                continue
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            with zf.open(info) as src, open(target, "xb") as out:
+                while chunk := src.read(_CHUNK):
+                    written += len(chunk)
+                    if written > limits.max_unpacked_size:
+                        raise TooLarge(f"the archive unpacks to more than {limits.max_unpacked_size} bytes "
+                                       "(max-unpacked-size)")
+                    out.write(chunk)
+        except OSError as e:
+            raise BadArchive(f"archive entry {info.filename!r} cannot be written ({e.strerror})") from None
+        except (zipfile.BadZipFile, NotImplementedError, RuntimeError, EOFError, ValueError, zlib.error) as e:
+            # ValueError covers UnicodeDecodeError from a local header's name.
+            raise BadArchive(f"archive entry {info.filename!r} cannot be unpacked ({e})") from None
+        os.chmod(target, 0o644)
+    return name
 

@@ -6,14 +6,22 @@ Layout under the project store directory::
     trees/<name>.<token>/    the unpacked project; crawls run here
     trees/.incoming-<token>/ a push being checked; removed or renamed
 
+    archives/.incoming-<token>.zip  a push's archive, kept once its checks pass
+
 A push unpacks and lists spiders beside the current tree, so a failing push
-leaves the old project untouched; switching is one rename and one record.
+leaves the old project untouched; switching is two renames and one record.
+
+An archive comes as bytes or as a file (the API keeps a big upload in a
+temporary file): it is read, unpacked and copied in a thread, never on the
+reactor, and never held in memory whole when it is a file.
 """
 
+import io
 import os
 import shutil
 import sys
 import uuid
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,14 +34,20 @@ from scrapy_do.launchers.local import run_command
 
 log = Logger(namespace="scrapy_do.projects.store")
 
+_CHUNK = 1 << 16
+
 
 @dataclass
 class Prepared:
-    """A pushed project that passed every check but is not live yet."""
+    """A pushed project that passed every check but is not live yet.
+
+    `data` is where its archive waits to be kept: the staged file (archives/.incoming-*.zip) that `commit`
+    renames into place, or bytes (stand-ins in tests), which `commit` writes.
+    """
 
     name: str
     spiders: tuple
-    data: bytes
+    data: object
     incoming: Path
 
 
@@ -52,6 +66,53 @@ def atomic_write(path, data):
     os.replace(tmp, path)
 
 
+def _open_zip(source):
+    """A ZipFile over the file object `source`, or BadArchive (the messages of archives.open_archive)."""
+    source.seek(0, os.SEEK_END)
+    if not source.tell():
+        raise BadArchive("the archive is empty; send a zip of your project folder in the 'archive' field")
+    source.seek(0)
+    try:
+        return zipfile.ZipFile(source)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError, NotImplementedError) as e:
+        raise BadArchive(f"the archive is not a valid zip file ({e}); create it with e.g. "
+                         "'zip -r proj.zip proj'") from None
+
+
+def extract(source, dest, limits):
+    """Unpack the project folder of the zip in the file object `source` into the new directory `dest`.
+
+    archives.extract for a file instead of bytes, with the same checks (archives.inspect first, then
+    each member's real path and the real number of bytes written) and the same errors. Returns the
+    project name; on error `dest` may hold a partial tree, which the caller removes.
+    """
+    with _open_zip(source) as zf:
+        return archives.extract_zip(zf, dest, limits)
+
+
+def _stage(source, path):
+    """Copy the file object `source` to `path` and flush it to disk (in a thread)."""
+    source.seek(0)
+    with open(path, "xb") as out:
+        shutil.copyfileobj(source, out, 1 << 20)
+        out.flush()
+        os.fsync(out.fileno())
+
+
+def _source(data):
+    """A file object of its own over the archive `data` (bytes, or a file object whose descriptor is shared)."""
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return io.BytesIO(data)
+    try:
+        fd = data.fileno()
+    except (AttributeError, OSError):  # an in-memory file object
+        data.seek(0)
+        return io.BytesIO(data.read())
+    data.flush()
+    # A descriptor of our own: the request may close its file object while the thread still reads.
+    return os.fdopen(os.dup(fd), "rb")
+
+
 class ProjectStore:
     def __init__(self, root, reactor, limits, list_timeout=60.0, python=sys.executable, environ=None):
         self.root = Path(root)
@@ -68,18 +129,28 @@ class ProjectStore:
         for d in (self.trees, self.archives):
             d.mkdir(parents=True, exist_ok=True)
 
+    def _in_thread(self, fn, *args):
+        return threads.deferToThreadPool(self._reactor, self._reactor.getThreadPool(), fn, *args)
+
     @defer.inlineCallbacks
     def prepare(self, data):
-        """Unpack `data` off the reactor thread and list its spiders; fire a `Prepared`."""
-        incoming = self.trees / f".incoming-{uuid.uuid4().hex}"
+        """Unpack the archive `data` (bytes or a file object) off the reactor thread, list its spiders and
+        stage the archive; fire a `Prepared`."""
+        token = uuid.uuid4().hex
+        incoming = self.trees / f".incoming-{token}"
+        staged = self.archives / f".incoming-{token}.zip"
+        source = _source(data)
         try:
-            name = yield threads.deferToThreadPool(self._reactor, self._reactor.getThreadPool(),
-                                                   archives.extract, data, str(incoming), self.limits)
+            name = yield self._in_thread(extract, source, str(incoming), self.limits)
             spiders = yield self.list_spiders(incoming, name)
+            yield self._in_thread(_stage, source, staged)
         except BaseException:
             shutil.rmtree(incoming, ignore_errors=True)
+            _unlink(staged)
             raise
-        return Prepared(name=name, spiders=tuple(spiders), data=data, incoming=incoming)
+        finally:
+            source.close()
+        return Prepared(name=name, spiders=tuple(spiders), data=staged, incoming=incoming)
 
     @defer.inlineCallbacks
     def list_spiders(self, tree, name):
@@ -103,11 +174,17 @@ class ProjectStore:
         """Make `prepared` the live tree; return the tree path. The caller records it."""
         tree = self.trees / f"{prepared.name}.{uuid.uuid4().hex[:12]}"
         os.replace(prepared.incoming, tree)
-        atomic_write(self.archives / f"{prepared.name}.zip", prepared.data)
+        kept = self.archives / f"{prepared.name}.zip"
+        if isinstance(prepared.data, Path):
+            os.replace(prepared.data, kept)  # staged and flushed in `prepare`
+        else:
+            atomic_write(kept, prepared.data)
         return tree
 
     def discard(self, prepared):
         shutil.rmtree(prepared.incoming, ignore_errors=True)
+        if isinstance(prepared.data, Path):
+            _unlink(prepared.data)
 
     def remove_tree(self, tree):
         tree = Path(tree)
@@ -121,9 +198,18 @@ class ProjectStore:
             pass
 
     def collect_garbage(self, live_trees):
-        """Remove trees nothing refers to: old versions, interrupted pushes."""
+        """Remove trees nothing refers to: old versions, interrupted pushes (and their staged archives)."""
         live = {Path(t).name for t in live_trees}
         for entry in self.trees.iterdir():
             if entry.name not in live:
                 log.info("removing unused tree {tree}", tree=str(entry))
                 shutil.rmtree(entry, ignore_errors=True)
+        for entry in self.archives.glob(".incoming-*.zip"):
+            _unlink(entry)
+
+
+def _unlink(path):
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass

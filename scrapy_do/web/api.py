@@ -6,6 +6,7 @@ in one place.
 """
 
 import json
+import os
 import re
 import time
 from pathlib import Path
@@ -14,7 +15,7 @@ import psutil
 from klein import Klein
 from twisted.internet import defer
 from twisted.logger import Logger
-from twisted.web import server
+from twisted.web import resource as web_resource
 from twisted.web.static import File
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
@@ -23,17 +24,19 @@ from scrapy_do.engine.controller import LOG_KINDS, UUID
 from scrapy_do.errors import BadRequest
 from scrapy_do.domain import spec as specs
 from scrapy_do.web.sse import EventStream
-from scrapy_do.web.logs import LogFollower, LogWatcher, parse_open_range
+from scrapy_do.web.channel import GuardedSite, connection_cap
+from scrapy_do.web.logs import LogFollower, LogWatcher, bounded_int, parse_open_range
 from scrapy_do.domain.models import JobStatus, RunOptions
 from scrapy_do.domain.records import to_record
 from scrapy_do.events import JobChanged
 from scrapy_do.web.openapi import openapi_document
-from scrapy_do.web.request import LimitedRequest
+from scrapy_do.web.request import LimitedRequest, UploadSlots
 
 log = Logger(namespace="scrapy_do.web.api")
 
 ERROR_CODES = [
     (errors.TooLarge, 413),
+    (errors.StorageFull, 507),
     (errors.BadRequest, 400),
     (errors.NotFound, 404),
     (errors.Conflict, 409),
@@ -71,6 +74,50 @@ def error_body(request, code, msg):
     return to_json(request, {"status": "error", "msg": msg}, code)
 
 
+def not_found_body(request):
+    """The API's JSON 404 for a path it does not serve."""
+    return error_body(request, 404, f"no such endpoint {request.path.decode('utf-8', 'replace')!r}; "
+                                    "see /openapi.json")
+
+
+class NotFound(web_resource.Resource):
+    """The API's JSON 404, as a resource (for twisted.web.static.File's dead ends)."""
+
+    isLeaf = True
+
+    def render(self, request):
+        body = not_found_body(request)
+        return b"" if request.method == b"HEAD" else body
+
+    def getChildWithDefault(self, path, request):
+        return self
+
+
+class UIFiles(File):
+    """The dashboard's files under /ui/: regular files only, no directory listings, no index pages.
+
+    A folder (with or without its trailing slash), a missing or unreadable file is the API's JSON 404.
+    Being a subclass, this holds for every File it creates for the folders below it.
+    """
+
+    contentTypes = {**File.contentTypes, ".js": "text/javascript", ".mjs": "text/javascript",
+                    ".css": "text/css", ".svg": "image/svg+xml"}
+    indexNames = []
+    childNotFound = NotFound()
+    forbidden = NotFound()
+
+    def directoryListing(self):
+        return self.childNotFound
+
+    def render_GET(self, request):
+        self.restat(False)
+        if self.isdir():
+            return self.childNotFound.render(request)
+        return super().render_GET(request)
+
+    render_HEAD = render_GET
+
+
 def _static_range(request, size):
     """Normalise the Range of a finished log before twisted.web.static.File sees it.
 
@@ -82,19 +129,19 @@ def _static_range(request, size):
     header = (request.getHeader(b"range") or b"").decode("latin-1").strip()
     if not header:
         return None
-    m = re.fullmatch(r"bytes\s*=\s*(\d*)\s*-\s*(\d*)", header)
+    m = re.fullmatch(r"bytes\s*=\s*([0-9]*)\s*-\s*([0-9]*)", header)
     if not m or not (m.group(1) or m.group(2)):
         request.requestHeaders.removeHeader(b"range")
         return None
-    first, last = m.groups()
-    if first:
-        start, end = int(first), min(int(last), size - 1) if last else size - 1
-        if last and int(last) < start:
+    first, last = (bounded_int(g) if g else None for g in m.groups())
+    if first is not None:
+        start, end = first, min(last, size - 1) if last is not None else size - 1
+        if last is not None and last < start:
             request.requestHeaders.removeHeader(b"range")
             return None
     else:
-        start, end = max(0, size - int(last)), size - 1
-        if int(last) == 0:
+        start, end = max(0, size - last), size - 1
+        if last == 0:
             start = size
     if start >= size:
         request.setHeader(b"content-range", f"bytes */{size}".encode())
@@ -119,14 +166,27 @@ class WebAPI:
         self._sample = (float("-inf"), 0.0, 0.0)
 
     def site(self, wrap=None):
-        """A Site serving this API (through `wrap`, e.g. authentication), refusing bodies over the limit."""
+        """A Site serving this API (through `wrap`, e.g. authentication), refusing bodies over the limit.
+
+        It gives each request `header-timeout` seconds for its headers and serves at most
+        `max-connections` connections at once, fewer if the open-file limit needs it (see web.channel).
+        """
         limit = self.config.max_archive_size + BODY_SLACK
+        resource = self.app.resource()
 
         class Request(LimitedRequest):
             max_body = limit
+            # Every part over MAX_FIELD is refused but the archive, which the store reads from its file.
+            spool_at = MAX_FIELD
+            spool_dir = str(self.config.project_store)
+            protected = resource
+            uploads = UploadSlots(self.config.max_uploads)
+            upload_paths = frozenset({b"/push-project.json"})
 
-        resource = self.app.resource()
-        site = server.Site(wrap(resource) if wrap else resource)
+        cap, files, reserve = connection_cap(self.config.max_connections, self.config.job_slots,
+                                             self.config.max_uploads)
+        site = GuardedSite(wrap(resource) if wrap else resource, cap, self.config.header_timeout,
+                           limit=files, reserve=reserve, reactor=self._reactor)
         site.requestFactory = Request
         site.displayTracebacks = False
         # No access log: a dashboard polling status.json would flood the
@@ -137,6 +197,8 @@ class WebAPI:
     # -- helpers ----------------------------------------------------------
 
     def _arg(self, request, name, required=True, default=None, limit=MAX_FIELD):
+        if name.encode() in getattr(request, "files", {}):  # only parts over MAX_FIELD are kept in files
+            raise errors.TooLarge(f"parameter {name!r} is longer than {MAX_FIELD} bytes")
         values = request.args.get(name.encode())
         if not values:
             if required:
@@ -156,7 +218,9 @@ class WebAPI:
             return default
         if not re.fullmatch(r"-?[0-9]+", raw.strip()):
             raise BadRequest(f"parameter {name!r} must be a whole number, not {raw!r}")
-        value = int(raw)
+        # Bounded before int(): past 4300 digits int() raises (and a number that long is over any maximum).
+        digits = raw.strip().lstrip("-")
+        value = (-1 if raw.strip().startswith("-") else 1) * bounded_int(digits, maximum + 1)
         if value < minimum:
             raise BadRequest(f"parameter {name!r} must be at least {minimum}")
         if value > maximum:
@@ -164,6 +228,8 @@ class WebAPI:
         return value
 
     def _check_size(self, request):
+        if getattr(request, "upload_error", None) is not None:
+            raise RuntimeError(f"the request body cannot be stored: {request.upload_error}")
         if getattr(request, "bad_body", None):
             raise BadRequest(request.bad_body)
         if getattr(request, "too_large", False):
@@ -185,8 +251,7 @@ class WebAPI:
             request.setHeader(b"allow", ", ".join(exc.valid_methods).encode())
             return error_body(request, 405, f"{request.method.decode()} is not allowed here; use {allowed}")
         if exc.code == 404:
-            return error_body(request, 404, f"no such endpoint {request.path.decode('utf-8', 'replace')!r}; "
-                                            "see /openapi.json")
+            return not_found_body(request)
         return error_body(request, exc.code, exc.description or exc.name)
 
     @app.handle_errors
@@ -232,7 +297,8 @@ class WebAPI:
     def events(self, request):
         """Server-Sent Events for the dashboard (and anyone): see scrapy_do.events."""
         if self._events is None:
-            self._events = EventStream(self.controller, self._reactor_or_global(), self._status)
+            self._events = EventStream(self.controller, self._reactor_or_global(), self._status,
+                                       max_clients=self.config.max_event_clients)
         return self._events.open(request)
 
     @app.route("/preview-schedule.json", methods=["GET"])
@@ -253,14 +319,18 @@ class WebAPI:
     @defer.inlineCallbacks
     def push_project(self, request):
         self._check_size(request)
-        values = request.args.get(b"archive")
-        if not values or not values[0]:
+        # A big archive is in a temporary file (LimitedRequest.files), a small one in memory.
+        values = getattr(request, "files", {}).get(b"archive") or request.args.get(b"archive")
+        archive = values[0] if values else None
+        size = (len(archive) if isinstance(archive, bytes) else os.fstat(archive.fileno()).st_size) \
+            if archive is not None else 0
+        if not size:
             raise BadRequest("missing parameter 'archive': send the zipped project folder as a file field, "
                              "e.g. curl -F archive=@proj.zip")
-        if len(values[0]) > self.config.max_archive_size:
+        if size > self.config.max_archive_size:
             raise errors.TooLarge(f"the archive is larger than {self.config.max_archive_size} bytes "
                                   "(max-archive-size)")
-        project = yield self.controller.push_project(values[0])
+        project = yield self.controller.push_project(archive)
         return to_json(request, {"status": "ok", "name": project.name, "spiders": list(project.spiders)})
 
     @app.route("/list-projects.json", methods=["GET"])
@@ -322,10 +392,7 @@ class WebAPI:
 
     @app.route("/ui/", branch=True, methods=["GET", "HEAD"])
     def ui(self, request):
-        resource = File(str(UI_DIR))
-        resource.contentTypes = {**resource.contentTypes, ".js": "text/javascript", ".mjs": "text/javascript",
-                                 ".css": "text/css", ".svg": "image/svg+xml"}
-        resource.directoryListing = lambda: File.childNotFound
+        resource = UIFiles(str(UI_DIR))
         # Revalidate after upgrades instead of running yesterday's scripts.
         request.setHeader(b"cache-control", b"no-cache")
         return resource
@@ -358,6 +425,7 @@ class WebAPI:
             return refused
         resource = File(str(path), defaultType="text/plain; charset=utf-8")
         resource.type, resource.encoding = "text/plain; charset=utf-8", None
+        resource.childNotFound = resource.forbidden = NotFound()  # a log removed meanwhile: JSON, not HTML
         return resource
 
     def _follow(self, request, path, start, size, identifier, partial):

@@ -5,6 +5,11 @@ read on each login so edits apply without a restart. Digest is offered
 always (the 0.5.0 client speaks it); Basic only over HTTPS, where the
 password is not sent in the clear. Failures are 401 with the challenges and
 a JSON body that tells nothing about the daemon.
+
+A request with a body is checked as soon as its headers are in (see web.request): without valid
+credentials its 401 goes out before the body is read, and the body is dropped. The challenge is the same
+as for any 401 (one factory, so one Digest key for nonces and opaques), and valid credentials are checked
+once more when the request is processed.
 """
 
 import json
@@ -12,6 +17,7 @@ import json
 from twisted.cred import error as cred_error
 from twisted.cred.checkers import FilePasswordDB
 from twisted.cred.portal import IRealm, Portal
+from twisted.python.failure import Failure
 from twisted.web.guard import BasicCredentialFactory, DigestCredentialFactory
 from twisted.web.resource import IResource
 from twisted.web.util import DeferredResource
@@ -92,7 +98,12 @@ class AuthWrapper:
                     return Unauthorized(self.factories)
                 d = self._portal.login(credentials, None, IResource)
                 d.addCallbacks(lambda result: result[1], lambda _: Unauthorized(self.factories))
-                return DeferredResource(d)
+                # The password file is read at once, so the answer is known now: the protected resource or
+                # the 401. Being plain resources, either can be told apart when the request's headers are
+                # checked before its body (web.request). An asynchronous checker would leave it for later.
+                known = []
+                d.addBoth(lambda result: known.append(result) or result)
+                return known[0] if known and not isinstance(known[0], Failure) else DeferredResource(d)
         return Unauthorized(self.factories)
 
     def render(self, request):

@@ -17,8 +17,22 @@ from twisted.internet.interfaces import IPullProducer
 
 log = Logger(namespace="scrapy_do.web.logs")
 
-_RANGE = re.compile(r"^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$")
+_RANGE = re.compile(r"^\s*bytes\s*=\s*([0-9]*)\s*-\s*([0-9]*)\s*$")
 CHUNK = 64 << 10
+#: Larger than any file: what a Range number of more digits than that stands for.
+HUGE = 10 ** 18
+
+
+def bounded_int(digits, cap=HUGE):
+    """The ASCII decimal `digits` as an int, or `cap` when the number is at least that large.
+
+    int() alone raises past 4300 digits (Python's int-string limit); leading zeros are not digits
+    that count, and a number with more significant digits than `cap` is at least `cap` anyway.
+    """
+    significant = digits.lstrip("0")
+    if len(significant) > len(str(cap)):
+        return cap
+    return min(int(significant or "0"), cap)
 
 
 def parse_open_range(header, size):
@@ -32,12 +46,12 @@ def parse_open_range(header, size):
         return None
     first, last = m.groups()
     if first and not last:
-        start = int(first)
+        start = bounded_int(first)
         if start > size:
             raise ValueError(start)
         return start
     if last and not first:
-        return max(0, size - int(last))
+        return max(0, size - bounded_int(last))
     return None
 
 

@@ -18,8 +18,9 @@ READY_HTTPS = re.compile(r"available at https://127\.0\.0\.1:(\d+)/")
 
 
 class DaemonProcess:
-    def __init__(self, workdir, conf_text="", argv=None, env=None):
-        """`env` (optional) holds variables added to the inherited environment of each start."""
+    def __init__(self, workdir, conf_text="", argv=None, env=None, preexec_fn=None):
+        """`env` (optional) holds variables added to the inherited environment of each start;
+        `preexec_fn` (optional) runs in the child before the daemon starts (e.g. to set an rlimit)."""
         self.workdir = workdir
         self.conf = workdir / "scrapy-do.conf"
         self.conf.write_text(conf_text or "[scrapy-do]\njob-slots = 2\ncancel-grace = 5\n"
@@ -29,6 +30,7 @@ class DaemonProcess:
         self.url = None
         self.runs = 0
         self.env = env
+        self.preexec_fn = preexec_fn
 
     def start(self, wait=True):
         self.runs += 1
@@ -37,7 +39,8 @@ class DaemonProcess:
         with open(self.log, "wb") as out, open(self.err, "wb") as err:
             env = None if self.env is None else {**os.environ, **self.env}
             self.proc = subprocess.Popen([sys.executable, "-m", "scrapy_do", *self.argv], cwd=self.workdir,
-                                         stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env)
+                                         stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env,
+                                         preexec_fn=self.preexec_fn)
         if wait:
             self.url = f"http://127.0.0.1:{self.wait_ready()}"
         return self

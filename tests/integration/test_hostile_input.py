@@ -1,7 +1,8 @@
 """Hostile requests against one real `scrapy-do` process: every one is refused cleanly and leaves no trace.
 
-One table, one line per case: (name, method, path, body, expected status, substring of the JSON "msg").
-`body` is None, a callable returning (bytes, content type) or a dict of multipart fields (values may be
+One table, one line per case: (name, method, path, body, expected status, substring of the JSON "msg"
+[, extra request headers]). `path` may be a callable of the daemon (for a finished job's log); `body`
+is None, a callable returning (bytes, content type) or a dict of multipart fields (values may be
 callables, built lazily so the module imports fast). After every case the test checks the answer is
 JSON {"status": "error", "msg": ...}, that no file appeared or vanished in the daemon's working
 directory (database and logs aside), that nothing named after a hostile entry appeared in /tmp, and that
@@ -191,6 +192,8 @@ def raw_bytes(data, ctype):
 
 
 BIG = "x" * ((64 << 10) + 1)
+#: More digits than Python's int-from-string limit (4300).
+HUGE = "9" * 5000
 SLIP = "../" * 24
 
 # (name, method, path, body, expected status, substring of msg[, "bug: ..." to mark the case xfail])
@@ -288,6 +291,22 @@ CASES = [
     ("DELETE on list-jobs", "DELETE", "/list-jobs.json", None, 405, "is not allowed here"),
     ("unknown endpoint", "GET", "/nope.json", None, 404, "no such endpoint"),
     ("unknown endpoint traversal", "GET", "/../../etc/passwd", None, 404, "no such endpoint"),
+    ("spec: 5000-digit interval", "POST", "/schedule-job.json", form(project="offline", spider="quick", when=f"every {HUGE} seconds"), 400, "too long"),
+    ("spec: 5000-digit 'to' bound", "POST", "/schedule-job.json", form(project="offline", spider="quick", when=f"every 5 to {HUGE} minutes"), 400, "too long"),
+    ("spec: 5000 leading zeros", "POST", "/schedule-job.json", form(project="offline", spider="quick", when=f"every {'0' * 5000}0 seconds"), 400, "not positive"),
+    ("spec: preview 5000 digits", "GET", f"/preview-schedule.json?when=every+{HUGE}+seconds", None, 400, "too long"),
+    ("limit of 5000 digits", "GET", f"/list-jobs.json?status=ACTIVE&limit={HUGE}", None, 400, "limit"),
+    ("preview count of 5000 digits", "GET", f"/preview-schedule.json?when=every+hour&count={HUGE}", None, 400, "count"),
+    ("Range start of 5000 digits", "GET", lambda d: finished_log(d), None, 416, "ask for a range", {"Range": f"bytes={HUGE}-"}),
+    ("Range start of 5000 digits with end", "GET", lambda d: finished_log(d), None, 416, "ask for a range", {"Range": f"bytes={HUGE}-{HUGE}"}),
+    ("ui: directory listing", "GET", "/ui/views/", None, 404, "no such endpoint"),
+    ("ui: the root folder", "GET", "/ui/", None, 404, "no such endpoint"),
+    ("ui: unknown file", "GET", "/ui/nope.js", None, 404, "no such endpoint"),
+    ("ui: unknown file in a folder", "GET", "/ui/views/nope.js", None, 404, "no such endpoint"),
+    ("oversized field in a 1 MiB body", "POST", "/schedule-job.json", form(project="offline", spider="quick", description="d" * (1 << 20)), 413, "longer than"),
+    ("truncated 2 MiB multipart body", "POST", "/push-project.json", raw_bytes(b"--x\r\nContent-Disposition: form-data; name=\"archive\"; filename=\"a.zip\"\r\n\r\n" + b"PK" * (1 << 20), "multipart/form-data; boundary=x"), 400, "ends inside a part"),
+    ("2 MiB archive that is not a zip", "POST", "/push-project.json", archive(lambda: oversized_archive(2 << 20)), 400, "not a valid zip"),
+    ("push through an encoded path", "POST", "/push%2Dproject.json", archive(lambda: b"this is not a zip file" * 10), 400, "not a valid zip"),
 ]
 
 # --------------------------------------------------------------------------- the daemon and checks
@@ -336,12 +355,25 @@ def hostile_daemon(tmp_path_factory):
     daemon.stop()
 
 
-def send(daemon, method, path, body=None, timeout=60):
+def finished_log(daemon):
+    """The path of the .out log of a `quick` job that completed (run again once completed-cap purged it)."""
+    known = getattr(daemon, "finished_log", None)
+    if known is None or daemon.get("/list-jobs.json", id=known[0])[0] != 200:
+        code, body = daemon.request("/schedule-job.json", {"project": "offline", "spider": "quick"})
+        assert code == 200, body
+        daemon.wait_job(body["identifier"], {"SUCCESSFUL"})
+        daemon.finished_log = (body["identifier"], f"/get-log/data/{body['identifier']}.out")
+    return daemon.finished_log[1]
+
+
+def send(daemon, method, path, body=None, timeout=60, headers=None):
     """One raw HTTP request (path sent verbatim); returns (status, headers, body bytes)."""
     host, port = urllib.parse.urlsplit(daemon.url).netloc.split(":")
     conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
     try:
         conn.putrequest(method, path, skip_accept_encoding=True)
+        for key, value in (headers or {}).items():
+            conn.putheader(key, value)
         data = b""
         if body is not None:
             data, ctype = body()
@@ -358,19 +390,24 @@ def send(daemon, method, path, body=None, timeout=60):
 
 
 def _params(cases):
+    """A case may end with a dict of extra request headers and then a "bug: ..." string (xfail)."""
     for case in cases:
-        marks = [pytest.mark.xfail(strict=True, reason=case[6])] if len(case) > 6 else []
-        yield pytest.param(case[:6], id=case[0], marks=marks)
+        extra = list(case[6:])
+        headers = extra.pop(0) if extra and isinstance(extra[0], dict) else {}
+        marks = [pytest.mark.xfail(strict=True, reason=extra[0])] if extra else []
+        yield pytest.param((*case[:6], headers), id=case[0], marks=marks)
 
 
 @pytest.mark.parametrize("case", list(_params(CASES)))
 def test_hostile_request_is_refused_cleanly(hostile_daemon, case):
     """Each hostile request gets its 4xx JSON error, writes nothing outside the store, and the daemon lives."""
-    name, method, path, body, expected, fragment = case
+    name, method, path, body, expected, fragment, headers = case
+    if callable(path):  # a path that needs the daemon (e.g. a finished job's log)
+        path = path(hostile_daemon)
     workdir = hostile_daemon.workdir
     before = snapshot(workdir)
     started = time.monotonic()
-    code, ctype, raw = send(hostile_daemon, method, path, body)
+    code, ctype, raw = send(hostile_daemon, method, path, body, headers=headers)
     elapsed = time.monotonic() - started
     assert code == expected, raw[:500]
     assert ctype == "application/json", (ctype, raw[:200])
@@ -430,3 +467,36 @@ def test_concurrent_schedules_get_distinct_ids_and_are_all_stored(hostile_daemon
     assert stored == set(results)
     for identifier in results:
         assert hostile_daemon.request("/cancel-job.json", {"id": identifier})[0] == 200
+
+
+def test_huge_range_numbers_are_beyond_any_log(hostile_daemon):
+    """Range numbers of 5000 digits count as larger than the log: a suffix or an end that long means the whole log."""
+    path = finished_log(hostile_daemon)
+    code, _, whole = send(hostile_daemon, "GET", path)
+    assert code == 200 and whole
+    for header in (f"bytes=-{HUGE}", f"bytes=0-{HUGE}"):
+        code, ctype, raw = send(hostile_daemon, "GET", path, headers={"Range": header})
+        assert (code, raw) == (206, whole), (header[:20], code, raw[:200])
+    # A running job's log is followed: the same header starts at byte 0 of it.
+    code, body = hostile_daemon.request("/schedule-job.json", {"project": "offline", "spider": "slow"})
+    assert code == 200, body
+    identifier = body["identifier"]
+    try:
+        deadline = time.monotonic() + 30
+        while hostile_daemon.job(identifier)["status"] != "RUNNING" and time.monotonic() < deadline:
+            time.sleep(0.1)
+        host, port = urllib.parse.urlsplit(hostile_daemon.url).netloc.split(":")
+        for header, expected in ((f"bytes=-{HUGE}", 206), (f"bytes={HUGE}-", 416)):
+            conn = http.client.HTTPConnection(host, int(port), timeout=30)
+            try:
+                conn.request("GET", f"/get-log/data/{identifier}.err", headers={"Range": header})
+                resp = conn.getresponse()
+                assert resp.status == expected, (header[:20], resp.status, resp.read(300))
+                if expected == 206:
+                    assert resp.getheader("content-range").startswith("bytes 0-")
+                    assert resp.getheader("x-scrapy-do-following") == "yes"
+            finally:
+                conn.close()
+    finally:
+        assert hostile_daemon.request("/cancel-job.json", {"id": identifier})[0] == 200
+        hostile_daemon.wait_job(identifier, {"CANCELED", "SUCCESSFUL", "FAILED"})

@@ -219,3 +219,21 @@ def test_preview_schedule_rejects_bad_input(http, query, text):
     assert code == 400 and text in body["msg"]
 
 
+
+
+def test_a_full_disk_answers_507_in_json_and_stores_nothing(http, controller, monkeypatch):
+    """schedule-job on a full disk answers 507 naming the disk, and no job appears."""
+    from scrapy_do.errors import StorageFull
+
+    controller.push()
+
+    def full(job):
+        raise StorageFull("the disk holding /srv/scrapy-do.db is full; nothing was changed: free some space "
+                          "and try again")
+
+    monkeypatch.setattr(controller.store, "add_job", full)
+    code, body = jcall(http, "post", "/schedule-job.json", data={"project": "proj", "spider": "quick"})
+    assert code == 507
+    assert body == {"status": "error", "msg": "the disk holding /srv/scrapy-do.db is full; nothing was changed: "
+                                              "free some space and try again"}
+    assert controller.list_jobs() == []
