@@ -43,6 +43,11 @@ class Config:
     auth_db: Path | None = None
     timezone: str = "UTC"
     zone: object = zones.UTC
+    allowed_hosts: tuple = ()
+    max_connections: int = 512
+    header_timeout: float = 10.0
+    max_uploads: int = 2
+    max_event_clients: int = 64
     source: str = "<defaults>"
 
     @property
@@ -161,6 +166,7 @@ def _build(parser, base, source):
         zone, zone_name = zones.resolve_zone(parser.get(sd, "timezone", fallback=""))
     except ValueError as e:
         raise ConfigError(sd, "timezone", str(e)) from None
+    hosts = tuple(h.lower() for h in parser.get(web, "allowed-hosts", fallback="").replace(",", " ").split())
     return Config(
         project_store=store,
         database=path(sd, "database") or store / "scrapy-do.db",
@@ -181,5 +187,10 @@ def _build(parser, base, source):
         auth_db=path(web, "auth-db"),
         timezone=zone_name,
         zone=zone,
+        allowed_hosts=hosts,
+        max_connections=_get(parser, web, "max-connections", _int, lambda v: v >= 8, "must be at least 8"),
+        header_timeout=_get(parser, web, "header-timeout", _float, lambda v: v > 0, "must be positive"),
+        max_uploads=_get(parser, web, "max-uploads", _int, lambda v: v >= 1, "must be at least 1"),
+        max_event_clients=_get(parser, web, "max-event-clients", _int, lambda v: v >= 1, "must be at least 1"),
         source=source,
     )
