@@ -92,16 +92,6 @@ class CrawlCgroups:
     def owns(self, path):
         return bool(path) and self.available and os.path.dirname(os.path.normpath(path)) == os.path.normpath(self.root)
 
-    def enter(self, path, pid):
-        """Move `pid` into the cgroup; False if that failed (the process group still contains it)."""
-        try:
-            with open(os.path.join(path, "cgroup.procs"), "w") as f:
-                f.write(str(pid))
-            return True
-        except OSError as e:
-            log.warn("cannot move crawl {pid} into {path}: {e}", pid=pid, path=path, e=e.strerror)
-            return False
-
     def kill(self, path):
         """SIGKILL every process in the cgroup and remove it once empty (best effort, never raises)."""
         if not self.owns(path):

@@ -49,6 +49,18 @@ def read_arguments(stream=None):
         sys.exit(75)
 
 
+def enter_cgroup():
+    """Move into the crawl's own cgroup (the daemon made it) before anything else can start a process."""
+    path = os.environ.pop("SCRAPY_DO_CGROUP", None)
+    if path:
+        try:
+            with open(os.path.join(path, "cgroup.procs"), "w") as f:
+                f.write("0")
+        except OSError as e:
+            print(f"scrapy-do: cannot enter cgroup {path}: {e}; the process group still contains this crawl",
+                  file=sys.stderr)
+
+
 def lead_own_group():
     try:
         os.setsid()
@@ -57,6 +69,7 @@ def lead_own_group():
 
 
 if __name__ == "__main__":
+    enter_cgroup()
     lead_own_group()
     arm_parent_death_signal()
     arguments = read_arguments()
