@@ -8,8 +8,11 @@ FIXTURES = Path(__file__).parent / "fixtures"
 OFFLINE = FIXTURES / "offline"
 
 
-def zip_tree(root, name=None):
-    """Zip `root` as `<name>/...`, the layout pushes expect (caches left out)."""
+def zip_tree(root, name=None, stored=None):
+    """Zip `root` as `<name>/...`, the layout pushes expect (caches left out).
+
+    `stored` maps extra member names (below `<name>/`) to bytes added uncompressed.
+    """
     root = Path(root)
     name = name or root.name
     buf = io.BytesIO()
@@ -18,6 +21,9 @@ def zip_tree(root, name=None):
             if "__pycache__" in path.parts or path.is_dir():
                 continue
             zf.write(path, f"{name}/{path.relative_to(root)}")
+        for member, data in (stored or {}).items():
+            zf.writestr(zipfile.ZipInfo(f"{name}/{member}", (2026, 1, 1, 0, 0, 0)), data,
+                        compress_type=zipfile.ZIP_STORED)
     return buf.getvalue()
 
 

@@ -6,7 +6,6 @@ Each test pushes an archive of about 60 MiB: the offline fixture plus one large 
 """
 
 import functools
-import io
 import json
 import os
 import select
@@ -14,14 +13,13 @@ import socket
 import threading
 import time
 import urllib.parse
-import zipfile
 
 import psutil
 import pytest
 import requests
 from requests.auth import HTTPDigestAuth
 
-from tests.helpers import OFFLINE, multipart
+from tests.helpers import OFFLINE, multipart, zip_tree
 from tests.integration.daemonproc import DaemonProcess
 
 pytestmark = pytest.mark.integration
@@ -33,15 +31,7 @@ CONF = "[scrapy-do]\njob-slots = 1\n[web]\ninterfaces = 127.0.0.1:0\n"
 @functools.cache
 def big_archive():
     """A valid push of about 60 MiB: the offline project plus a stored (uncompressed) random file."""
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-        for path in sorted(OFFLINE.rglob("*")):
-            if "__pycache__" in path.parts or path.is_dir():
-                continue
-            zf.write(path, f"offline/{path.relative_to(OFFLINE)}")
-        zf.writestr(zipfile.ZipInfo("offline/data/big.bin", (2026, 1, 1, 0, 0, 0)), os.urandom(BIG),
-                    compress_type=zipfile.ZIP_STORED)
-    return buf.getvalue()
+    return zip_tree(OFFLINE, stored={"data/big.bin": os.urandom(BIG)})
 
 
 @functools.cache

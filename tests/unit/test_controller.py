@@ -334,15 +334,20 @@ def test_a_failed_launch_does_not_stall_the_queue(controller, launcher):
     assert "no such interpreter" in controller.log_path(doomed.identifier, "err").read_text()
 
 
-class FailingStart:
-    """A store whose first write of a RUNNING job fails, like a disk that filled up."""
+class StoreWrapper:
+    """Delegates to a real store; subclasses make one call fail like a full disk."""
 
     def __init__(self, store):
         self._store = store
-        self.failed = False
 
     def __getattr__(self, name):
         return getattr(self._store, name)
+
+
+class FailingStart(StoreWrapper):
+    """A store whose first write of a RUNNING job fails, like a disk that filled up."""
+
+    failed = False
 
     def update_job(self, job):
         if job.status is JobStatus.RUNNING and not self.failed:
@@ -468,15 +473,10 @@ def test_a_launch_short_of_descriptors_waits_and_is_tried_again(controller, laun
     assert controller.status()["jobs-failed"] == 0
 
 
-class FullDisk:
+class FullDisk(StoreWrapper):
     """A store whose record() fails like a full disk while `full` is set."""
 
-    def __init__(self, store):
-        self._store = store
-        self.full = False
-
-    def __getattr__(self, name):
-        return getattr(self._store, name)
+    full = False
 
     def record(self, job, *counters):
         from scrapy_do.errors import StorageFull
