@@ -23,9 +23,10 @@ from scrapy_do import errors
 from scrapy_do.engine.controller import LOG_KINDS, UUID
 from scrapy_do.errors import BadRequest
 from scrapy_do.domain import spec as specs
+from scrapy_do.launchers.logfiles import LogHub
 from scrapy_do.web.sse import EventStream
 from scrapy_do.web.channel import GuardedSite, connection_cap
-from scrapy_do.web.logs import LogFollower, LogWatcher, bounded_int, parse_open_range
+from scrapy_do.web.logs import FinishedLog, LogFollower, bounded_int, parse_open_range
 from scrapy_do.domain.models import JobStatus, RunOptions
 from scrapy_do.domain.records import to_record
 from scrapy_do.events import JobChanged
@@ -159,7 +160,8 @@ class WebAPI:
         self.controller = controller
         self.config = config
         self._reactor = reactor
-        self._watcher = watcher
+        # Followers of a running log hear of each write from the daemon's LogHub.
+        self._watcher = watcher if watcher is not None else LogHub()
         self._events = None
         self._process = psutil.Process()
         self._process.cpu_percent()
@@ -423,14 +425,12 @@ class WebAPI:
         refused = _static_range(request, path.stat().st_size)
         if refused is not None:
             return refused
-        resource = File(str(path), defaultType="text/plain; charset=utf-8")
+        resource = FinishedLog(str(path), defaultType="text/plain; charset=utf-8")
         resource.type, resource.encoding = "text/plain; charset=utf-8", None
         resource.childNotFound = resource.forbidden = NotFound()  # a log removed meanwhile: JSON, not HTML
         return resource
 
     def _follow(self, request, path, start, size, identifier, partial):
-        if self._watcher is None:
-            self._watcher = LogWatcher(self._reactor_or_global())
         request.setHeader(b"content-type", b"text/plain; charset=utf-8")
         request.setHeader(b"accept-ranges", b"bytes")
         request.setHeader(b"x-scrapy-do-following", b"yes")

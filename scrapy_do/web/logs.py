@@ -1,19 +1,22 @@
 """Serving job logs: whole files, byte ranges, and `tail -f` of a running crawl.
 
 A finished log is a static file (twisted.web.static.File does ranges and
-streaming). A running job's log is followed: what is there is sent, then each
-write the crawl makes (an inotify event, no polling where Linux has inotify)
-is sent as it comes, and the response ends when the job ends.
+streaming), opened without following a symlink. A running job's log is
+followed: what is there is sent, then each write the daemon makes for the
+crawl (the LogHub tells; no polling, no inotify) is sent as it comes, and
+the response ends when the job ends.
 """
 
+import errno
 import os
 import re
+import stat
 
-from twisted.internet import defer, task
-from twisted.logger import Logger
-from twisted.python.filepath import FilePath
-from zope.interface import implementer
+from twisted.internet import defer
 from twisted.internet.interfaces import IPullProducer
+from twisted.logger import Logger
+from twisted.web.static import File
+from zope.interface import implementer
 
 log = Logger(namespace="scrapy_do.web.logs")
 
@@ -55,62 +58,6 @@ def parse_open_range(header, size):
     return None
 
 
-class LogWatcher:
-    """Calls back when files grow: one inotify watch per file, shared by its followers."""
-
-    def __init__(self, reactor):
-        self._reactor = reactor
-        self._callbacks = {}
-        self._notifier = None
-        self._poll = None
-        try:
-            from twisted.internet import inotify
-
-            self._inotify = inotify
-            self._notifier = inotify.INotify(reactor)
-            self._notifier.startReading()
-        except Exception:  # not Linux, or no inotify: fall back to a slow poll while someone follows
-            self._notifier = None
-
-    def watch(self, path, callback):
-        path = str(path)
-        first = path not in self._callbacks
-        self._callbacks.setdefault(path, []).append(callback)
-        if first:
-            if self._notifier is not None:
-                self._notifier.watch(FilePath(path), mask=self._inotify.IN_MODIFY,
-                                     callbacks=[lambda _w, _p, _m, path=path: self._fire(path)])
-            elif self._poll is None:
-                self._poll = task.LoopingCall(self._fire_all)
-                self._poll.clock = self._reactor
-                self._poll.start(0.5, now=False)
-
-        def unwatch():
-            callbacks = self._callbacks.get(path, [])
-            if callback in callbacks:
-                callbacks.remove(callback)
-            if not callbacks and path in self._callbacks:
-                del self._callbacks[path]
-                if self._notifier is not None:
-                    self._notifier.ignore(FilePath(path))
-                elif not self._callbacks and self._poll is not None:
-                    self._poll.stop()
-                    self._poll = None
-        return unwatch
-
-    def _fire(self, path):
-        for callback in list(self._callbacks.get(path, [])):
-            callback()
-
-    def _fire_all(self):
-        for path in list(self._callbacks):
-            self._fire(path)
-
-    def close(self):
-        if self._notifier is not None:
-            self._notifier.loseConnection()
-
-
 @implementer(IPullProducer)
 class LogFollower:
     """Streams one growing log file to one request until `job_ended` is set."""
@@ -127,7 +74,7 @@ class LogFollower:
         self._cleanups = []
 
     def start(self):
-        self._file = open(self.path, "rb")
+        self._file = open_log_for_reading(self.path)
         self._file.seek(self.offset)
         self._cleanups.append(self.watcher.watch(self.path, self.deliver))
         self.request.notifyFinish().addBoth(lambda _: self._close())
@@ -172,48 +119,22 @@ class LogFollower:
             self.done.callback(b"")
 
 
-class LogCap:
-    """Keeps crawl logs under `limit` bytes so a runaway crawl cannot fill the disk.
+def open_log_for_reading(path):
+    """A log opened for reading only if it is a regular file reached without a symlink; else EACCES."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise OSError(errno.EACCES, "a symlink in a log's place", path) from None
+        raise
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(errno.EACCES, "not a regular file", path)
+    return os.fdopen(fd, "rb")
 
-    A log that grows past the limit keeps its first `limit` bytes and ends
-    with a marker line; the crawl goes on, and whatever it writes later is cut
-    off at each write (inotify tells when).
-    """
 
-    def __init__(self, watcher, limit):
-        self.watcher = watcher
-        self.limit = limit
+class FinishedLog(File):
+    """A finished log: File's ranges and streaming, over a descriptor opened by `open_log_for_reading`."""
 
-    def marker(self):
-        return (f"\n[scrapy-do] log truncated at {self.limit} bytes (max-log-size); "
-                "the crawl goes on, its further output is dropped\n").encode()
-
-    def watch(self, path):
-        """Start enforcing the limit on `path`; returns a function that stops (and enforces once more)."""
-        path = str(path)
-        unwatch = self.watcher.watch(path, lambda: self.enforce(path))
-
-        def stop():
-            unwatch()
-            self.enforce(path)
-        return stop
-
-    def enforce(self, path):
-        try:
-            size = os.stat(path).st_size
-            marker = self.marker()
-            if size <= self.limit + len(marker):
-                if size <= self.limit:
-                    return
-                with open(path, "rb") as f:
-                    f.seek(self.limit)
-                    if f.read(len(marker)) == marker[: size - self.limit]:
-                        return
-            fd = os.open(path, os.O_WRONLY)
-            try:
-                os.pwrite(fd, marker, self.limit)
-                os.ftruncate(fd, self.limit + len(marker))
-            finally:
-                os.close(fd)
-        except OSError as e:
-            log.warn("cannot cap log {path}: {e}", path=path, e=e)
+    def openForReading(self):
+        return open_log_for_reading(self.path)

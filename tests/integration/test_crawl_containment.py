@@ -93,7 +93,7 @@ def test_payload_is_not_on_the_command_line_and_secrets_not_in_the_environment(d
     assert json.loads(seen["payload"]) == {"token": "s3cr3t"}
     assert not any("s3cr3t" in arg for arg in seen["cmdline"]), seen["cmdline"]
     assert "SCRAPY_DO_TEST_SECRET" not in seen["environ"] and "AWS_SECRET_ACCESS_KEY" not in seen["environ"]
-    assert seen["environ"]["SPIDER_DATA_DIR"].endswith("spider-data")
+    assert seen["environ"]["SPIDER_DATA_DIR"].endswith("spider-data/hostile")
     assert "PATH" in seen["environ"]
 
 
@@ -116,3 +116,14 @@ def test_deleting_a_running_jobs_log_affects_nothing_else(daemon):
     assert "environ" in log_path(daemon, second).read_text()
     code, _ = daemon.get("/status.json")
     assert code == 200
+
+
+def test_a_symlink_in_a_finished_logs_place_is_not_followed(daemon):
+    """The log of a finished job replaced by a symlink to /etc/shadow: 404, not the file behind it."""
+    job = schedule(daemon, "snoop")
+    daemon.wait_job(job, {"SUCCESSFUL"})
+    out = log_path(daemon, job)
+    out.unlink()
+    out.symlink_to("/etc/shadow")
+    code, body = daemon.get(f"/get-log/data/{job}.out")
+    assert code == 404 and body["status"] == "error", body

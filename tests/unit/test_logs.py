@@ -1,8 +1,11 @@
-"""Log helpers: Range parsing and the log size cap (plain files, no reactor)."""
+"""Log helpers: Range parsing and opening logs to serve them (plain files, no reactor)."""
+
+import errno
+import os
 
 import pytest
 
-from scrapy_do.web.logs import LogCap, parse_open_range
+from scrapy_do.web.logs import open_log_for_reading, parse_open_range
 
 
 @pytest.mark.parametrize("header, size, start", [
@@ -19,29 +22,15 @@ def test_range_past_the_end_is_unsatisfiable():
         parse_open_range("bytes=101-", 100)
 
 
-class NoWatcher:
-    def watch(self, path, callback):
-        return lambda: None
-
-
-def test_cap_keeps_head_and_marker_and_stays_put(tmp_path):
-    """A log over the cap keeps its first bytes plus one marker, however often more is appended."""
-    log = tmp_path / "j.err"
-    cap = LogCap(NoWatcher(), 100)
-    log.write_bytes(b"a" * 250)
-    cap.enforce(str(log))
-    expected = b"a" * 100 + cap.marker()
-    assert log.read_bytes() == expected
-    with open(log, "ab") as f:
-        f.write(b"more output\n")
-    cap.enforce(str(log))
-    cap.enforce(str(log))
-    assert log.read_bytes() == expected
-
-
-def test_cap_leaves_small_logs_alone(tmp_path):
-    """Logs under the cap are not touched."""
-    log = tmp_path / "j.out"
-    log.write_bytes(b"x" * 100)
-    LogCap(NoWatcher(), 100).enforce(str(log))
-    assert log.read_bytes() == b"x" * 100
+def test_a_log_is_read_only_through_no_symlink_and_only_if_regular(tmp_path):
+    """Serving never follows a symlink in a log's place (to /etc/shadow, say) nor blocks on a FIFO."""
+    real = tmp_path / "j.out"
+    real.write_bytes(b"log\n")
+    with open_log_for_reading(str(real)) as f:
+        assert f.read() == b"log\n"
+    (tmp_path / "link.out").symlink_to(real)
+    os.mkfifo(tmp_path / "fifo.out")
+    for name in ("link.out", "fifo.out"):
+        with pytest.raises(OSError) as raised:
+            open_log_for_reading(str(tmp_path / name))
+        assert raised.value.errno == errno.EACCES
