@@ -1,6 +1,8 @@
 """The composition root: the only place that builds and wires the daemon's parts."""
 
 import ipaddress
+import os
+import shutil
 
 from twisted.application.service import MultiService, Service
 from twisted.internet import defer
@@ -11,8 +13,9 @@ from scrapy_do.web.auth import AuthWrapper, check_auth_db
 from scrapy_do.web.guard import CrossSiteGuard, ServedHosts
 from scrapy_do.engine.controller import Controller
 from scrapy_do.errors import ScrapyDoError, StartupError, UnusableStore
+from scrapy_do.launchers import crawluser
 from scrapy_do.launchers.cgroups import CrawlCgroups
-from scrapy_do.launchers.local import ProcessLauncher
+from scrapy_do.launchers.local import CHILD_MODULE, ProcessLauncher
 from scrapy_do.launchers.logfiles import LogHub
 from scrapy_do.projects.store import ProjectStore
 from scrapy_do.store import SqliteStore
@@ -70,10 +73,51 @@ class StoreService(Service):
     def startService(self):
         try:
             self.config.project_store.mkdir(parents=True, exist_ok=True)
+            # Crawls of another user pass through it to their project (no listing); the rest stays ours.
+            os.chmod(self.config.project_store, 0o711)
         except OSError as e:
             raise UnusableStore(f"cannot create the project store {self.config.project_store}: "
                                f"{e.strerror}") from None
+        warn_if_logs_may_fill_the_disk(self.config)
         self.store.open()
+        super().startService()
+
+
+def _mib(size):
+    return f"{size / (1 << 20):.1f} MiB"
+
+
+def warn_if_logs_may_fill_the_disk(config):
+    """Running crawls may log up to max-log-size each to .out and .err: say so if the disk cannot take it."""
+    if not config.max_log_size:
+        return
+    try:
+        free = shutil.disk_usage(config.project_store).free
+    except OSError:
+        return
+    worst = 2 * config.job_slots * config.max_log_size
+    if worst > free:
+        log.warn("the disk of the project store {store} has {free} free, but the logs of {slots} running crawls "
+                 "may reach {worst} (2 x job-slots x max-log-size {cap}): when the disk is full, logs lose output "
+                 "and new jobs are refused (507); lower max-log-size or free some space",
+                 store=str(config.project_store), free=_mib(free), slots=config.job_slots, worst=_mib(worst),
+                 cap=_mib(config.max_log_size))
+
+
+class CrawlAccount(Service):
+    """Finds the user crawls run as and checks that a crawl can start as that user, before any does."""
+
+    name = "crawl-user"
+
+    def __init__(self, config, launcher, projects):
+        self.config = config
+        self.launcher = launcher
+        self.projects = projects
+
+    def startService(self):
+        user = crawluser.resolve(self.config.crawl_user)
+        crawluser.probe(self.launcher.python, user, self.config.project_store, CHILD_MODULE, self.launcher.environ)
+        self.launcher.user = self.projects.user = user
         super().startService()
 
 
@@ -132,7 +176,7 @@ def make_service(config, reactor):
     store = SqliteStore(config.database, config.zone)
     projects = ProjectStore(config.project_store, reactor,
                             Limits(config.max_unpacked_size, config.max_archive_files),
-                            list_timeout=config.spider_list_timeout)
+                            list_timeout=config.spider_list_timeout, data_root=config.spider_data_dir)
     # Crawl logs are written by the daemon; followers of a live log hear of each write from the hub.
     watcher = LogHub()
     launcher = ProcessLauncher(reactor, grace=config.cancel_grace, log_limit=config.max_log_size, hub=watcher,
@@ -143,6 +187,7 @@ def make_service(config, reactor):
     # The ports are bound first: a busy port stops start-up before any crawl starts.
     WebServer(reactor, api.site(wrap), config.interfaces, tls).setServiceParent(top)
     StoreService(config, store).setServiceParent(top)
+    CrawlAccount(config, launcher, projects).setServiceParent(top)
     controller.setServiceParent(top)
     top.controller = controller
     top.api = api
