@@ -1,5 +1,9 @@
 # The two set-up commands of the README: `make run` and `make test`.
-PYTHON ?= python3
+# The venv's interpreter: the system's python3 when it is recent enough and can make a venv, else the
+# first python3 on PATH. Crawls of a root daemon run as an unprivileged user who must be able to run it,
+# and one under a private home (pyenv's in /root, mode 0700) is out of that user's reach.
+PYTHON ?= $(firstword $(foreach p,/usr/bin/python3 python3,$(shell $(p) -c 'import sys, ensurepip; \
+	sys.exit(sys.version_info < (3, 10))' 2>/dev/null && echo $(p))))
 VENV ?= .venv
 PY := $(VENV)/bin/python
 CONFIG ?=

@@ -48,6 +48,7 @@ class Config:
     header_timeout: float = 10.0
     max_uploads: int = 2
     max_event_clients: int = 64
+    crawl_user: str = ""
     source: str = "<defaults>"
 
     @property
@@ -192,5 +193,6 @@ def _build(parser, base, source):
         header_timeout=_get(parser, web, "header-timeout", _float, lambda v: v > 0, "must be positive"),
         max_uploads=_get(parser, web, "max-uploads", _int, lambda v: v >= 1, "must be at least 1"),
         max_event_clients=_get(parser, web, "max-event-clients", _int, lambda v: v >= 1, "must be at least 1"),
+        crawl_user=parser.get(sd, "crawl-user", fallback="").strip(),
         source=source,
     )

@@ -1,5 +1,9 @@
 import dataclasses
+import os
+import stat
+import sys
 from datetime import datetime, timezone
+from pathlib import Path
 
 import pytest
 from twisted.internet.task import Clock
@@ -10,6 +14,54 @@ from scrapy_do.engine.controller import Controller
 from scrapy_do.store import MemoryStore, SqliteStore
 from tests.fakes import FakeLauncher, FakeProjects
 from tests.helpers import result_of
+
+_opened = {}
+
+
+def _let_others_pass(path, upto=None):
+    """Add the traverse bit for others (not read: no listing) to `path` and its parents (down from `upto`)."""
+    for folder in [path, *path.parents]:
+        mode = folder.stat().st_mode
+        if not mode & stat.S_IXOTH:
+            _opened.setdefault(folder, stat.S_IMODE(mode))
+            os.chmod(folder, stat.S_IMODE(mode) | stat.S_IXOTH)
+        if folder == upto:
+            break
+
+
+def pytest_configure(config):
+    """A root daemon runs its crawls as `nobody`, who must reach this checkout's interpreter and code.
+
+    In a checkout or venv below a private folder (mode 0700) nobody could: for
+    the length of the run the folders on the way get the traverse bit (only
+    that; they stay unlistable), and get their modes back at the end.
+    """
+    if os.geteuid() == 0:
+        for path in (Path(sys.executable).resolve().parent, Path(__file__).resolve().parent.parent):
+            _let_others_pass(path)
+        _reachable_temporary_folders()
+
+
+def _reachable_temporary_folders():
+    """pytest makes every tmp_path and mktemp folder 0700; a daemon's store in one must be reachable by
+    its crawl user, as a real store is: give them (and pytest's folders above) the traverse bit."""
+    from _pytest.tmpdir import TempPathFactory
+
+    make = TempPathFactory.mktemp
+
+    def mktemp(self, basename, numbered=True):
+        path = make(self, basename, numbered)
+        _let_others_pass(path, upto=self.getbasetemp().parent)
+        return path
+
+    TempPathFactory.mktemp = mktemp
+
+
+def pytest_unconfigure(config):
+    for folder, mode in _opened.items():
+        if folder.exists() and not str(folder).startswith("/tmp/pytest-of-"):
+            os.chmod(folder, mode)
+
 
 # 2026-11-23 10:00:00 UTC, a Monday: tests start the clock here (the config zone is UTC).
 START = datetime(2026, 11, 23, 10, 0, 0, tzinfo=timezone.utc).timestamp()

@@ -92,3 +92,6 @@ class FakeProjects:
 
     def remove_archive(self, name):
         pass
+
+    def data_dir(self, name):
+        return self.root / "spider-data" / name

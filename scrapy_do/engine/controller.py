@@ -6,6 +6,7 @@ ending and a schedule coming due each call `_pump`, which asks
 """
 
 import dataclasses
+import errno
 import os
 import re
 import socket
@@ -91,12 +92,13 @@ class Controller(Service):
     # -- life cycle -------------------------------------------------------
 
     def startService(self):
-        for d in (self.config.log_dir, self.config.spider_data_dir):
-            try:
-                Path(d).mkdir(parents=True, exist_ok=True)
-            except OSError as e:
-                raise StartupError(f"cannot create {d}: {e.strerror}") from None
-        self.projects.open()
+        try:
+            # The daemon writes and serves the logs; crawls (another user, see crawluser.py) cannot reach them.
+            Path(self.config.log_dir).mkdir(parents=True, exist_ok=True)
+            os.chmod(self.config.log_dir, 0o700)
+            self.projects.open()
+        except OSError as e:
+            raise StartupError(f"cannot prepare the project store {self.config.project_store}: {e}") from None
         failures = []
         self._recover().addErrback(failures.append)
         if failures:
@@ -362,9 +364,18 @@ class Controller(Service):
                                   "before the job could start")
             return
         slot = self.slots[run.identifier] = _Slot(project.tree)
-        spec = LaunchSpec(job_id=run.identifier, options=run.options, cwd=project.tree, out_path=out_path,
-                          err_path=err_path, env={"SPIDER_DATA_DIR": str(self.config.spider_data_dir)})
-        d = defer.maybeDeferred(self.launcher.launch, spec)
+
+        def launch():
+            try:
+                data = self.projects.data_dir(run.project)
+            except OSError as e:
+                raise LaunchError(f"cannot prepare the data directory of {run.project!r}: {e}",
+                                  transient=e.errno == errno.ENOSPC) from None
+            return self.launcher.launch(LaunchSpec(job_id=run.identifier, options=run.options, cwd=project.tree,
+                                                   out_path=out_path, err_path=err_path,
+                                                   env={"SPIDER_DATA_DIR": str(data)}))
+
+        d = defer.maybeDeferred(launch)
         d.addCallbacks(self._launched, self._launch_failed, callbackArgs=(run.identifier, slot),
                        errbackArgs=(run.identifier,))
         d.addErrback(lambda f: log.failure("settling the launch of job {job} failed", f, job=run.identifier))

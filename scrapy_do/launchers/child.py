@@ -1,7 +1,8 @@
 """Entry point of every crawl process: `python -m scrapy_do.launchers.child crawl SPIDER`.
 
 It leads a new session and process group (so the daemon can signal all it
-starts), asks Linux to SIGTERM it when the daemon dies (even by `kill -9`),
+starts), becomes the crawl user when the daemon names one (crawluser.py),
+asks Linux to SIGTERM it when the daemon dies (even by `kill -9`),
 reads the rest of its command line (the payload) from stdin, where `ps`
 cannot see it, and runs Scrapy's own command line exactly as `python -m
 scrapy` would.
@@ -14,6 +15,10 @@ import signal
 import sys
 
 PR_SET_PDEATHSIG = 1
+PR_SET_NO_NEW_PRIVS = 38
+PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL = 47, 4
+_LINUX_CAPABILITY_VERSION_3 = 0x20080522
+CRAWL_USER_KEY = "SCRAPY_DO_CRAWL_USER"  # crawluser.ENV_KEY, not imported: this module stays light
 
 
 def arm_parent_death_signal():
@@ -29,6 +34,85 @@ def arm_parent_death_signal():
     if expected and os.getppid() != int(expected):
         # The daemon died between fork and prctl: nobody will collect us.
         sys.exit(75)
+
+
+def _libc():
+    import ctypes
+
+    return ctypes, ctypes.CDLL(None, use_errno=True)
+
+
+def _capabilities(field):
+    with open("/proc/self/status", "rb") as f:  # binary: no codec to import after a switch
+        for line in f:
+            if line.startswith(field.encode() + b":"):
+                return int(line.split()[1], 16)
+    return 0
+
+
+def drop_capabilities():
+    """A daemon with CAP_SETUID (but not root) keeps its capabilities across setuid: clear them all."""
+    if not (_capabilities("CapPrm") or _capabilities("CapAmb")):
+        return
+    ctypes, libc = _libc()
+    libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
+    header = (ctypes.c_uint32 * 2)(_LINUX_CAPABILITY_VERSION_3, 0)
+    data = (ctypes.c_uint32 * 6)()  # two empty {effective, permitted, inheritable}
+    if libc.capset(header, data) != 0:
+        raise OSError(ctypes.get_errno(), "capset")
+
+
+def become_crawl_user():
+    """Switch to the crawl user the daemon named, or exit: a crawl never runs with more than was asked.
+
+    Groups, then gid, then uid (after setuid no other change is allowed);
+    then no capability is left and none can be gained (no_new_privs: setuid
+    programs such as sudo do not elevate).
+    """
+    ids = os.environ.pop(CRAWL_USER_KEY, None)
+    if not ids:
+        return
+    _, libc = _libc()  # imported before the switch, while the interpreter's files are surely readable
+    try:
+        uid, gid, groups = ids.split(":")
+        uid, gid = int(uid), int(gid)
+        os.setgroups([int(g) for g in groups.split(",") if g])
+        os.setresgid(gid, gid, gid)
+        os.setresuid(uid, uid, uid)
+        drop_capabilities()
+        libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+        if os.getuid() != uid or os.geteuid() != uid or _capabilities("CapEff") or _capabilities("CapPrm"):
+            raise OSError("the switch did not take")
+    except Exception as e:
+        print(f"scrapy-do: cannot become the crawl user ({ids}): {e}; the crawl does not run", file=sys.stderr)
+        sys.exit(1)
+
+
+def probe():
+    """What a crawl needs before its first line runs (see crawluser.probe); exit 1 naming what is missing."""
+    stdlib = os.path.dirname(os.__file__)
+    try:
+        os.listdir(stdlib)
+        import importlib.util
+    except Exception as e:
+        sys.exit(f"cannot read the standard library at {stdlib} ({getattr(e, 'strerror', None) or e})")
+    checks = []
+    for name in ("scrapy", "twisted"):
+        spec = importlib.util.find_spec(name)
+        if spec is None or not spec.origin:
+            sys.exit(f"Python package {name!r} is not importable")
+        checks.append((f"the package {name}", spec.origin))
+    for what, path in checks:
+        try:
+            os.listdir(path) if os.path.isdir(path) else open(path, "rb").close()
+        except OSError as e:
+            sys.exit(f"cannot read {what} at {path} ({e.strerror})")
+    tree = os.environ.get("SCRAPY_DO_CWD")
+    if tree:
+        try:
+            os.chdir(tree)
+        except OSError as e:
+            sys.exit(f"cannot enter the project store's {tree} ({e.strerror})")
 
 
 def enter_project_tree():
@@ -69,8 +153,13 @@ def lead_own_group():
 
 
 if __name__ == "__main__":
+    if sys.argv[1:] == ["--probe"]:
+        become_crawl_user()
+        probe()
+        sys.exit(0)
     enter_cgroup()
     lead_own_group()
+    become_crawl_user()  # before the parent-death signal: a change of user clears it
     arm_parent_death_signal()
     arguments = read_arguments()
     os.dup2(os.open(os.devnull, os.O_RDONLY), 0)

@@ -53,6 +53,14 @@ def build_crawl_argv(python, options):
     return [python, "-m", CHILD_MODULE, "crawl", options.spider]
 
 
+def list_spiders_command(python, user, environ, tree):
+    """`scrapy list` runs the project's code too: (argv, env, stdin) to run it as a crawl would be run."""
+    extra = {"SCRAPY_DO_CWD": str(tree)}
+    if user is not None:
+        extra.update(user.environment(), HOME="/nonexistent")
+    return [python, "-m", CHILD_MODULE, "list"], crawl_environment(environ, extra), b'{"args": []}'
+
+
 def crawl_arguments(options):
     """The rest of Scrapy's command line, sent to the child on its stdin: `-a payload=...`."""
     return ["-a", f"payload={options.payload}"]
@@ -226,8 +234,10 @@ class ProcessLauncher:
     """Runs each crawl as a child of the daemon's own interpreter."""
 
     def __init__(self, reactor, python=sys.executable, environ=None, grace=5.0, log_limit=0, hub=None,
-                 cgroups=None):
+                 cgroups=None, user=None):
         self._reactor = reactor
+        #: The crawluser.CrawlUser crawls run as; None: the daemon's own user.
+        self.user = user
         self.grace = grace
         self.python = python
         self.environ = dict(os.environ if environ is None else environ)
@@ -270,6 +280,9 @@ class ProcessLauncher:
         own = {"SCRAPY_DO_PARENT_PID": str(os.getpid()), "SCRAPY_DO_CWD": request.cwd}
         if cgroup is not None:
             own["SCRAPY_DO_CGROUP"] = cgroup
+        if self.user is not None:
+            # A home of its own: the project's data directory, the one place the crawl may write.
+            own.update(self.user.environment(), HOME=request.env.get("SPIDER_DATA_DIR", "/nonexistent"))
         env = crawl_environment(self.environ, {**request.env, **own})
         logs = []
         try:
@@ -317,13 +330,16 @@ class _Collect(protocol.ProcessProtocol):
 
 
 @defer.inlineCallbacks
-def run_command(reactor, argv, cwd, env, timeout, limit=1 << 20):
-    """Run `argv` to completion; fire (exit code, stdout, stderr tail, timed_out)."""
+def run_command(reactor, argv, cwd, env, timeout, limit=1 << 20, stdin=b""):
+    """Run `argv` with `stdin` to completion; fire (exit code, stdout, stderr tail, timed_out)."""
     proto = _Collect(limit)
     try:
         transport = reactor.spawnProcess(proto, argv[0], argv, env=env, path=cwd)
     except OSError as e:
         raise LaunchError(f"cannot run {argv[0]}: {e}") from None
+    if stdin:
+        transport.write(stdin)
+    transport.closeStdin()
     timed_out = []
 
     def kill():

@@ -166,5 +166,7 @@ def extract_zip(zf, dest, limits):
             # ValueError covers UnicodeDecodeError from a local header's name.
             raise BadArchive(f"archive entry {info.filename!r} cannot be unpacked ({e})") from None
         os.chmod(target, 0o644)
+    for folder, _, _ in os.walk(root):
+        os.chmod(folder, 0o755)  # readable by the crawl user whatever the daemon's umask
     return name
 

@@ -30,7 +30,7 @@ from twisted.logger import Logger
 
 from scrapy_do.projects import archives
 from scrapy_do.errors import BadArchive
-from scrapy_do.launchers.local import run_command
+from scrapy_do.launchers.local import list_spiders_command, run_command
 
 log = Logger(namespace="scrapy_do.projects.store")
 
@@ -114,10 +114,14 @@ def _source(data):
 
 
 class ProjectStore:
-    def __init__(self, root, reactor, limits, list_timeout=60.0, python=sys.executable, environ=None):
+    def __init__(self, root, reactor, limits, list_timeout=60.0, python=sys.executable, environ=None,
+                 data_root=None, user=None):
         self.root = Path(root)
         self.trees = self.root / "trees"
         self.archives = self.root / "archives"
+        self.data_root = Path(data_root) if data_root is not None else self.root / "spider-data"
+        #: The crawluser.CrawlUser that runs `scrapy list` and owns the data directories; None: ourselves.
+        self.user = user
         self._reactor = reactor
         self.limits = limits
         self.list_timeout = list_timeout
@@ -125,10 +129,26 @@ class ProjectStore:
         self.environ = dict(os.environ if environ is None else environ)
 
     def open(self):
-        """Create the directories; called from startService, not the constructor."""
-        for d in (self.trees, self.archives):
-            d.mkdir(parents=True, exist_ok=True)
+        """Create the directories; called from startService, not the constructor.
 
+        The crawl user may pass through `trees` and `spider-data` (not list
+        them) and read a tree; archives are the daemon's alone.
+        """
+        for d, mode in ((self.trees, 0o711), (self.archives, 0o700), (self.data_root, 0o711)):
+            d.mkdir(parents=True, exist_ok=True)
+            os.chmod(d, mode)
+
+    def data_dir(self, name):
+        """The project's data directory (SPIDER_DATA_DIR, and `.scrapy` in its tree): the only place its
+        crawls may write; made on first use, owned by the crawl user."""
+        path = self.data_root / name
+        try:
+            path.mkdir(mode=0o700)
+        except FileExistsError:
+            return path
+        if self.user is not None:
+            os.chown(path, self.user.uid, self.user.gid)
+        return path
     def _in_thread(self, fn, *args):
         return threads.deferToThreadPool(self._reactor, self._reactor.getThreadPool(), fn, *args)
 
@@ -155,9 +175,9 @@ class ProjectStore:
     @defer.inlineCallbacks
     def list_spiders(self, tree, name):
         """Run `python -m scrapy list` in `tree` without blocking the reactor."""
-        argv = [self.python, "-m", "scrapy", "list"]
-        code, out, err, timed_out = yield run_command(self._reactor, argv, str(tree), self.environ,
-                                                      self.list_timeout)
+        argv, env, stdin = list_spiders_command(self.python, self.user, self.environ, tree)
+        code, out, err, timed_out = yield run_command(self._reactor, argv, str(tree), env, self.list_timeout,
+                                                      stdin=stdin)
         if timed_out:
             raise BadArchive(f"listing the spiders of {name!r} took longer than {self.list_timeout:g} s "
                              "(spider-list-timeout); does the project do slow work at import time?")
@@ -173,6 +193,11 @@ class ProjectStore:
     def commit(self, prepared):
         """Make `prepared` the live tree; return the tree path. The caller records it."""
         tree = self.trees / f"{prepared.name}.{uuid.uuid4().hex[:12]}"
+        link = prepared.incoming / ".scrapy"
+        if not os.path.lexists(link):
+            # Scrapy's project data (HTTP cache, relative JOBDIR) goes to the data directory: the tree is
+            # read-only to crawls and replaced by the next push.
+            os.symlink(self.data_dir(prepared.name), link)
         os.replace(prepared.incoming, tree)
         kept = self.archives / f"{prepared.name}.zip"
         if isinstance(prepared.data, Path):

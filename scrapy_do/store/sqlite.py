@@ -12,6 +12,7 @@ as they are.
 import errno
 import functools
 import json
+import os
 import sqlite3
 from contextlib import contextmanager
 
@@ -123,10 +124,13 @@ class SqliteStore:
 
     def open(self):
         try:
+            _make_private(self.path)
             self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             migrate(self._db, self.path, Context(zone=self.zone))
+        except OSError as e:
+            raise UnusableStore(f"cannot open the database {self.path}: {e.strerror}") from None
         except sqlite3.DatabaseError as e:
             raise UnusableStore(f"cannot open the database {self.path}: {e}; "
                                "restore it from the .bak copy next to it or move it away") from None
@@ -292,3 +296,15 @@ class SqliteStore:
     @_writes
     def bump(self, counter):
         self._db.execute("UPDATE counters SET value = value + 1 WHERE name = ?", (counter,))
+
+
+def _make_private(path):
+    """The database is the daemon's alone (mode 0600; SQLite gives its -wal and -shm files the same)."""
+    if str(path) == ":memory:":
+        return
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600))
+    for name in (str(path), f"{path}-wal", f"{path}-shm"):
+        try:
+            os.chmod(name, 0o600)
+        except FileNotFoundError:
+            pass

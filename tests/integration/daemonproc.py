@@ -18,9 +18,10 @@ READY_HTTPS = re.compile(r"available at https://127\.0\.0\.1:(\d+)/")
 
 
 class DaemonProcess:
-    def __init__(self, workdir, conf_text="", argv=None, env=None, preexec_fn=None):
+    def __init__(self, workdir, conf_text="", argv=None, env=None, preexec_fn=None, prefix=()):
         """`env` (optional) holds variables added to the inherited environment of each start;
-        `preexec_fn` (optional) runs in the child before the daemon starts (e.g. to set an rlimit)."""
+        `preexec_fn` (optional) runs in the child before the daemon starts (e.g. to set an rlimit);
+        `prefix` (optional) is a command the daemon runs under (e.g. setpriv)."""
         self.workdir = workdir
         self.conf = workdir / "scrapy-do.conf"
         self.conf.write_text(conf_text or "[scrapy-do]\njob-slots = 2\ncancel-grace = 5\n"
@@ -31,6 +32,7 @@ class DaemonProcess:
         self.runs = 0
         self.env = env
         self.preexec_fn = preexec_fn
+        self.prefix = list(prefix)
 
     def start(self, wait=True):
         self.runs += 1
@@ -38,7 +40,7 @@ class DaemonProcess:
         self.err = self.workdir / f"daemon-{self.runs}.err"
         with open(self.log, "wb") as out, open(self.err, "wb") as err:
             env = None if self.env is None else {**os.environ, **self.env}
-            self.proc = subprocess.Popen([sys.executable, "-m", "scrapy_do", *self.argv], cwd=self.workdir,
+            self.proc = subprocess.Popen([*self.prefix, sys.executable, "-m", "scrapy_do", *self.argv], cwd=self.workdir,
                                          stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env,
                                          preexec_fn=self.preexec_fn)
         if wait:

@@ -35,7 +35,7 @@ def test_quick_crawl_succeeds_with_payload_and_logs(daemon):
     done = yield wait_for_job(c, job.identifier)
     assert done.status is JobStatus.SUCCESSFUL and done.exit_code == 0
     out = json.loads(c.log_path(job.identifier, "out").read_text().strip().splitlines()[-1])
-    assert out == {"payload": {"tag": "é"}, "data_dir": str(daemon.config.spider_data_dir), "body": "hello"}
+    assert out == {"payload": {"tag": "é"}, "data_dir": str(daemon.config.spider_data_dir / "offline"), "body": "hello"}
     assert "Spider closed (finished)" in c.log_path(job.identifier, "err").read_text()
 
 
