@@ -76,5 +76,9 @@ class LaunchError(ScrapyDoError):
         self.transient = transient
 
 
+class Starting(ScrapyDoError):
+    """The daemon is still recovering from its previous run; ask again in a moment."""
+
+
 class StorageFull(ScrapyDoError):
     """The disk holding the store is full: nothing was written; retry once space is freed."""

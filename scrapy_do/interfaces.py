@@ -19,6 +19,9 @@ class IJobStore(Interface):
     def update_job(job):
         """Replace the stored run or schedule with the same identifier."""
 
+    def update_jobs(jobs):
+        """`update_job` for each of `jobs`, all or none (one transaction)."""
+
     def get_job(identifier):
         """The run or schedule with this identifier, or None."""
 
@@ -74,6 +77,10 @@ class ILauncher(Interface):
     def reattach(handle):
         """A Deferred firing with an `IRun` for a crawl a previous daemon started (its persisted `handle`),
         or None when it cannot be followed any more; then nothing of it is left running."""
+
+    def collect_garbage(finished):
+        """Remove what the launcher keeps for jobs that ended while no daemon watched (`finished(job_id)`
+        says which ids those are)."""
 
 
 class IRun(Interface):

@@ -136,9 +136,21 @@ class ScrapyDoService(MultiService):
             super().startService()
         except ScrapyDoError as e:
             self._fail(e.msg, getattr(e, "exit_status", 1))
+            return
         except Exception as e:  # a bug, but the daemon must not linger half-started
             log.failure("start-up failed")
             self._fail(f"{type(e).__name__}: {e}")
+            return
+        controller = getattr(self, "controller", None)
+        if controller is not None:
+            controller.recovered.addErrback(self._recovery_failed)
+
+    def _recovery_failed(self, failure):
+        if failure.check(ScrapyDoError):
+            self._fail(failure.value.msg, getattr(failure.value, "exit_status", 1))
+        else:
+            log.failure("recovery failed", failure)
+            self._fail(f"recovery failed: {failure.type.__name__}: {failure.value}")
 
     def _fail(self, message, exit_status=1):
         self.failed = message

@@ -53,6 +53,9 @@ class FakeLauncher:
         self.reattached.append(handle)
         return defer.succeed(self.alive.get(handle))
 
+    def collect_garbage(self, finished):
+        self.collected = finished
+
     def by_job(self, job_id):
         return next(c for c in self.launched if c.request.job_id == job_id)
 

@@ -99,35 +99,57 @@ class Controller(Service):
             self.projects.open()
         except OSError as e:
             raise StartupError(f"cannot prepare the project store {self.config.project_store}: {e}") from None
-        failures = []
-        self._recover().addErrback(failures.append)
-        if failures:
-            failures[0].raiseException()
+        self._stopping = False
+        # Recovery may wait for leftover crawls to die (in threads); only then is the daemon running,
+        # schedules fire and jobs start. `recovered` fires then, or fails (the daemon stops).
+        self.recovered = self._recover()
+        self.recovered.addCallback(self._begin)
+
+    def _begin(self, _):
+        if self._stopping:
+            return
         self.projects.collect_garbage(p.tree for p in self.store.list_projects())
+        self.launcher.collect_garbage(self._finished)
         self._purge()
         self.started_at = self.clock.seconds()
-        self._stopping = False
         self.scheduler.start()
         super().startService()
+        log.info("recovered; {slots} job slots ready", slots=self.config.job_slots)
         self._pump()
+
+    def _finished(self, identifier):
+        job = self.store.get_job(identifier) if UUID.match(identifier) else None
+        return job is not None and job.status in COMPLETED
 
     @defer.inlineCallbacks
     def _recover(self):
         """Re-attach to runs a previous daemon left RUNNING (or queue them again); re-arm schedules."""
-        for run in self.store.list_jobs([JobStatus.RUNNING], oldest_first=True):
-            attached = (yield self.launcher.reattach(run.handle)) if run.handle else None
+        running = self.store.list_jobs([JobStatus.RUNNING], oldest_first=True)
+        # Each leftover may take twice the grace to stop: all at once, not one after another.
+        attached = yield defer.gatherResults(
+            [defer.maybeDeferred(self.launcher.reattach, run.handle) if run.handle else defer.succeed(None)
+             for run in running], consumeErrors=True)
+        requeued = []
+        for run, crawl in zip(running, attached):
             project = self.store.get_project(run.project)
-            if attached is not None and project is not None:
+            if crawl is not None and project is not None:
                 log.info("job {job} still runs; re-attached", job=run.identifier)
-                self._track(run.identifier, _Slot(project.tree), attached)
+                self._track(run.identifier, _Slot(project.tree), crawl)
                 continue
             log.info("job {job} was running when the daemon stopped; queued again", job=run.identifier)
-            self.store.update_job(transition(run, JobStatus.PENDING, handle=None, started=None))
+            requeued.append(transition(run, JobStatus.PENDING, handle=None, started=None))
+        armed = []
         for schedule in self.store.list_jobs([JobStatus.SCHEDULED], oldest_first=True):
             try:
-                self._arm(schedule, specs.parse(schedule.spec))
+                armed.append(self._next_run(schedule, specs.parse(schedule.spec)))
             except specs.InvalidSpec as e:
                 log.error("cannot re-arm job {job}: {e}", job=schedule.identifier, e=e)
+        self.store.update_jobs(requeued + armed)
+
+    @property
+    def ready(self):
+        """Recovered and running: the daemon serves as usual."""
+        return bool(self.running)
 
     def stopService(self):
         """Stop every crawl (TERM, then KILL after the grace); their runs go back to PENDING."""
@@ -251,10 +273,14 @@ class Controller(Service):
 
     def _arm(self, schedule, parsed):
         """Put a schedule on the timer and record its next due time."""
-        due = self.scheduler.add(schedule.identifier, parsed)
-        schedule = dataclasses.replace(schedule, next_run=zones.instant(due))
+        schedule = self._next_run(schedule, parsed)
         self.store.update_job(schedule)
         return schedule
+
+    def _next_run(self, schedule, parsed):
+        """Put a schedule on the timer; the schedule with its next due time, not yet stored."""
+        due = self.scheduler.add(schedule.identifier, parsed)
+        return dataclasses.replace(schedule, next_run=zones.instant(due))
 
     def _fire_schedule(self, identifier):
         schedule = self.store.get_job(identifier)

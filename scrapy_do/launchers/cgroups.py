@@ -115,6 +115,15 @@ class CrawlCgroups:
             return e.errno != errno.EBUSY
         return True
 
+    def children(self):
+        """The job ids that have a cgroup here."""
+        if not self.available:
+            return []
+        try:
+            return [entry.name for entry in os.scandir(self.root) if entry.is_dir(follow_symlinks=False)]
+        except OSError:
+            return []
+
     def members(self, path):
         try:
             with open(os.path.join(path, "cgroup.procs"), encoding="ascii") as f:

@@ -17,10 +17,11 @@ import json
 import os
 import signal
 import sys
+import time
 from dataclasses import dataclass, field
 
 import psutil
-from twisted.internet import defer, error, protocol
+from twisted.internet import defer, error, protocol, threads
 from twisted.logger import Logger
 from zope.interface import implementer
 
@@ -257,18 +258,38 @@ class ProcessLauncher:
         except LaunchError:
             return defer.fail()
 
+    def _in_thread(self, fn, *args):
+        """Blocking work off the reactor thread (inline on a test clock, which has no threads)."""
+        pool = getattr(self._reactor, "getThreadPool", None)
+        if pool is None:
+            return defer.maybeDeferred(fn, *args)
+        return threads.deferToThreadPool(self._reactor, pool(), fn, *args)
+
     def reattach(self, handle):
         """A crawl of a previous daemon cannot be followed: its parent died, so Linux sent it SIGTERM
-        (see child.py) and its exit code goes to nobody. Make sure it is gone; the job runs again."""
+        (see child.py) and its exit code goes to nobody. Make sure it is gone (in a thread: that may
+        take twice the grace); the job runs again."""
         self._ready()
         parsed = parse_handle(handle)
-        if parsed is not None:
-            pid, created, cgroup = parsed
-            if kill_leftover(pid, created, grace=self.grace):
-                kill_group(pid, signal.SIGKILL)
-            if self.cgroups.owns(cgroup):
-                self.cgroups.kill(cgroup)
-        return defer.succeed(None)
+        if parsed is None:
+            return defer.succeed(None)
+        return self._in_thread(self._stop_leftover, *parsed).addCallback(lambda _: None)
+
+    def _stop_leftover(self, pid, created, cgroup):
+        if kill_leftover(pid, created, grace=self.grace):
+            kill_group(pid, signal.SIGKILL)
+        if self.cgroups.owns(cgroup):
+            self.cgroups.kill(cgroup)
+            deadline = time.monotonic() + 2.0  # killed members take a moment to leave
+            while not self.cgroups.remove(cgroup) and time.monotonic() < deadline:
+                time.sleep(0.05)
+
+    def collect_garbage(self, finished):
+        """Remove the empty cgroups of crawls that ended just as a previous daemon stopped."""
+        self._ready()
+        for job_id in self.cgroups.children():
+            if finished(job_id):
+                self.cgroups.remove(self.cgroups.path(job_id))
 
     def _spawn(self, request):
         self._ready()

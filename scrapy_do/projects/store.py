@@ -165,7 +165,7 @@ class ProjectStore:
             spiders = yield self.list_spiders(incoming, name)
             yield self._in_thread(_stage, source, staged)
         except BaseException:
-            shutil.rmtree(incoming, ignore_errors=True)
+            yield self._in_thread(shutil.rmtree, incoming, True)
             _unlink(staged)
             raise
         finally:
@@ -207,14 +207,16 @@ class ProjectStore:
         return tree
 
     def discard(self, prepared):
-        shutil.rmtree(prepared.incoming, ignore_errors=True)
         if isinstance(prepared.data, Path):
             _unlink(prepared.data)
+        return self._in_thread(shutil.rmtree, prepared.incoming, True)
 
     def remove_tree(self, tree):
+        """Delete an unpacked tree in a thread (up to max-unpacked-size of files); fires when it is gone."""
         tree = Path(tree)
-        if tree.parent == self.trees:
-            shutil.rmtree(tree, ignore_errors=True)
+        if tree.parent != self.trees:
+            return defer.succeed(None)
+        return self._in_thread(shutil.rmtree, tree, True)
 
     def remove_archive(self, name):
         try:
@@ -225,12 +227,14 @@ class ProjectStore:
     def collect_garbage(self, live_trees):
         """Remove trees nothing refers to: old versions, interrupted pushes (and their staged archives)."""
         live = {Path(t).name for t in live_trees}
+        removed = []
         for entry in self.trees.iterdir():
             if entry.name not in live:
                 log.info("removing unused tree {tree}", tree=str(entry))
-                shutil.rmtree(entry, ignore_errors=True)
+                removed.append(self._in_thread(shutil.rmtree, entry, True))
         for entry in self.archives.glob(".incoming-*.zip"):
             _unlink(entry)
+        return defer.DeferredList(removed)
 
 
 def _unlink(path):

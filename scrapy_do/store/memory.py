@@ -37,6 +37,10 @@ class MemoryStore:
         if job.identifier in self._jobs:
             self._jobs[job.identifier] = job
 
+    def update_jobs(self, jobs):
+        for job in jobs:
+            self.update_job(job)
+
     def get_job(self, identifier):
         return self._jobs.get(identifier)
 

@@ -183,6 +183,12 @@ class SqliteStore:
         sets = ", ".join(f"{c} = ?" for c in columns[1:])
         self._db.execute(f"UPDATE {table} SET {sets} WHERE identifier = ?", (*values[1:], values[0]))
 
+    @_writes
+    def update_jobs(self, jobs):
+        with self._transaction():
+            for job in jobs:
+                self.update_job(job)
+
     def get_job(self, identifier):
         for table in _TABLE_COLUMNS:
             row = self._db.execute(f"SELECT seq, {_SELECT['rows'][table]} FROM {table} WHERE identifier = ?",

@@ -38,6 +38,7 @@ log = Logger(namespace="scrapy_do.web.api")
 ERROR_CODES = [
     (errors.TooLarge, 413),
     (errors.StorageFull, 507),
+    (errors.Starting, 503),
     (errors.BadRequest, 400),
     (errors.NotFound, 404),
     (errors.Conflict, 409),
@@ -243,6 +244,8 @@ class WebAPI:
     @app.handle_errors(errors.ScrapyDoError)
     def domain_error(self, request, failure):
         code = next(c for cls, c in ERROR_CODES if failure.check(cls))
+        if code == 503:
+            request.setHeader(b"retry-after", b"1")
         return error_body(request, code, failure.value.msg)
 
     @app.handle_errors(HTTPException)
@@ -279,6 +282,11 @@ class WebAPI:
 
     @app.route("/status.json", methods=["GET"])
     def status(self, request):
+        if not self.controller.ready:
+            # A readiness check (systemd, a load balancer, a script) waits until crawls left over from the
+            # previous run are stopped and the queue is whole again.
+            raise errors.Starting("the daemon is starting: it is stopping the crawls its previous run left "
+                                  "behind and recovering the queue; ask again in a moment")
         return to_json(request, self._status())
 
     def _status(self):

@@ -17,6 +17,7 @@ def daemon(tmp_path):
     service = make_service(config, reactor)
     service.startService()
     assert service.failed is None, service.failed
+    pytest_twisted.blockon(service.controller.recovered)
     service.config = config
     service.port = service.getServiceNamed("web").ports[0].getHost().port
     yield service

@@ -15,6 +15,8 @@ from tests.helpers import multipart
 
 READY = re.compile(r"available at http://127\.0\.0\.1:(\d+)/")
 READY_HTTPS = re.compile(r"available at https://127\.0\.0\.1:(\d+)/")
+#: Logged once recovery is over: status.json answers 200 from then on (503 before).
+RECOVERED = re.compile(r"recovered; \d+ job slots ready")
 
 
 class DaemonProcess:
@@ -47,14 +49,20 @@ class DaemonProcess:
             self.url = f"http://127.0.0.1:{self.wait_ready()}"
         return self
 
+    def port_if_listening(self):
+        """The port once the daemon listens (it may still be recovering), else None."""
+        m = READY.search(self.log.read_text()) if self.log.exists() else None
+        return int(m.group(1)) if m else None
+
     def wait_ready_https(self, timeout=30):
         return self.wait_ready(timeout, READY_HTTPS)
 
     def wait_ready(self, timeout=30, pattern=READY):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            m = pattern.search(self.log.read_text())
-            if m:
+            text = self.log.read_text()
+            m = pattern.search(text)
+            if m and RECOVERED.search(text):
                 return int(m.group(1))
             if self.proc.poll() is not None:
                 raise AssertionError(f"daemon exited {self.proc.returncode}: {self.err.read_text()}"

@@ -532,3 +532,51 @@ def test_sqlite_full_disk_is_a_storage_full_error(tmp_path, monkeypatch):
     s._db = Full()
     with pytest.raises(StorageFull, match="is full; nothing was changed"):
         s.bump("run")
+
+
+def test_recovery_waits_for_every_leftover_at_once_and_only_then_starts_work(config, store, clock, tmp_path):
+    """Leftovers are stopped together (reattach asked for all before any answered); until they are, the
+    daemon is not ready: no job starts and no schedule fires. Then both happen."""
+    import dataclasses
+
+    from twisted.internet import defer
+
+    from scrapy_do.domain import zones
+    from scrapy_do.domain.models import RunOptions, new_run
+    from scrapy_do.engine.controller import Controller
+    from tests.fakes import FakeLauncher, FakeProjects
+
+    class SlowLauncher(FakeLauncher):
+        def __init__(self):
+            super().__init__()
+            self.waiting = {}
+
+        def reattach(self, handle):
+            self.reattached.append(handle)
+            self.waiting[handle] = defer.Deferred()
+            return self.waiting[handle]
+
+    projects = FakeProjects(tmp_path / "trees")
+    projects.next = ("proj", ("quick",))
+    launcher = SlowLauncher()
+    first = Controller(config, store, projects, FakeLauncher(), clock)
+    first.startService()
+    result_of(first.push_project(b"zip"))
+    first.stopService()
+    now = zones.instant(clock.seconds())
+    for handle in ("fake:a", "fake:b"):
+        store.add_job(dataclasses.replace(new_run("proj", RunOptions("quick"), now), status=JobStatus.RUNNING,
+                                          started=now, handle=handle))
+    c = Controller(config, store, projects, launcher, clock)
+    c.startService()
+    assert sorted(launcher.reattached) == ["fake:a", "fake:b"]  # both asked before either answered
+    assert not c.ready and not c.recovered.called
+    queued = c.schedule_job("proj", "quick")
+    clock.advance(60)
+    assert launcher.launched == [] and store.get_job(queued.identifier).status is JobStatus.PENDING
+    launcher.waiting["fake:a"].callback(None)
+    assert not c.ready
+    launcher.waiting["fake:b"].callback(None)
+    assert c.ready and c.recovered.called
+    assert len(launcher.launched) == 2  # the two requeued runs fill both slots; the new one waits its turn
+    c.stopService()

@@ -237,3 +237,15 @@ def test_a_full_disk_answers_507_in_json_and_stores_nothing(http, controller, mo
     assert body == {"status": "error", "msg": "the disk holding /srv/scrapy-do.db is full; nothing was changed: "
                                               "free some space and try again"}
     assert controller.list_jobs() == []
+
+
+def test_status_is_503_with_retry_after_until_recovery_is_over(controller, config):
+    """A readiness check: status.json answers 503 (JSON, Retry-After) while the daemon recovers."""
+    http = StubTreq(WebAPI(controller, config).app.resource())
+    controller.running = 0  # as between startService and the end of recovery
+    response, body = call(http, "get", "/status.json")
+    assert response.code == 503 and response.headers.getRawHeaders("retry-after") == ["1"]
+    assert json.loads(body)["status"] == "error" and "starting" in json.loads(body)["msg"]
+    controller.running = 1
+    response, _ = call(http, "get", "/status.json")
+    assert response.code == 200
