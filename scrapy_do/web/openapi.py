@@ -60,7 +60,9 @@ def openapi_document():
         "paths": {
             "/status.json": {"get": {
                 "summary": "Daemon status and counters",
-                "responses": _responses(_ok("status", status_props, list(status_props)))}},
+                "description": "503 (with Retry-After) while the daemon is starting: it stops crawls its "
+                               "previous run left behind before it serves as ready.",
+                "responses": _responses(_ok("status", status_props, list(status_props)), 503)}},
             "/push-project.json": {"post": {
                 "summary": "Push a zipped project, replacing one of the same name",
                 "requestBody": _form({"archive": _STR}, ["archive"], files=("archive",)),
