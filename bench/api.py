@@ -13,7 +13,6 @@ import http.client
 import json
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
@@ -23,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from scrapy_do.domain.models import Actor, JobStatus, Run, RunOptions  # noqa: E402
 from scrapy_do.store import SqliteStore  # noqa: E402
+from tests.helpers import reachable_tempdir  # noqa: E402
 from tests.integration.daemonproc import DaemonProcess  # noqa: E402
 
 
@@ -55,7 +55,7 @@ def measure(conn, path, n):
 
 
 def run(jobs, label, probes):
-    with tempfile.TemporaryDirectory() as tmp:
+    with reachable_tempdir() as tmp:
         tmp = Path(tmp)
         (tmp / "projects").mkdir()
         fill(tmp / "projects" / "scrapy-do.db", jobs)

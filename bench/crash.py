@@ -19,12 +19,12 @@ import argparse
 import json
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from tests.helpers import reachable_tempdir  # noqa: E402
 from tests.integration.test_crash_cycles import CrashHarness  # noqa: E402
 
 
@@ -45,7 +45,7 @@ def main(argv=None):
     parser.add_argument("--workdir", type=Path, help="keep the daemon's files here (default: a temp dir)")
     args = parser.parse_args(argv)
 
-    with tempfile.TemporaryDirectory() as tmp:
+    with reachable_tempdir() as tmp:
         workdir = args.workdir or Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)
         harness = CrashHarness(workdir, slots=args.slots, slow_per_cycle=args.slow_per_cycle,

@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.helpers import OFFLINE, multipart, offline_zip  # noqa: E402
+from tests.helpers import OFFLINE, multipart, offline_zip, reachable_tempdir  # noqa: E402
 from tests.integration.daemonproc import DaemonProcess  # noqa: E402
 
 JOBS = 30
@@ -57,6 +57,7 @@ def in_process(args):
     if args.fork:
         reactor._neverUseSpawn = True  # A/B: Twisted's fork path instead of posix_spawn
     workdir = Path(tempfile.mkdtemp(prefix="sd-bench-"))
+    os.chmod(workdir, 0o711)  # the crawl user (nobody under root) passes through to the store
     config = dataclasses.replace(load(cwd=workdir), job_slots=SLOTS, completed_cap=1000,
                                  interfaces=(("127.0.0.1", 0),))
     service = make_service(config, reactor)
@@ -119,7 +120,7 @@ def in_process(args):
 
 
 def idle_rss():
-    with tempfile.TemporaryDirectory() as tmp:
+    with reachable_tempdir() as tmp:
         daemon = DaemonProcess(Path(tmp)).start()
         body, ctype = multipart({"archive": ("offline.zip", offline_zip())})
         urllib.request.urlopen(urllib.request.Request(daemon.url + "/push-project.json", data=body,

@@ -16,7 +16,6 @@ import http.client
 import json
 import random
 import sys
-import tempfile
 import threading
 import time
 import urllib.parse
@@ -28,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from api import fill  # noqa: E402  (bench/api.py: completed jobs stored before start)
-from tests.helpers import offline_zip  # noqa: E402
+from tests.helpers import offline_zip, reachable_tempdir  # noqa: E402
 from tests.integration.daemonproc import DaemonProcess  # noqa: E402
 
 KINDS = [
@@ -141,7 +140,7 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
 
-    with tempfile.TemporaryDirectory() as tmp:
+    with reachable_tempdir() as tmp:
         tmp = Path(tmp)
         (tmp / "projects").mkdir()
         fill(tmp / "projects" / "scrapy-do.db", args.completed)

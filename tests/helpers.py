@@ -1,6 +1,9 @@
 """Small helpers shared by the tests: fixture archives and Deferred results."""
 
+import contextlib
 import io
+import os
+import tempfile
 import zipfile
 from pathlib import Path
 
@@ -25,6 +28,15 @@ def zip_tree(root, name=None, stored=None):
             zf.writestr(zipfile.ZipInfo(f"{name}/{member}", (2026, 1, 1, 0, 0, 0)), data,
                         compress_type=zipfile.ZIP_STORED)
     return buf.getvalue()
+
+
+@contextlib.contextmanager
+def reachable_tempdir(prefix="scrapy-do-"):
+    """A temporary folder for a daemon's store that its crawl user (`nobody` under root) can pass through:
+    tempfile makes them 0700."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        os.chmod(tmp, 0o711)
+        yield tmp
 
 
 def offline_zip():
