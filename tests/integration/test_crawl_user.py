@@ -109,16 +109,17 @@ def test_a_root_daemon_runs_crawls_as_nobody_and_they_reach_only_their_data(tmp_
 
 
 def test_a_named_crawl_user_runs_the_crawls_and_the_spider_listing(tmp_path, crawler, store_of):
-    d = store_of(start(tmp_path, f"crawl-user = {CRAWLER}\n"))
+    d = store_of(start(tmp_path, f"crawl-user = {CRAWLER}\n", env={"SCRAPY_DO_TEST_SECRET": "hunter2"}))
     try:
         assert f"crawls run as {CRAWLER} (uid {crawler.pw_uid})" in d.log.read_text()
         seen = report(d, run_spider(d, "trespasser"))
         assert (seen["uid"], seen["gid"], seen["user"]) == (crawler.pw_uid, crawler.pw_gid, CRAWLER)
         assert seen["capabilities"] == ZERO_CAPABILITIES
         # `scrapy list` runs the project's code at push time: as the crawl user too.
-        boom = {"hostile/spiders/boom.py": b"import os\nraise RuntimeError(f'listed as uid={os.getuid()}')\n"}
+        boom = {"hostile/spiders/boom.py": b"import os\nraise RuntimeError(f'listed as uid={os.getuid()} "
+                                           b"secret={os.environ.get(\"SCRAPY_DO_TEST_SECRET\")}')\n"}
         code, body = d.request("/push-project.json", {"archive": ("hostile.zip", zip_tree(HOSTILE, stored=boom))})
-        assert code == 400 and f"listed as uid={crawler.pw_uid}" in body["msg"], body
+        assert code == 400 and f"listed as uid={crawler.pw_uid} secret=None" in body["msg"], body
     finally:
         d.stop()
 
