@@ -90,6 +90,7 @@ class Run(_Job):
     exit_code: int | None = None
     handle: str | None = None
     schedule_id: str | None = None
+    reason: str | None = None  # why it ended as it did: timeout, canceled, exit code N, signal N
 
     schedule = "now"
 
@@ -106,7 +107,7 @@ class Schedule(_Job):
     finished: datetime | None = None
     next_run: datetime | None = None
 
-    parent = started = duration = exit_code = None
+    parent = started = duration = exit_code = reason = None
 
     @property
     def schedule(self):
@@ -132,6 +133,17 @@ def transition(job, status, **changes):
             raise Conflict(f"job {job.identifier} already finished ({job.status.value}); nothing to do")
         raise Conflict(f"job {job.identifier} is {job.status.value} and cannot become {status.value}")
     return dataclasses.replace(job, status=status, **changes)
+
+
+def end_reason(exit_code, *, canceled=False, timed_out=False):
+    """Why a run ended as it did, for its record; None when it simply succeeded."""
+    if timed_out:
+        return "timeout"
+    if canceled:
+        return "canceled"
+    if not exit_code:
+        return None
+    return f"signal {-exit_code}" if exit_code < 0 else f"exit code {exit_code}"
 
 
 @dataclass(frozen=True)

@@ -8,9 +8,21 @@ launcher what it means), not editing every layer.
 
 import dataclasses
 import json
+import re
 from dataclasses import dataclass, field
 
 from scrapy_do.errors import BadRequest, InvalidPayload
+
+#: Spider arguments and setting overrides together may take this much (as JSON text).
+MAX_ARGUMENTS = 64 << 10
+PRIORITY_RANGE = (-1000, 1000)
+TIMEOUT_RANGE = (1, 604800)
+_SETTING_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
+_WHOLE = re.compile(r"^[+-]?[0-9]{1,12}$")
+#: Settings the daemon sets for every crawl, and why a job may not override them.
+OWNED_SETTINGS = {
+    "LOG_FILE": "the daemon writes the crawl's log itself, from its output (the job's .err log)",
+}
 
 
 def normalise_payload(text):
@@ -35,17 +47,91 @@ def normalise_payload(text):
     return text
 
 
+def _kind(value):
+    return {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(type(value), "a number")
+
+
+def _valid_unicode(name, text):
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadRequest(f"{name} holds an unpaired surrogate escape (like \\ud800); send valid Unicode") from None
+
+
+def _json_object(name, text, example):
+    if len(text.encode("utf-8", "surrogatepass")) > MAX_ARGUMENTS:
+        raise BadRequest(f"{name} is longer than {MAX_ARGUMENTS // 1024} KiB; pass big inputs in a file the spider "
+                         "reads, or in its data directory")
+    try:
+        value = json.loads(text)
+    except ValueError as e:
+        raise BadRequest(f"{name} is not valid JSON ({e}); send a JSON object such as {example}") from None
+    except RecursionError:
+        raise BadRequest(f"{name} is nested too deeply; flatten it") from None
+    if not isinstance(value, dict):
+        raise BadRequest(f"{name} must be a JSON object such as {example}, not {_kind(value)}")
+    _valid_unicode(name, json.dumps(value, ensure_ascii=False))
+    return value
+
+
+def parse_args(text):
+    """Spider arguments: a JSON object of identifiers; each becomes `-a KEY=VALUE`."""
+    value = _json_object("args", text, '{"category": "books"}')
+    for key in value:
+        if key == "payload":
+            raise BadRequest("args may not hold 'payload': that is the job's own argument; send it in the "
+                             "payload field")
+        if not key.isidentifier():
+            raise BadRequest(f"args: {key!r} is not a spider argument name; use Python identifiers such as "
+                             "category or max_pages")
+    return value
+
+
+def parse_settings(text):
+    """Scrapy setting overrides: a JSON object of setting names; each becomes `-s NAME=VALUE`."""
+    value = _json_object("settings", text, '{"DOWNLOAD_DELAY": 2}')
+    for name in value:
+        if not _SETTING_NAME.match(name):
+            raise BadRequest(f"settings: {name!r} is not a Scrapy setting name; names are upper case, such as "
+                             "DOWNLOAD_DELAY or CLOSESPIDER_ITEMCOUNT")
+        if name in OWNED_SETTINGS:
+            raise BadRequest(f"settings may not override {name}: {OWNED_SETTINGS[name]}")
+    return value
+
+
+def _whole(name, low, high, unit=""):
+    def parse(text):
+        text = text.strip()
+        value = int(text) if _WHOLE.match(text) else None
+        if value is None or not low <= value <= high:
+            raise BadRequest(f"{name} must be a whole number from {low} to {high}{unit}, not {text[:40]!r}")
+        return value
+    return parse
+
+
+def command_value(value):
+    """A `-a`/`-s` value on Scrapy's command line: strings as they are, anything else as JSON."""
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
 def _text(value):
     return value
 
 
-def option(default=dataclasses.MISSING, *, help, parse=_text, schema=None, column=False, cli=None):
+def option(default=dataclasses.MISSING, *, help, parse=_text, schema=None, record=None, column=False, cli=None,
+           factory=dataclasses.MISSING):
     """A RunOptions field: its API parameter (the field name), parser, JSON schema and help text.
 
-    `column` options are stored in their own column (they are filtered on);
-    the others share one JSON column. `cli` is the client's flag default.
+    `schema` is the request parameter's (text in a form), `record` the value's
+    in a job record when that differs (an object, a number). `column` options
+    are stored in their own column (they are filtered or sorted on); the
+    others share one JSON column. `cli` is the client's flag default.
     """
-    meta = {"help": help, "parse": parse, "schema": schema or {"type": "string"}, "column": column, "cli": cli}
+    schema = schema or {"type": "string"}
+    meta = {"help": help, "parse": parse, "schema": schema, "record": record or schema, "column": column,
+            "cli": cli}
+    if factory is not dataclasses.MISSING:
+        return field(default_factory=factory, metadata=meta)
     return field(default=default, metadata=meta)
 
 
@@ -56,6 +142,23 @@ class RunOptions:
     payload: str = option("{}", help="a JSON object passed to the spider as -a payload=...",
                           parse=normalise_payload, schema={"type": "string", "description": "a JSON object, as text"},
                           cli="{}")
+    args: dict = option(factory=dict, parse=parse_args,
+                        help="spider arguments, a JSON object: each KEY is passed as -a KEY=VALUE",
+                        schema={"type": "string", "description": 'a JSON object, as text, e.g. {"category": "books"}'},
+                        record={"type": "object"})
+    settings: dict = option(factory=dict, parse=parse_settings,
+                            help="Scrapy setting overrides, a JSON object: each NAME is passed as -s NAME=VALUE",
+                            schema={"type": "string", "description": 'a JSON object, as text, e.g. {"DOWNLOAD_DELAY": 2}'},
+                            record={"type": "object"})
+    priority: int = option(0, parse=_whole("priority", *PRIORITY_RANGE), column=True,
+                           help="-1000 to 1000; pending jobs start highest priority first, then oldest first",
+                           schema={"type": "string", "description": "a whole number from -1000 to 1000"},
+                           record={"type": "integer"})
+    timeout: int | None = option(None, parse=_whole("timeout", *TIMEOUT_RANGE, " seconds"),
+                                 help="a hard time limit in seconds (1 to 604800): then SIGTERM, SIGKILL after "
+                                      "cancel-grace, and the job FAILED with reason timeout",
+                                 schema={"type": "string", "description": "whole seconds, 1 to 604800"},
+                                 record={"type": ["integer", "null"]})
 
     @classmethod
     def from_params(cls, get):
@@ -64,15 +167,17 @@ class RunOptions:
         for f in dataclasses.fields(cls):
             raw = get(f.name)
             if raw is None:
-                if f.default is dataclasses.MISSING:
+                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
                     raise BadRequest(f"missing parameter {f.name!r}: {f.metadata['help']}")
                 continue
             values[f.name] = f.metadata["parse"](raw)
         return cls(**values)
 
     def stored(self):
-        """The options kept in the shared JSON column, as text."""
-        return json.dumps({f.name: getattr(self, f.name) for f in OPTION_FIELDS if not f.metadata["column"]},
+        """The options kept in the shared JSON column, as text (defaults left out)."""
+        return json.dumps({f.name: getattr(self, f.name) for f in OPTION_FIELDS
+                           if not f.metadata["column"] and (f.name in _ALWAYS_STORED or getattr(self, f.name) !=
+                                                            _default(f))},
                           ensure_ascii=False)
 
     @classmethod
@@ -83,4 +188,13 @@ class RunOptions:
         return cls(**{k: v for k, v in data.items() if k in known}, **columns)
 
 
+def _default(f):
+    return f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+
+
 OPTION_FIELDS = tuple(dataclasses.fields(RunOptions))
+#: What databases of earlier versions always hold, whatever its value.
+_ALWAYS_STORED = {"description", "payload"}
+#: The options' defaults, by name (what a record shows for an option its stored JSON leaves out).
+OPTION_DEFAULTS = {f.name: _default(f) for f in OPTION_FIELDS if f.default is not dataclasses.MISSING
+                   or f.default_factory is not dataclasses.MISSING}

@@ -38,7 +38,7 @@ class RecordField:
 
 def _options():
     table = {"spider": 3, "description": 6, "payload": 10}
-    return [RecordField(f.name, f.name, "text", f.metadata["schema"], contract=f.name in table,
+    return [RecordField(f.name, f.name, "text", f.metadata["record"], contract=f.name in table,
                         table=table.get(f.name), option=True) for f in OPTION_FIELDS]
 
 
@@ -57,6 +57,9 @@ _DECLARED = (
     RecordField("started", "started", "instant", _INSTANT),
     RecordField("finished", "finished", "instant", _INSTANT),
     RecordField("exit-code", "exit_code", "int", _INT),
+    RecordField("reason", "reason", "text",
+                {"type": ["string", "null"], "description": "why a run ended as it did: timeout, canceled, "
+                                                            "exit code N, signal N; null when it succeeded"}),
     RecordField("parent", "parent", "text",
                 {"type": ["string", "null"], "description": "the schedule that made this run"}),
     RecordField("next-run", "next_run", "instant",

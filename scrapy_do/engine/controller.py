@@ -20,7 +20,8 @@ from scrapy_do import __version__
 from scrapy_do.domain import dispatch, zones
 from scrapy_do.domain import spec as specs
 from scrapy_do.domain.models import (
-    ACTIVE, COMPLETED, Actor, JobStatus, Project, RunOptions, Schedule, new_run, new_schedule, transition,
+    ACTIVE, COMPLETED, Actor, JobStatus, Project, Run, RunOptions, Schedule, end_reason, new_run, new_schedule,
+    transition,
 )
 from scrapy_do.errors import BadRequest, Conflict, LaunchError, NotFound, StartupError, StorageFull
 from scrapy_do.events import JobChanged, JobRemoved, ProjectPushed, ProjectRemoved
@@ -65,6 +66,7 @@ class _Slot:
     def __init__(self, tree):
         self.tree = tree
         self.run = None
+        self.deadline = None  # the call that ends the crawl at its time limit
 
 
 class Controller(Service):
@@ -80,6 +82,7 @@ class Controller(Service):
         self.scheduler = SpecScheduler(clock, self._fire_schedule, rng, zone=self.zone)
         self.slots = {}  # run id -> _Slot
         self._canceling = set()
+        self._timed_out = set()
         self._quarantined = set()
         self._stopping = False
         self._pumping = False
@@ -330,7 +333,8 @@ class Controller(Service):
         if slot is not None:
             # Still launching: it is canceled as soon as the launcher answers.
             self._canceling.add(job.identifier)
-        job = transition(job, JobStatus.CANCELED, finished=self.now())
+        job = transition(job, JobStatus.CANCELED, finished=self.now(),
+                         **({"reason": "canceled"} if isinstance(job, Run) else {}))
         if isinstance(job, Schedule):
             self.scheduler.remove(job.identifier)
             job = dataclasses.replace(job, next_run=None)
@@ -371,8 +375,7 @@ class Controller(Service):
                 free = self.config.job_slots - len(self.slots)
                 if free <= 0:
                     break
-                pending = self.store.list_jobs([JobStatus.PENDING], oldest_first=True,
-                                               limit=free + len(self.slots) + len(self._quarantined))
+                pending = self.store.pending_queue(free + len(self.slots) + len(self._quarantined))
                 pending = [r for r in pending if r.identifier not in self._quarantined]
                 for run in dispatch.next_to_start(pending, set(self.slots), self.config.job_slots):
                     self._start(run)
@@ -421,7 +424,20 @@ class Controller(Service):
             return
         self._backoff_delay = RETRY_FIRST
         self._track(identifier, slot, crawl)
+        limit = run.options.timeout or self.config.job_timeout
+        if limit:
+            slot.deadline = self.clock.callLater(limit, self._time_out, identifier, limit)
         log.info("job {job} started: {spider} ({handle})", job=identifier, spider=run.spider, handle=crawl.handle)
+
+    def _time_out(self, identifier, limit):
+        """The crawl reached its time limit: SIGTERM (Scrapy's graceful stop), SIGKILL after cancel-grace."""
+        slot = self.slots.get(identifier)
+        if slot is None or slot.run is None:
+            return
+        slot.deadline = None
+        self._timed_out.add(identifier)
+        log.info("job {job} reached its time limit of {limit} s; stopping it", job=identifier, limit=limit)
+        slot.run.stop(self.config.cancel_grace)
 
     def _track(self, identifier, slot, crawl):
         slot.run = crawl
@@ -474,13 +490,17 @@ class Controller(Service):
             log.warn("cannot write {path}: {e}", path=err_path, e=e)
         now = self.now()
         failed = transition(transition(run, JobStatus.RUNNING, started=now), JobStatus.FAILED, finished=now,
-                            duration=0)
+                            duration=0, reason="failed to start")
         self.store.record(failed, "run", "failed")
         self._emit(JobChanged(failed))
         self._purge()
 
     def _ended(self, code, identifier):
         slot = self.slots.pop(identifier)
+        if slot.deadline is not None and slot.deadline.active():
+            slot.deadline.cancel()
+        timed_out = identifier in self._timed_out
+        self._timed_out.discard(identifier)
         self._release_tree(slot.tree)
         job = self.store.get_job(identifier)
         now = self.now()
@@ -489,8 +509,11 @@ class Controller(Service):
             self._canceling.discard(identifier)
             self._pump()
             return code
-        if identifier in self._canceling:
-            self._canceling.discard(identifier)
+        canceled = identifier in self._canceling and not timed_out
+        self._canceling.discard(identifier)
+        if timed_out:
+            status, counter = JobStatus.FAILED, "failed"
+        elif canceled:
             status, counter = JobStatus.CANCELED, "canceled"
         elif self._stopping:
             # The daemon is shutting down: run this job again at the next start.
@@ -500,7 +523,8 @@ class Controller(Service):
         else:
             status, counter = (JobStatus.SUCCESSFUL, "successful") if code == 0 else (JobStatus.FAILED, "failed")
         duration = round((now - job.started).total_seconds()) if job.started else None
-        final = transition(job, status, finished=now, duration=duration, exit_code=code, handle=None)
+        final = transition(job, status, finished=now, duration=duration, exit_code=code, handle=None,
+                           reason=end_reason(code, canceled=canceled, timed_out=timed_out))
         log.info("job {job} ended: {status} (exit {code})", job=identifier, status=status.value, code=code)
         self._record_end(final, counter, RETRY_FIRST, announce=True)
         self._pump()

@@ -25,7 +25,7 @@ from twisted.internet import defer, error, protocol, threads
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from scrapy_do.domain.options import RunOptions
+from scrapy_do.domain.options import RunOptions, command_value
 from scrapy_do.errors import LaunchError
 from scrapy_do.interfaces import ILauncher, ILogSource, IRun
 from scrapy_do.launchers.cgroups import CrawlCgroups
@@ -63,8 +63,14 @@ def list_spiders_command(python, user, environ, tree):
 
 
 def crawl_arguments(options):
-    """The rest of Scrapy's command line, sent to the child on its stdin: `-a payload=...`."""
-    return ["-a", f"payload={options.payload}"]
+    """The rest of Scrapy's command line, sent to the child on its stdin (not visible in `ps`):
+    `-a payload=...`, then `-a KEY=VALUE` per spider argument and `-s NAME=VALUE` per setting."""
+    argv = ["-a", f"payload={options.payload}"]
+    for key, value in options.args.items():
+        argv += ["-a", f"{key}={command_value(value)}"]
+    for name, value in options.settings.items():
+        argv += ["-s", f"{name}={command_value(value)}"]
+    return argv
 
 
 #: What a crawl keeps of the daemon's environment: locale, paths, proxies and

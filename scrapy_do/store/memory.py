@@ -67,6 +67,11 @@ class MemoryStore:
             jobs.reverse()
         return jobs[offset:None if limit is None else offset + limit]
 
+    def pending_queue(self, limit):
+        pending = [j for j in self._jobs.values() if j.status is JobStatus.PENDING]
+        pending.sort(key=lambda j: (-j.options.priority, self._seq[j.identifier]))
+        return pending[:limit]
+
     def count_jobs(self, statuses=None, project=None, spider=None):
         return len(self._match(statuses, project, spider))
 

@@ -131,8 +131,16 @@ def split_schedules(db, context):
     db.execute("DROP TABLE jobs")
 
 
+# v2 → v3: priority (sorted on: a column), and why a run ended.
+V3 = """
+ALTER TABLE runs ADD COLUMN priority INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE runs ADD COLUMN reason TEXT;
+ALTER TABLE schedules ADD COLUMN priority INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX runs_queue ON runs (status, priority DESC, seq);
+"""
+
 # Each entry moves the schema from version i to i + 1.
-MIGRATIONS = [V1, split_schedules]
+MIGRATIONS = [V1, split_schedules, V3]
 
 
 def run_script(db, script):

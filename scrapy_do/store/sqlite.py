@@ -22,7 +22,7 @@ from scrapy_do.domain import zones
 from scrapy_do.domain.models import (
     COMPLETED, RUN_STATUSES, SCHEDULE_STATUSES, Actor, JobStatus, Project, Run, RunOptions, Schedule,
 )
-from scrapy_do.domain.options import OPTION_FIELDS
+from scrapy_do.domain.options import OPTION_DEFAULTS, OPTION_FIELDS
 from scrapy_do.domain.records import JOB_FIELDS
 from scrapy_do.errors import StorageFull, UnusableStore
 from scrapy_do.interfaces import IJobStore
@@ -30,16 +30,27 @@ from scrapy_do.store.migrations import Context, migrate
 
 COUNTERS = ("run", "successful", "failed", "canceled")
 
-_RUN_COLUMNS = ("identifier", "status", "actor", "project", "spider", "options", "timestamp", "started",
-                "finished", "duration", "exit_code", "handle", "schedule_id")
-_SCHEDULE_COLUMNS = ("identifier", "status", "actor", "project", "spider", "options", "spec", "timestamp",
-                     "finished", "next_run")
+_RUN_COLUMNS = ("identifier", "status", "actor", "project", "spider", "priority", "options", "timestamp", "started",
+                "finished", "duration", "exit_code", "handle", "schedule_id", "reason")
+_SCHEDULE_COLUMNS = ("identifier", "status", "actor", "project", "spider", "priority", "options", "spec",
+                     "timestamp", "finished", "next_run")
 # Both tables read into one row shape: kind, then the union of their columns.
-_SHAPE = ("identifier", "status", "actor", "project", "spider", "options", "timestamp", "started", "finished",
-          "duration", "exit_code", "handle", "schedule_id", "spec", "next_run")
+_SHAPE = ("identifier", "status", "actor", "project", "spider", "priority", "options", "timestamp", "started",
+          "finished", "duration", "exit_code", "handle", "schedule_id", "reason", "spec", "next_run")
 _OVERRIDES = {"runs": {"schedule": "'now'", "parent": "schedule_id"},
               "schedules": {"schedule": "spec"}}
 _TABLE_COLUMNS = {"runs": _RUN_COLUMNS, "schedules": _SCHEDULE_COLUMNS}
+
+
+def _sql_literal(value):
+    """An option's default as SQL: what a record shows when the stored options leave it out."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, str):
+        return "'" + value.replace("'", "''") + "'"
+    if isinstance(value, (dict, list)):
+        return "json('" + json.dumps(value).replace("'", "''") + "')"
+    return str(int(value))
 
 
 def _row_select(table):
@@ -53,7 +64,7 @@ def _json_select(table):
     parts = []
     for f in JOB_FIELDS:
         if f.option and f.attr not in cols:
-            expr = f"json_extract(options, '$.{f.attr}')"
+            expr = f"coalesce(json_extract(options, '$.{f.attr}'), {_sql_literal(OPTION_DEFAULTS[f.attr])})"
         elif f.attr in overrides:
             expr = overrides[f.attr]
         elif f.attr in cols:
@@ -82,7 +93,7 @@ def _record(row):
                   finished=zones.parse_shown(d["finished"]))
     if row[0] == "runs":
         return Run(**common, started=zones.parse_shown(d["started"]), duration=d["duration"],
-                   exit_code=d["exit_code"], handle=d["handle"], schedule_id=d["schedule_id"])
+                   exit_code=d["exit_code"], handle=d["handle"], schedule_id=d["schedule_id"], reason=d["reason"])
     return Schedule(**common, spec=d["spec"], next_run=zones.parse_shown(d["next_run"]))
 
 
@@ -161,12 +172,13 @@ class SqliteStore:
     def _values(self, job):
         if isinstance(job, Run):
             return "runs", _RUN_COLUMNS, (
-                job.identifier, job.status.value, job.actor.value, job.project, job.options.spider, _options(job),
-                self._t(job.timestamp), self._t(job.started), self._t(job.finished), job.duration, job.exit_code,
-                job.handle, job.schedule_id)
+                job.identifier, job.status.value, job.actor.value, job.project, job.options.spider,
+                job.options.priority, _options(job), self._t(job.timestamp), self._t(job.started),
+                self._t(job.finished), job.duration, job.exit_code, job.handle, job.schedule_id, job.reason)
         return "schedules", _SCHEDULE_COLUMNS, (
-            job.identifier, job.status.value, job.actor.value, job.project, job.options.spider, _options(job),
-            job.spec, self._t(job.timestamp), self._t(job.finished), self._t(job.next_run))
+            job.identifier, job.status.value, job.actor.value, job.project, job.options.spider,
+            job.options.priority, _options(job), job.spec, self._t(job.timestamp), self._t(job.finished),
+            self._t(job.next_run))
 
     @_writes
     def add_job(self, job):
@@ -244,6 +256,12 @@ class SqliteStore:
 
     def list_jobs(self, statuses=None, project=None, spider=None, limit=None, offset=0, oldest_first=False):
         return [_record(r) for r in self._select("rows", statuses, project, spider, limit, offset, oldest_first)]
+
+    def pending_queue(self, limit):
+        """The first `limit` PENDING runs in the order they start: highest priority, then oldest."""
+        rows = self._db.execute(f"SELECT {_SELECT['rows']['runs']} FROM runs WHERE status = ? "
+                                "ORDER BY priority DESC, seq ASC LIMIT ?", (JobStatus.PENDING.value, limit))
+        return [_record(r) for r in rows]
 
     def list_jobs_json(self, statuses=None, project=None, spider=None, limit=None, offset=0):
         return [r[0] for r in self._select("json", statuses, project, spider, limit, offset, False)]

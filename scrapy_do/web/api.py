@@ -28,6 +28,7 @@ from scrapy_do.web.sse import EventStream
 from scrapy_do.web.channel import GuardedSite, connection_cap
 from scrapy_do.web.logs import FinishedLog, LogFollower, bounded_int, parse_open_range
 from scrapy_do.domain.models import JobStatus, RunOptions
+from scrapy_do.domain.options import OPTION_FIELDS
 from scrapy_do.domain.records import to_record
 from scrapy_do.events import JobChanged
 from scrapy_do.web.openapi import openapi_document
@@ -44,6 +45,9 @@ ERROR_CODES = [
     (errors.Conflict, 409),
     (errors.ScrapyDoError, 400),
 ]
+
+#: What schedule-job.json takes: the project, the spec, and the run options.
+SCHEDULE_FIELDS = {"project", "when", *(f.name for f in OPTION_FIELDS)}
 
 #: Any parameter other than the archive.
 MAX_FIELD = 64 << 10
@@ -239,6 +243,15 @@ class WebAPI:
             raise errors.TooLarge(f"the request is larger than {self.config.max_archive_size} bytes "
                                   "(max-archive-size); push a smaller archive")
 
+    def _only(self, request, known, hint=""):
+        """Refuse a field the endpoint does not know: silently ignoring it would run something else than asked."""
+        sent = {k.decode("utf-8", "replace") for k in (*request.args, *getattr(request, "files", {}))}
+        unknown = sorted(sent - set(known))
+        if unknown:
+            names = ", ".join(repr(name[:40]) for name in unknown[:5])
+            raise BadRequest(f"unknown parameter{'s' if len(unknown) > 1 else ''} {names}; this endpoint takes "
+                             f"{', '.join(sorted(known))}{hint}")
+
     # -- errors: the one table ------------------------------------------
 
     @app.handle_errors(errors.ScrapyDoError)
@@ -329,6 +342,7 @@ class WebAPI:
     @defer.inlineCallbacks
     def push_project(self, request):
         self._check_size(request)
+        self._only(request, {"archive"})
         # A big archive is in a temporary file (LimitedRequest.files), a small one in memory.
         values = getattr(request, "files", {}).get(b"archive") or request.args.get(b"archive")
         archive = values[0] if values else None
@@ -355,6 +369,8 @@ class WebAPI:
     @app.route("/schedule-job.json", methods=["POST"])
     def schedule_job(self, request):
         self._check_size(request)
+        self._only(request, SCHEDULE_FIELDS, '; spider arguments go in args, a JSON object such as '
+                                             '{"category": "travel"}')
         project = self._arg(request, "project")
         options = RunOptions.from_params(lambda name: self._arg(request, name, required=False))
         job = self.controller.schedule_job(project, options,
@@ -384,13 +400,18 @@ class WebAPI:
     @defer.inlineCallbacks
     def cancel_job(self, request):
         self._check_size(request)
+        self._only(request, {"id"})
         yield self.controller.cancel_job(self._arg(request, "id"))
         return to_json(request, {"status": "ok"})
 
     @app.route("/remove-project.json", methods=["POST"])
     def remove_project(self, request):
         self._check_size(request)
-        self.controller.remove_project(self._arg(request, "name"))
+        self._only(request, {"name", "project"})
+        name = self._arg(request, "name", required=False) or self._arg(request, "project", required=False)
+        if name is None:
+            raise BadRequest("missing parameter 'name' (or 'project'): the project to remove")
+        self.controller.remove_project(name)
         return to_json(request, {"status": "ok"})
 
     @app.route("/", methods=["GET", "HEAD"])

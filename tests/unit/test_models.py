@@ -167,7 +167,8 @@ def test_record_contract_keys_first():
     """A record starts with exactly the contract's keys, in the contract's order, then extras."""
     keys = list(to_record(make_job()))
     assert keys[:len(CONTRACT_KEYS)] == CONTRACT_KEYS
-    assert keys[len(CONTRACT_KEYS):] == ["started", "finished", "exit-code", "parent", "next-run"]
+    assert keys[len(CONTRACT_KEYS):] == ["args", "settings", "priority", "timeout", "started", "finished",
+                                         "exit-code", "reason", "parent", "next-run"]
 
 
 def test_every_option_is_a_record_field():
@@ -203,8 +204,13 @@ def test_record_values():
         "started": "2026-11-23 11:00:05+01:00",
         "finished": "2026-11-23 11:00:17.250000+01:00",
         "exit-code": 0,
+        "reason": None,
         "parent": "p",
         "next-run": None,
+        "args": {},
+        "settings": {},
+        "priority": 0,
+        "timeout": None,
     }
 
 

@@ -1,0 +1,142 @@
+"""Job options with the real daemon and real crawls: arguments, settings, time limits, priority.
+
+The `hostile` fixture's spiders fetch data: URLs: `recorder` prints what it
+received, `stubborn` ignores SIGTERM (so only the time limit's SIGKILL stops
+it), `snoop` ends at once.
+"""
+
+import json
+import time
+
+import pytest
+
+from tests.helpers import FIXTURES, zip_tree
+from tests.integration.daemonproc import DaemonProcess, pid_alive
+
+pytestmark = pytest.mark.integration
+
+GRACE = 2
+CONF = "[scrapy-do]\njob-slots = {slots}\ncancel-grace = " + str(GRACE) + "\n{extra}[web]\ninterfaces = 127.0.0.1:0\n"
+
+
+def start(workdir, slots=2, extra=""):
+    d = DaemonProcess(workdir, CONF.format(slots=slots, extra=extra)).start()
+    code, body = d.request("/push-project.json", {"archive": ("hostile.zip", zip_tree(FIXTURES / "hostile"))})
+    assert code == 200, body
+    return d
+
+
+def schedule(d, spider, **fields):
+    code, body = d.request("/schedule-job.json", {"project": "hostile", "spider": spider, **fields})
+    assert code == 200, body
+    return body["identifier"]
+
+
+def printed(d, job, key):
+    for line in (d.workdir / "projects" / "log-dir" / f"{job}.out").read_text().splitlines():
+        if line.startswith("{") and key in line:
+            return json.loads(line)
+    raise AssertionError(f"job {job} printed no {key}")
+
+
+@pytest.fixture
+def daemon(tmp_path):
+    d = start(tmp_path)
+    yield d
+    d.stop()
+
+
+def test_arguments_and_settings_reach_the_spider(daemon):
+    args = {"category": "books", "pages": 3, "strict": True, "tags": ["a", "b"], "note": "ünïcode = yes"}
+    settings = {"MY_SETTING": "on", "DOWNLOAD_DELAY": 0.25}
+    job = schedule(daemon, "recorder", payload='{"k": 1}', args=json.dumps(args), settings=json.dumps(settings))
+    record = daemon.wait_job(job, {"SUCCESSFUL", "FAILED"})
+    assert record["status"] == "SUCCESSFUL"
+    seen = printed(daemon, job, "received")
+    assert seen["received"] == {"payload": '{"k": 1}', "category": "books", "pages": "3", "strict": "true",
+                                "tags": '["a", "b"]', "note": "ünïcode = yes"}
+    assert seen["settings"]["MY_SETTING"] == "on" and seen["settings"]["DOWNLOAD_DELAY"] == 0.25
+    assert record["args"] == args and record["settings"] == settings
+    assert record["priority"] == 0 and record["timeout"] is None and record["reason"] is None
+
+
+def test_a_time_limit_stops_a_crawl_that_ignores_sigterm(daemon):
+    asked = time.monotonic()
+    job = schedule(daemon, "stubborn", timeout="2")
+    pid = printed_eventually(daemon, job, "stubborn")["stubborn"]
+    record = daemon.wait_job(job, {"SUCCESSFUL", "FAILED", "CANCELED"}, timeout=2 + GRACE + 10)
+    took = time.monotonic() - asked
+    assert (record["status"], record["reason"], record["timeout"]) == ("FAILED", "timeout", 2), record
+    assert took <= 2 + GRACE + 1 + 2, took  # + start-up of the crawl itself
+    assert not pid_alive(pid)
+
+
+def printed_eventually(d, job, key, timeout=30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            return printed(d, job, key)
+        except (AssertionError, FileNotFoundError):
+            time.sleep(0.1)
+    raise AssertionError(f"job {job} never printed {key}")
+
+
+def test_job_timeout_applies_when_a_job_sets_none(tmp_path):
+    d = start(tmp_path, extra="job-timeout = 1\n")
+    try:
+        job = schedule(d, "stubborn")
+        record = d.wait_job(job, {"SUCCESSFUL", "FAILED", "CANCELED"}, timeout=1 + GRACE + 10)
+        assert (record["status"], record["reason"]) == ("FAILED", "timeout")
+        quick = schedule(d, "snoop", timeout="60")  # its own limit wins, and it ends well before
+        assert d.wait_job(quick, {"SUCCESSFUL", "FAILED"})["reason"] is None
+    finally:
+        d.stop()
+
+
+def test_with_one_slot_pending_jobs_start_by_priority_then_age(tmp_path):
+    d = start(tmp_path, slots=1)
+    try:
+        blocker = schedule(d, "stubborn", timeout="3")
+        d.wait_job(blocker, {"RUNNING"}, timeout=30)
+        low = schedule(d, "snoop", priority="-5")
+        first_normal = schedule(d, "snoop")
+        high = schedule(d, "snoop", priority="1000")
+        second_normal = schedule(d, "snoop")
+        order = [high, first_normal, second_normal, low]
+        for job in order:
+            d.wait_job(job, {"SUCCESSFUL", "FAILED"}, timeout=60)
+        started = [d.job(job)["started"] for job in order]
+        assert started == sorted(started), list(zip(order, started))
+        assert d.job(high)["priority"] == 1000 and d.job(low)["priority"] == -5
+    finally:
+        d.stop()
+
+
+def test_a_canceled_job_says_why(daemon):
+    job = schedule(daemon, "stubborn")
+    daemon.wait_job(job, {"RUNNING"}, timeout=30)
+    assert daemon.request("/cancel-job.json", {"id": job})[0] == 200
+    assert daemon.wait_job(job, {"CANCELED"}, timeout=30)["reason"] == "canceled"
+
+
+@pytest.mark.parametrize("fields, names", [
+    ({"args": "[1]"}, "args must be a JSON object"),
+    ({"args": '{"payload": "x"}'}, "args may not hold 'payload'"),
+    ({"args": '{"not a name": 1}'}, "is not a spider argument name"),
+    ({"settings": '{"LOG_FILE": "/tmp/x"}'}, "settings may not override LOG_FILE"),
+    ({"settings": '{"download_delay": 1}'}, "is not a Scrapy setting name"),
+    ({"priority": "1001"}, "priority must be a whole number from -1000 to 1000"),
+    ({"priority": "1.5"}, "priority must be a whole number"),
+    ({"timeout": "0"}, "timeout must be a whole number from 1 to 604800 seconds"),
+    ({"category": "travel"}, "unknown parameter 'category'"),
+])
+def test_bad_options_are_refused_and_nothing_is_stored(daemon, fields, names):
+    code, body = daemon.request("/schedule-job.json", {"project": "hostile", "spider": "snoop", **fields})
+    assert code == 400 and body["status"] == "error" and names in body["msg"], body
+    assert daemon.get("/list-jobs.json", status="ACTIVE")[1]["jobs"] == []
+
+
+def test_remove_project_takes_project_as_well_as_name(daemon):
+    code, body = daemon.request("/remove-project.json", {"project": "hostile"})
+    assert code == 200, body
+    assert daemon.get("/list-projects.json")[1]["projects"] == []
