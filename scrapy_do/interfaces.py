@@ -31,16 +31,17 @@ class IJobStore(Interface):
     def has_pending(schedule_id):
         """Whether a PENDING run of this schedule is waiting."""
 
-    def list_jobs(statuses=None, project=None, spider=None, limit=None, offset=0, oldest_first=False):
-        """Runs and schedules filtered by status set, project and spider; newest first by default."""
+    def list_jobs(statuses=None, project=None, spider=None, limit=None, offset=0, oldest_first=False, parent=None):
+        """Runs and schedules filtered by status set, project, spider and parent schedule (runs only);
+        newest first by default."""
 
-    def list_jobs_json(statuses=None, project=None, spider=None, limit=None, offset=0):
+    def list_jobs_json(statuses=None, project=None, spider=None, limit=None, offset=0, parent=None):
         """Like list_jobs (newest first), each as the JSON text of `records.to_record`."""
 
     def pending_queue(limit):
         """The first `limit` PENDING runs in the order they start: highest priority first, then oldest."""
 
-    def count_jobs(statuses=None, project=None, spider=None):
+    def count_jobs(statuses=None, project=None, spider=None, parent=None):
         """How many match, without loading them."""
 
     def purge_completed(keep):

@@ -106,6 +106,11 @@ class Schedule(_Job):
     spec: str
     finished: datetime | None = None
     next_run: datetime | None = None
+    timezone: str | None = None  # the zone its calendar rules and cron read; None: the daemon's
+    overlap: str = "allow"       # "skip": no new run while its previous one is PENDING or RUNNING
+    catch_up: bool = False       # a run missed while the daemon was down starts once at start-up
+    paused: bool = False
+    skipped: int = 0             # due runs skipped for overlap
 
     parent = started = duration = exit_code = reason = None
 
@@ -120,10 +125,10 @@ def new_run(project, options, now, *, actor=Actor.USER, schedule_id=None):
                options=options, timestamp=now, schedule_id=schedule_id)
 
 
-def new_schedule(project, options, spec, now, *, actor=Actor.USER):
-    """A fresh SCHEDULED schedule for the normalised `spec` text."""
+def new_schedule(project, options, spec, now, *, actor=Actor.USER, **settings):
+    """A fresh SCHEDULED schedule for the normalised `spec` text (`settings`: timezone, overlap, catch_up)."""
     return Schedule(identifier=str(uuid.uuid4()), status=JobStatus.SCHEDULED, actor=actor, project=project,
-                    options=options, spec=spec, timestamp=now)
+                    options=options, spec=spec, timestamp=now, **settings)
 
 
 def transition(job, status, **changes):

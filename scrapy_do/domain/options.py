@@ -173,6 +173,12 @@ class RunOptions:
             values[f.name] = f.metadata["parse"](raw)
         return cls(**values)
 
+    @classmethod
+    def parse_given(cls, get, names):
+        """The fields among `names` that `get(name)` gives, parsed: {name: value} (for edits)."""
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        return {name: fields[name].metadata["parse"](raw) for name in names if (raw := get(name)) is not None}
+
     def stored(self):
         """The options kept in the shared JSON column, as text (defaults left out)."""
         return json.dumps({f.name: getattr(self, f.name) for f in OPTION_FIELDS
@@ -198,3 +204,58 @@ _ALWAYS_STORED = {"description", "payload"}
 #: The options' defaults, by name (what a record shows for an option its stored JSON leaves out).
 OPTION_DEFAULTS = {f.name: _default(f) for f in OPTION_FIELDS if f.default is not dataclasses.MISSING
                    or f.default_factory is not dataclasses.MISSING}
+
+
+# -- how a schedule runs (not options of its runs) ---------------------------
+
+OVERLAP_CHOICES = ("allow", "skip")
+_SWITCH = {"on": True, "off": False, "true": True, "false": False, "yes": True, "no": False, "1": True, "0": False}
+
+
+def parse_timezone(text):
+    from scrapy_do.domain import zones
+
+    name = text.strip()
+    if not name:
+        return None
+    try:
+        zones.resolve_zone(name)
+    except ValueError:
+        raise BadRequest(f"timezone {name[:60]!r} is not a time zone this server knows; use an IANA name such "
+                         "as Europe/Berlin, America/New_York or UTC") from None
+    return name
+
+
+def parse_overlap(text):
+    value = text.strip().lower()
+    if value not in OVERLAP_CHOICES:
+        raise BadRequest(f"overlap must be allow or skip, not {text[:40]!r}")
+    return value
+
+
+def parse_catch_up(text):
+    value = _SWITCH.get(text.strip().lower())
+    if value is None:
+        raise BadRequest(f"catch-up must be on or off, not {text[:40]!r}")
+    return value
+
+
+#: Request parameter -> (Schedule attribute, parser, help) for what a schedule does besides its runs' options.
+SCHEDULE_PARAMS = {
+    "timezone": ("timezone", parse_timezone, "the IANA zone in which 'at HH:MM' specs and cron expressions are "
+                                             "read (default: [scrapy-do] timezone)"),
+    "overlap": ("overlap", parse_overlap, "allow (default) or skip: skip a due run while the previous run of "
+                                          "the schedule is still PENDING or RUNNING"),
+    "catch-up": ("catch_up", parse_catch_up, "off (default) or on: a run missed while the daemon was down "
+                                             "starts once at start-up"),
+}
+
+
+def schedule_settings(get):
+    """The schedule parameters a request gives, as Schedule attributes: {attr: value}."""
+    out = {}
+    for param, (attr, parse, _) in SCHEDULE_PARAMS.items():
+        raw = get(param)
+        if raw is not None:
+            out[attr] = parse(raw)
+    return out

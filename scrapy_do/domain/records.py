@@ -63,7 +63,15 @@ _DECLARED = (
     RecordField("parent", "parent", "text",
                 {"type": ["string", "null"], "description": "the schedule that made this run"}),
     RecordField("next-run", "next_run", "instant",
-                {**_INSTANT, "description": "a schedule's next due time (null for runs)"}),
+                {**_INSTANT, "description": "a schedule's next due time (null for runs and paused schedules)"}),
+    RecordField("timezone", "timezone", "text",
+                {"type": ["string", "null"], "description": "a schedule's zone for calendar rules and cron; "
+                                                            "null: the daemon's"}),
+    RecordField("overlap", "overlap", "text", {"type": ["string", "null"], "enum": ["allow", "skip", None]}),
+    RecordField("catch-up", "catch_up", "bool", {"type": ["boolean", "null"]}),
+    RecordField("paused", "paused", "bool", {"type": ["boolean", "null"]}),
+    RecordField("skipped", "skipped", "int",
+                {"type": ["integer", "null"], "description": "due runs a schedule skipped for overlap"}),
 )
 
 # The 0.5.0 contract's keys come first, in its order; the rest follow as declared.

@@ -34,6 +34,7 @@ UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12
 LOG_KINDS = ("out", "err")
 
 STATUS_GROUPS = {"ACTIVE": ACTIVE, "COMPLETED": COMPLETED}
+ACTIVE_RUNS = {JobStatus.PENDING, JobStatus.RUNNING}
 
 
 def parse_statuses(text):
@@ -141,13 +142,25 @@ class Controller(Service):
                 continue
             log.info("job {job} was running when the daemon stopped; queued again", job=run.identifier)
             requeued.append(transition(run, JobStatus.PENDING, handle=None, started=None))
-        armed = []
+        armed, missed = [], []
+        now = self.now()
         for schedule in self.store.list_jobs([JobStatus.SCHEDULED], oldest_first=True):
+            if schedule.paused:
+                continue
+            if schedule.catch_up and schedule.next_run is not None and schedule.next_run <= now:
+                missed.append(schedule)
             try:
                 armed.append(self._next_run(schedule, specs.parse(schedule.spec)))
             except specs.InvalidSpec as e:
                 log.error("cannot re-arm job {job}: {e}", job=schedule.identifier, e=e)
         self.store.update_jobs(requeued + armed)
+        rearmed = {s.identifier: s for s in armed}
+        for schedule in missed:
+            # However many due times passed while the daemon was down, they make one run (catch-up = on).
+            if schedule.identifier in rearmed:
+                log.info("job {job} missed its run at {due} while the daemon was down; catching up",
+                         job=schedule.identifier, due=self.show(schedule.next_run))
+                self._spawn(rearmed[schedule.identifier])
 
     @property
     def ready(self):
@@ -248,31 +261,40 @@ class Controller(Service):
 
     # -- jobs -------------------------------------------------------------
 
-    def schedule_job(self, project, options, when="now", actor=Actor.USER, **values):
+    def schedule_job(self, project, options, when="now", actor=Actor.USER, settings=None, **values):
         """Record a run (`now`: it starts when a slot is free) or a schedule; return it.
 
-        `options` is a RunOptions, or a spider name with option `values` as the API would send them.
+        `options` is a RunOptions, or a spider name with option `values` as the API would send them;
+        `settings` (timezone, overlap, catch_up) say how a schedule runs.
         """
         if isinstance(options, str):
             given = {"spider": options, **values}
             options = RunOptions.from_params(given.get)
+        settings = settings or {}
         proj = self.get_project(project)
         if options.spider not in proj.spiders:
             raise NotFound(f"project {project!r} has no spider {options.spider!r}; "
                            f"it has: {', '.join(proj.spiders)}")
         parsed = specs.parse(when if when is not None else "now")
         if parsed is None:
+            if settings:
+                names = ", ".join(sorted(k.replace("_", "-") for k in settings))
+                raise BadRequest(f"{names} apply to periodic jobs; this one runs now (when=now)")
             job = self._add(new_run(proj.name, options, self.now(), actor=actor))
             log.info("scheduled job {job} ({spider}, now)", job=job.identifier, spider=options.spider)
             self._pump()
             return job
-        job = new_schedule(proj.name, options, parsed.text, self.now(), actor=actor)
+        job = new_schedule(proj.name, options, parsed.text, self.now(), actor=actor, **settings)
         self.store.add_job(job)
         job = self._arm(job, parsed)
         self._emit(JobChanged(job))
         log.info("scheduled job {job} ({spider}, {when})", job=job.identifier, spider=options.spider,
                  when=job.spec)
         return job
+
+    def zone_of(self, schedule):
+        """The zone a schedule's calendar rules and cron read: its own, else the daemon's."""
+        return zones.resolve_zone(schedule.timezone)[0] if schedule.timezone else self.zone
 
     def _arm(self, schedule, parsed):
         """Put a schedule on the timer and record its next due time."""
@@ -282,24 +304,84 @@ class Controller(Service):
 
     def _next_run(self, schedule, parsed):
         """Put a schedule on the timer; the schedule with its next due time, not yet stored."""
-        due = self.scheduler.add(schedule.identifier, parsed)
+        due = self.scheduler.add(schedule.identifier, parsed, zone=self.zone_of(schedule))
         return dataclasses.replace(schedule, next_run=zones.instant(due))
 
     def _fire_schedule(self, identifier):
         schedule = self.store.get_job(identifier)
-        if not isinstance(schedule, Schedule) or schedule.status is not JobStatus.SCHEDULED:
+        if not isinstance(schedule, Schedule) or schedule.status is not JobStatus.SCHEDULED or schedule.paused:
             self.scheduler.remove(identifier)
             return
         due = self.scheduler.next_due(identifier)
         if due is not None:
-            schedule = self._save(dataclasses.replace(schedule, next_run=zones.instant(due)))
+            schedule = dataclasses.replace(schedule, next_run=zones.instant(due))
+        self._spawn(schedule)
+
+    def _spawn(self, schedule):
+        """A due time of `schedule`: a new run, unless its overlap rule or a still waiting run says no."""
+        identifier = schedule.identifier
+        if schedule.overlap == "skip" and self.store.count_jobs(ACTIVE_RUNS, parent=identifier):
+            log.info("job {job} is due while its previous run is still active; skipped (overlap = skip)",
+                     job=identifier)
+            self._save(dataclasses.replace(schedule, skipped=schedule.skipped + 1))
+            return
+        self._save(schedule)
         if self.store.has_pending(identifier):
             # Its last run still waits for a slot: this due time merges into it.
             log.info("job {job} is due while its previous run still waits; not queued twice", job=identifier)
             return
         self._add(new_run(schedule.project, schedule.options, self.now(), actor=Actor.SCHEDULER,
-                          schedule_id=schedule.identifier))
+                          schedule_id=identifier))
         self._pump()
+
+    def _scheduled(self, identifier, action):
+        job = self.get_job(identifier)
+        if not isinstance(job, Schedule) or job.status is not JobStatus.SCHEDULED:
+            raise Conflict(f"job {job.identifier} is {job.status.value}; only a SCHEDULED (periodic) job can be "
+                           f"{action}")
+        return job
+
+    def pause_job(self, identifier):
+        """A paused schedule spawns nothing until it is resumed."""
+        job = self._scheduled(identifier, "paused")
+        if job.paused:
+            return job
+        self.scheduler.remove(job.identifier)
+        log.info("paused job {job}", job=job.identifier)
+        return self._save(dataclasses.replace(job, paused=True, next_run=None))
+
+    def resume_job(self, identifier):
+        """Resuming computes the next run from now: what was due while paused is not made up."""
+        job = self._scheduled(identifier, "resumed")
+        if not job.paused:
+            return job
+        log.info("resumed job {job}", job=job.identifier)
+        return self._save(self._next_run(dataclasses.replace(job, paused=False), specs.parse(job.spec)))
+
+    def edit_job(self, identifier, when=None, settings=None, options=None):
+        """Change a SCHEDULED job in place (same identifier, next run recomputed), or a PENDING run's priority.
+
+        `options` holds parsed RunOptions fields, `settings` parsed schedule settings.
+        """
+        job = self.get_job(identifier)
+        settings, options = settings or {}, options or {}
+        if isinstance(job, Run) and job.status is JobStatus.PENDING:
+            other = sorted({*settings, *options, *(["when"] if when is not None else [])} - {"priority"})
+            if other:
+                raise Conflict(f"job {job.identifier} is PENDING: only its priority can change (not "
+                               f"{', '.join(o.replace('_', '-') for o in other)}); cancel it and schedule it anew")
+            return self._save(dataclasses.replace(job, options=dataclasses.replace(job.options, **options)))
+        job = self._scheduled(identifier, "edited")
+        parsed = specs.parse(when if when is not None else job.spec)
+        if parsed is None:
+            raise BadRequest("when: a periodic job stays periodic; to run it now, schedule a run with when=now")
+        edited = dataclasses.replace(job, spec=parsed.text, options=dataclasses.replace(job.options, **options),
+                                     **settings)
+        if not edited.paused:
+            self.scheduler.remove(job.identifier)
+            edited = self._next_run(edited, parsed)
+        log.info("edited job {job}", job=job.identifier)
+        return self._save(edited)
 
     def get_job(self, identifier):
         job = self.store.get_job(check_job_id(identifier))
@@ -311,14 +393,18 @@ class Controller(Service):
         statuses = None if status is None else parse_statuses(status)
         return self.store.list_jobs(statuses, project=project, spider=spider, limit=limit, offset=offset)
 
-    def list_jobs_json(self, status, project=None, spider=None, limit=None, offset=0):
-        """list_jobs for the API: each job already as JSON text."""
-        return self.store.list_jobs_json(parse_statuses(status), project=project, spider=spider,
-                                         limit=limit, offset=offset)
+    def list_jobs_json(self, status, project=None, spider=None, limit=None, offset=0, parent=None):
+        """list_jobs for the API: each job already as JSON text, and how many match in all."""
+        statuses = parse_statuses(status)
+        jobs = self.store.list_jobs_json(statuses, project=project, spider=spider, limit=limit, offset=offset,
+                                         parent=parent)
+        if limit is None and not offset:
+            return jobs, len(jobs)
+        return jobs, self.store.count_jobs(statuses, project=project, spider=spider, parent=parent)
 
-    def count_jobs(self, status=None, project=None, spider=None):
+    def count_jobs(self, status=None, project=None, spider=None, parent=None):
         statuses = None if status is None else parse_statuses(status)
-        return self.store.count_jobs(statuses, project=project, spider=spider)
+        return self.store.count_jobs(statuses, project=project, spider=spider, parent=parent)
 
     def cancel_job(self, identifier):
         """Cancel a job; the Deferred fires with the CANCELED job (after the crawl ended, if running)."""

@@ -27,7 +27,7 @@ class SpecScheduler:
         self.zone = zone
         self._fire = fire
         self._rng = rng
-        self._entries = {}  # key -> (spec, due seconds)
+        self._entries = {}  # key -> (spec, due seconds, zone)
         self._heap = []
         self._order = itertools.count()
         self._timer = None
@@ -39,19 +39,21 @@ class SpecScheduler:
     def _now(self):
         return self._clock.seconds()
 
-    def _next_due(self, spec, after):
-        due = spec.next_fire(zones.instant(after), self.zone, self._rng).timestamp()
+    def _next_due(self, spec, after, zone):
+        due = spec.next_fire(zones.instant(after), zone, self._rng).timestamp()
         if due <= after:  # next_fire promises better; never let a bug spin the reactor
             log.error("spec {spec!r} gave a due time not after {after}; using one second later",
                       spec=spec.text, after=after)
             due = after + 1.0
         return due
 
-    def add(self, key, spec, after=None):
-        """Arm `key`; its first due time comes after `after` (default now) and after the clock."""
+    def add(self, key, spec, after=None, zone=None):
+        """Arm `key`; its first due time comes after `after` (default now) and after the clock.
+        Its calendar rules use `zone` (default: the scheduler's)."""
         now = self._now()
-        due = self._next_due(spec, now if after is None else max(now, after))
-        self._entries[key] = (spec, due)
+        zone = self.zone if zone is None else zone
+        due = self._next_due(spec, now if after is None else max(now, after), zone)
+        self._entries[key] = (spec, due, zone)
         heapq.heappush(self._heap, (due, next(self._order), key))
         self._arm()
         return due
@@ -104,9 +106,9 @@ class SpecScheduler:
             if not self._heap or self._heap[0][0] > now:
                 break
             fired, _, key = heapq.heappop(self._heap)
-            spec, _ = self._entries[key]
-            due = self._next_due(spec, max(now, fired))
-            self._entries[key] = (spec, due)
+            spec, _, zone = self._entries[key]
+            due = self._next_due(spec, max(now, fired), zone)
+            self._entries[key] = (spec, due, zone)
             heapq.heappush(self._heap, (due, next(self._order), key))
             try:
                 self._fire(key)

@@ -53,16 +53,18 @@ class MemoryStore:
         return any(isinstance(j, Run) and j.schedule_id == schedule_id and j.status is JobStatus.PENDING
                    for j in self._jobs.values())
 
-    def _match(self, statuses, project, spider):
+    def _match(self, statuses, project, spider, parent=None):
         statuses = None if statuses is None else set(statuses)
         jobs = [j for j in self._jobs.values()
                 if (statuses is None or j.status in statuses)
+                and (parent is None or j.parent == parent)
                 and (project is None or j.project == project)
                 and (spider is None or j.options.spider == spider)]
         return sorted(jobs, key=lambda j: self._seq[j.identifier])
 
-    def list_jobs(self, statuses=None, project=None, spider=None, limit=None, offset=0, oldest_first=False):
-        jobs = self._match(statuses, project, spider)
+    def list_jobs(self, statuses=None, project=None, spider=None, limit=None, offset=0, oldest_first=False,
+                  parent=None):
+        jobs = self._match(statuses, project, spider, parent)
         if not oldest_first:
             jobs.reverse()
         return jobs[offset:None if limit is None else offset + limit]
@@ -72,12 +74,12 @@ class MemoryStore:
         pending.sort(key=lambda j: (-j.options.priority, self._seq[j.identifier]))
         return pending[:limit]
 
-    def count_jobs(self, statuses=None, project=None, spider=None):
-        return len(self._match(statuses, project, spider))
+    def count_jobs(self, statuses=None, project=None, spider=None, parent=None):
+        return len(self._match(statuses, project, spider, parent))
 
-    def list_jobs_json(self, statuses=None, project=None, spider=None, limit=None, offset=0):
+    def list_jobs_json(self, statuses=None, project=None, spider=None, limit=None, offset=0, parent=None):
         return [json.dumps(to_record(j, self.zone), ensure_ascii=False)
-                for j in self.list_jobs(statuses, project, spider, limit, offset)]
+                for j in self.list_jobs(statuses, project, spider, limit, offset, parent=parent)]
 
     def purge_completed(self, keep):
         doomed = [j.identifier for j in self.list_jobs(COMPLETED)[keep:]]

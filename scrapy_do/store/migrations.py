@@ -131,11 +131,16 @@ def split_schedules(db, context):
     db.execute("DROP TABLE jobs")
 
 
-# v2 → v3: priority (sorted on: a column), and why a run ended.
+# v2 → v3: priority (sorted on: a column), why a run ended, and how a schedule runs.
 V3 = """
 ALTER TABLE runs ADD COLUMN priority INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE runs ADD COLUMN reason TEXT;
 ALTER TABLE schedules ADD COLUMN priority INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE schedules ADD COLUMN timezone TEXT;
+ALTER TABLE schedules ADD COLUMN overlap TEXT NOT NULL DEFAULT 'allow';
+ALTER TABLE schedules ADD COLUMN catch_up INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE schedules ADD COLUMN paused INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE schedules ADD COLUMN skipped INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX runs_queue ON runs (status, priority DESC, seq);
 """
 

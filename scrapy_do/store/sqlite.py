@@ -33,10 +33,11 @@ COUNTERS = ("run", "successful", "failed", "canceled")
 _RUN_COLUMNS = ("identifier", "status", "actor", "project", "spider", "priority", "options", "timestamp", "started",
                 "finished", "duration", "exit_code", "handle", "schedule_id", "reason")
 _SCHEDULE_COLUMNS = ("identifier", "status", "actor", "project", "spider", "priority", "options", "spec",
-                     "timestamp", "finished", "next_run")
+                     "timestamp", "finished", "next_run", "timezone", "overlap", "catch_up", "paused", "skipped")
 # Both tables read into one row shape: kind, then the union of their columns.
 _SHAPE = ("identifier", "status", "actor", "project", "spider", "priority", "options", "timestamp", "started",
-          "finished", "duration", "exit_code", "handle", "schedule_id", "reason", "spec", "next_run")
+          "finished", "duration", "exit_code", "handle", "schedule_id", "reason", "spec", "next_run", "timezone",
+          "overlap", "catch_up", "paused", "skipped")
 _OVERRIDES = {"runs": {"schedule": "'now'", "parent": "schedule_id"},
               "schedules": {"schedule": "spec"}}
 _TABLE_COLUMNS = {"runs": _RUN_COLUMNS, "schedules": _SCHEDULE_COLUMNS}
@@ -67,6 +68,8 @@ def _json_select(table):
             expr = f"coalesce(json_extract(options, '$.{f.attr}'), {_sql_literal(OPTION_DEFAULTS[f.attr])})"
         elif f.attr in overrides:
             expr = overrides[f.attr]
+        elif f.attr in cols and f.kind == "bool":
+            expr = f"json(CASE WHEN {f.attr} THEN 'true' ELSE 'false' END)"
         elif f.attr in cols:
             expr = f.attr
         else:
@@ -94,11 +97,16 @@ def _record(row):
     if row[0] == "runs":
         return Run(**common, started=zones.parse_shown(d["started"]), duration=d["duration"],
                    exit_code=d["exit_code"], handle=d["handle"], schedule_id=d["schedule_id"], reason=d["reason"])
-    return Schedule(**common, spec=d["spec"], next_run=zones.parse_shown(d["next_run"]))
+    return Schedule(**common, spec=d["spec"], next_run=zones.parse_shown(d["next_run"]), timezone=d["timezone"],
+                    overlap=d["overlap"], catch_up=bool(d["catch_up"]), paused=bool(d["paused"]),
+                    skipped=d["skipped"])
 
 
-def _tables(statuses):
-    """(table, statuses or None) pairs a status filter needs."""
+def _tables(statuses, parent=None):
+    """(table, statuses or None) pairs a status filter needs (runs only when filtering by parent schedule)."""
+    if parent is not None:
+        return [("runs", None if statuses is None else set(statuses) & RUN_STATUSES)] \
+            if statuses is None or set(statuses) & RUN_STATUSES else []
     if statuses is None:
         return [("runs", None), ("schedules", None)]
     statuses = set(statuses)
@@ -178,7 +186,7 @@ class SqliteStore:
         return "schedules", _SCHEDULE_COLUMNS, (
             job.identifier, job.status.value, job.actor.value, job.project, job.options.spider,
             job.options.priority, _options(job), job.spec, self._t(job.timestamp), self._t(job.finished),
-            self._t(job.next_run))
+            self._t(job.next_run), job.timezone, job.overlap, int(job.catch_up), int(job.paused), job.skipped)
 
     @_writes
     def add_job(self, job):
@@ -221,8 +229,11 @@ class SqliteStore:
                                 (schedule_id,)).fetchone() is not None
 
     @staticmethod
-    def _where(statuses, project, spider):
+    def _where(statuses, project, spider, parent=None):
         clauses, args = [], []
+        if parent is not None:  # runs only (see _tables)
+            clauses.append("schedule_id = ?")
+            args.append(parent)
         if statuses is not None:
             statuses = sorted(s.value for s in statuses)
             clauses.append(f"status IN ({', '.join('?' * len(statuses))})")
@@ -235,14 +246,14 @@ class SqliteStore:
             args.append(spider)
         return (" WHERE " + " AND ".join(clauses) if clauses else ""), args
 
-    def _select(self, what, statuses, project, spider, limit, offset, oldest_first):
+    def _select(self, what, statuses, project, spider, limit, offset, oldest_first, parent=None):
         order = "ASC" if oldest_first else "DESC"
         parts, args = [], []
-        for table, wanted in _tables(statuses):
+        for table, wanted in _tables(statuses, parent):
             # One indexed, ordered, limited scan per status, merged: SQLite
             # would otherwise sort every matching row to return a page.
             for status in ([None] if wanted is None or limit is None else sorted(wanted, key=lambda s: s.value)):
-                where, part_args = self._where(wanted if status is None else [status], project, spider)
+                where, part_args = self._where(wanted if status is None else [status], project, spider, parent)
                 inner = f"SELECT seq, {_SELECT[what][table]} FROM {table}{where}"
                 if limit is not None:
                     inner = f"SELECT * FROM ({inner} ORDER BY seq {order} LIMIT ?)"
@@ -254,8 +265,10 @@ class SqliteStore:
         sql = " UNION ALL ".join(parts) + f" ORDER BY seq {order} LIMIT ? OFFSET ?"
         return [r[1:] for r in self._db.execute(sql, [*args, -1 if limit is None else limit, offset])]
 
-    def list_jobs(self, statuses=None, project=None, spider=None, limit=None, offset=0, oldest_first=False):
-        return [_record(r) for r in self._select("rows", statuses, project, spider, limit, offset, oldest_first)]
+    def list_jobs(self, statuses=None, project=None, spider=None, limit=None, offset=0, oldest_first=False,
+                  parent=None):
+        return [_record(r) for r in self._select("rows", statuses, project, spider, limit, offset, oldest_first,
+                                                 parent)]
 
     def pending_queue(self, limit):
         """The first `limit` PENDING runs in the order they start: highest priority, then oldest."""
@@ -263,13 +276,13 @@ class SqliteStore:
                                 "ORDER BY priority DESC, seq ASC LIMIT ?", (JobStatus.PENDING.value, limit))
         return [_record(r) for r in rows]
 
-    def list_jobs_json(self, statuses=None, project=None, spider=None, limit=None, offset=0):
-        return [r[0] for r in self._select("json", statuses, project, spider, limit, offset, False)]
+    def list_jobs_json(self, statuses=None, project=None, spider=None, limit=None, offset=0, parent=None):
+        return [r[0] for r in self._select("json", statuses, project, spider, limit, offset, False, parent)]
 
-    def count_jobs(self, statuses=None, project=None, spider=None):
+    def count_jobs(self, statuses=None, project=None, spider=None, parent=None):
         total = 0
-        for table, wanted in _tables(statuses):
-            where, args = self._where(wanted, project, spider)
+        for table, wanted in _tables(statuses, parent):
+            where, args = self._where(wanted, project, spider, parent)
             total += self._db.execute(f"SELECT COUNT(*) FROM {table}{where}", args).fetchone()[0]
         return total
 

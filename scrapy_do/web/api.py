@@ -23,12 +23,13 @@ from scrapy_do import errors
 from scrapy_do.engine.controller import LOG_KINDS, UUID
 from scrapy_do.errors import BadRequest
 from scrapy_do.domain import spec as specs
+from scrapy_do.domain import zones
 from scrapy_do.launchers.logfiles import LogHub
 from scrapy_do.web.sse import EventStream
 from scrapy_do.web.channel import GuardedSite, connection_cap
 from scrapy_do.web.logs import FinishedLog, LogFollower, bounded_int, parse_open_range
 from scrapy_do.domain.models import JobStatus, RunOptions
-from scrapy_do.domain.options import OPTION_FIELDS
+from scrapy_do.domain.options import OPTION_FIELDS, SCHEDULE_PARAMS, schedule_settings
 from scrapy_do.domain.records import to_record
 from scrapy_do.events import JobChanged
 from scrapy_do.web.openapi import openapi_document
@@ -46,8 +47,11 @@ ERROR_CODES = [
     (errors.ScrapyDoError, 400),
 ]
 
-#: What schedule-job.json takes: the project, the spec, and the run options.
-SCHEDULE_FIELDS = {"project", "when", *(f.name for f in OPTION_FIELDS)}
+#: What schedule-job.json takes: the project, the spec, the run options and how a schedule runs.
+SCHEDULE_FIELDS = {"project", "when", *(f.name for f in OPTION_FIELDS), *SCHEDULE_PARAMS}
+#: What edit-job.json may change.
+EDITABLE_OPTIONS = ("description", "args", "settings", "priority", "timeout")
+EDIT_FIELDS = {"job_id", "id", "when", *EDITABLE_OPTIONS, *SCHEDULE_PARAMS}
 
 #: Any parameter other than the archive.
 MAX_FIELD = 64 << 10
@@ -330,13 +334,15 @@ class WebAPI:
         count = self._int_arg(request, "count", default=5, minimum=1)
         if count > 50:
             raise BadRequest("parameter 'count' must be at most 50")
+        # Times are shown in the zone the spec is read in: the schedule's own, else the daemon's.
+        timezone = schedule_settings(self._getter(request)).get("timezone")
+        zone = zones.resolve_zone(timezone)[0] if timezone else self.controller.zone
         now = self.controller.now()
         parsed = specs.parse(when)
         if parsed is None:
-            return to_json(request, {"status": "ok", "when": "now", "next": [self.controller.show(now)]})
-        runs = specs.next_fires(parsed, now, count, self.controller.zone)
-        return to_json(request, {"status": "ok", "when": parsed.text,
-                                 "next": [self.controller.show(t) for t in runs]})
+            return to_json(request, {"status": "ok", "when": "now", "next": [zones.show(now, zone)]})
+        runs = specs.next_fires(parsed, now, count, zone)
+        return to_json(request, {"status": "ok", "when": parsed.text, "next": [zones.show(t, zone) for t in runs]})
 
     @app.route("/push-project.json", methods=["POST"])
     @defer.inlineCallbacks
@@ -372,10 +378,44 @@ class WebAPI:
         self._only(request, SCHEDULE_FIELDS, '; spider arguments go in args, a JSON object such as '
                                              '{"category": "travel"}')
         project = self._arg(request, "project")
-        options = RunOptions.from_params(lambda name: self._arg(request, name, required=False))
-        job = self.controller.schedule_job(project, options,
-                                           when=self._arg(request, "when", required=False, default="now"))
+        get = self._getter(request)
+        options = RunOptions.from_params(get)
+        job = self.controller.schedule_job(project, options, when=get("when") or "now",
+                                           settings=schedule_settings(get))
         return to_json(request, {"status": "ok", "identifier": job.identifier})
+
+    def _getter(self, request):
+        return lambda name: self._arg(request, name, required=False)
+
+    def _job_id(self, request):
+        job_id = self._arg(request, "job_id", required=False) or self._arg(request, "id", required=False)
+        if job_id is None:
+            raise BadRequest("missing parameter 'job_id': the identifier of the job")
+        return job_id
+
+    @app.route("/pause-job.json", methods=["POST"])
+    def pause_job(self, request):
+        self._check_size(request)
+        self._only(request, {"job_id", "id"})
+        job = self.controller.pause_job(self._job_id(request))
+        return to_json(request, {"status": "ok", "job": to_record(job, self.controller.zone)})
+
+    @app.route("/resume-job.json", methods=["POST"])
+    def resume_job(self, request):
+        self._check_size(request)
+        self._only(request, {"job_id", "id"})
+        job = self.controller.resume_job(self._job_id(request))
+        return to_json(request, {"status": "ok", "job": to_record(job, self.controller.zone)})
+
+    @app.route("/edit-job.json", methods=["POST"])
+    def edit_job(self, request):
+        self._check_size(request)
+        self._only(request, EDIT_FIELDS, "; spider arguments go in args")
+        get = self._getter(request)
+        job_id = self._job_id(request)
+        job = self.controller.edit_job(job_id, when=get("when"), settings=schedule_settings(get),
+                                       options=RunOptions.parse_given(get, EDITABLE_OPTIONS))
+        return to_json(request, {"status": "ok", "job": to_record(job, self.controller.zone)})
 
     @app.route("/list-jobs.json", methods=["GET"])
     def list_jobs(self, request):
@@ -386,15 +426,16 @@ class WebAPI:
         status = self._arg(request, "status", required=False)
         if status is None:
             raise BadRequest("missing parameter: give 'status' (a status name, ACTIVE or COMPLETED) or 'id'")
-        jobs = self.controller.list_jobs_json(
+        jobs, total = self.controller.list_jobs_json(
             status=status,
             project=self._arg(request, "project", required=False),
             spider=self._arg(request, "spider", required=False),
             limit=self._int_arg(request, "limit"),
             offset=self._int_arg(request, "offset", default=0),
+            parent=self._arg(request, "parent", required=False),
         )
         request.setHeader(b"content-type", b"application/json")
-        return ('{"status": "ok", "jobs": [' + ", ".join(jobs) + "]}").encode("utf-8")
+        return ('{"status": "ok", "jobs": [' + ", ".join(jobs) + f'], "total": {total}}}').encode("utf-8")
 
     @app.route("/cancel-job.json", methods=["POST"])
     @defer.inlineCallbacks

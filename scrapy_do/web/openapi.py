@@ -3,7 +3,7 @@
 import dataclasses
 
 from scrapy_do import __version__
-from scrapy_do.domain.options import OPTION_FIELDS
+from scrapy_do.domain.options import OPTION_FIELDS, SCHEDULE_PARAMS
 from scrapy_do.domain.records import JOB_FIELDS
 
 STATUSES = ["SCHEDULED", "PENDING", "RUNNING", "SUCCESSFUL", "FAILED", "CANCELED", "ACTIVE", "COMPLETED"]
@@ -46,6 +46,13 @@ def openapi_document():
         "required": [f.key for f in JOB_FIELDS if f.contract],
         "properties": {f.key: dict(f.schema) for f in JOB_FIELDS},
     }
+    schedule_params = {name: {"type": "string", "description": help_text}
+                       for name, (_, _, help_text) in SCHEDULE_PARAMS.items()}
+    options = {f.name: {**f.metadata["schema"], "description": f.metadata["schema"].get(
+        "description", f.metadata["help"])} for f in OPTION_FIELDS}
+    editable = ("description", "args", "settings", "priority", "timeout")
+    job_id_form = _form({"job_id": {"type": "string", "format": "uuid"}}, ["job_id"])
+    one_job = _ok("the job as it is now", {"job": job}, ["job"])
     status_props = {k: {"type": "integer"} for k in (
         "jobs-run", "jobs-successful", "jobs-failed", "jobs-canceled", "jobs-scheduled", "jobs-pending",
         "jobs-running", "job-slots", "projects", "spiders")}
@@ -78,12 +85,32 @@ def openapi_document():
                                             ["project", "spiders"]), 400, 404)}},
             "/schedule-job.json": {"post": {
                 "summary": "Schedule a job now or periodically",
-                "requestBody": _form({"project": _STR, "when": _STR,
-                                      **{f.name: dict(f.metadata["schema"]) for f in OPTION_FIELDS}},
+                "description": "Fields the endpoint does not know are refused (400): spider arguments go in "
+                               "args.",
+                "requestBody": _form({"project": _STR,
+                                      "when": {"type": "string", "description": "'now' (default), a spec such as "
+                                               "'every 10 minutes', or a cron expression such as "
+                                               "'*/15 9-17 * * mon-fri'"},
+                                      **options, **schedule_params},
                                      ["project"] + [f.name for f in OPTION_FIELDS
-                                                    if f.default is dataclasses.MISSING]),
+                                                    if f.default is dataclasses.MISSING
+                                                    and f.default_factory is dataclasses.MISSING]),
                 "responses": _responses(_ok("scheduled", {"identifier": _STR}, ["identifier"]),
                                         400, 404, 413)}},
+            "/pause-job.json": {"post": {
+                "summary": "Pause a SCHEDULED (periodic) job: it spawns nothing until resumed",
+                "requestBody": job_id_form,
+                "responses": _responses(one_job, 400, 404, 409)}},
+            "/resume-job.json": {"post": {
+                "summary": "Resume a paused job; its next run is computed from now",
+                "requestBody": job_id_form,
+                "responses": _responses(one_job, 400, 404, 409)}},
+            "/edit-job.json": {"post": {
+                "summary": "Change a SCHEDULED job in place (same identifier, next run recomputed), or the "
+                           "priority of a PENDING job",
+                "requestBody": _form({"job_id": {"type": "string", "format": "uuid"}, "when": _STR,
+                                      **{k: options[k] for k in editable}, **schedule_params}, ["job_id"]),
+                "responses": _responses(one_job, 400, 404, 409)}},
             "/list-jobs.json": {"get": {
                 "summary": "Jobs by status (newest first) or by id",
                 "parameters": [
@@ -92,16 +119,21 @@ def openapi_document():
                     _param("id", "a job identifier"),
                     _param("project", "only this project"), _param("spider", "only this spider"),
                     _param("limit", "at most this many", schema={"type": "integer", "minimum": 0}),
-                    _param("offset", "skip this many", schema={"type": "integer", "minimum": 0})],
-                "responses": _responses(_ok("jobs", {"jobs": {"type": "array", "items": job}}, ["jobs"]),
-                                        400, 404)}},
+                    _param("offset", "skip this many", schema={"type": "integer", "minimum": 0}),
+                    _param("parent", "only the runs this SCHEDULED job spawned")],
+                "responses": _responses(_ok("jobs", {"jobs": {"type": "array", "items": job},
+                                                     "total": {"type": "integer", "description":
+                                                               "how many match, ignoring limit and offset"}},
+                                            ["jobs"]), 400, 404)}},
             "/cancel-job.json": {"post": {
                 "summary": "Cancel a scheduled, pending or running job",
                 "requestBody": _form({"id": _STR}, ["id"]),
                 "responses": _responses(_ok("canceled"), 400, 404, 409)}},
             "/remove-project.json": {"post": {
                 "summary": "Remove a project without scheduled jobs",
-                "requestBody": _form({"name": _STR}, ["name"]),
+                "requestBody": _form({"name": {"type": "string", "description": "the project (or send it as "
+                                                                                 "project)"},
+                                      "project": _STR}, []),
                 "responses": _responses(_ok("removed"), 400, 404, 409)}},
             "/get-log/data/{filename}": {"get": {
                 "summary": "A job's stdout (.out) or stderr (.err) log; follows a running job until it ends",
@@ -113,8 +145,9 @@ def openapi_document():
                                       "content": {"text/plain": {"schema": _STR}}},
                               "404": _ERROR, "416": _ERROR}}},
             "/preview-schedule.json": {"get": {
-                "summary": "Check a scheduling spec and preview its next run times (daemon's zone, with offsets)",
-                "parameters": [_param("when", "a spec such as 'every 10 minutes', or 'now'"),
+                "summary": "Check a scheduling spec and preview its next run times (in its zone, with offsets)",
+                "parameters": [_param("when", "a spec such as 'every 10 minutes', a cron expression, or 'now'"),
+                               _param("timezone", "the IANA zone the spec is read in (default: the daemon's)"),
                                _param("count", "how many run times (1-50, default 5)",
                                       schema={"type": "integer", "minimum": 1, "maximum": 50})],
                 "responses": _responses(_ok("the next run times", {"when": _STR, "next": _STRS},

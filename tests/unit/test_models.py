@@ -168,7 +168,8 @@ def test_record_contract_keys_first():
     keys = list(to_record(make_job()))
     assert keys[:len(CONTRACT_KEYS)] == CONTRACT_KEYS
     assert keys[len(CONTRACT_KEYS):] == ["args", "settings", "priority", "timeout", "started", "finished",
-                                         "exit-code", "reason", "parent", "next-run"]
+                                         "exit-code", "reason", "parent", "next-run", "timezone", "overlap",
+                                         "catch-up", "paused", "skipped"]
 
 
 def test_every_option_is_a_record_field():
@@ -207,6 +208,11 @@ def test_record_values():
         "reason": None,
         "parent": "p",
         "next-run": None,
+        "timezone": None,
+        "overlap": None,
+        "catch-up": None,
+        "paused": None,
+        "skipped": None,
         "args": {},
         "settings": {},
         "priority": 0,

@@ -516,3 +516,38 @@ def test_sqlite_migrates_a_v1_database_in_place(db_path):
     finally:
         s.close()
     assert db_path.with_name(f"{db_path.name}.v1.bak").exists()
+
+
+def test_runs_filter_by_parent_schedule_and_are_counted(store):
+    """parent= keeps the runs one schedule made; count_jobs gives the total a page of them belongs to."""
+    from scrapy_do.domain.models import RunOptions, new_run, new_schedule
+    from scrapy_do.domain import zones
+
+    now = zones.instant(1_790_000_000)
+    schedule = new_schedule("p", RunOptions("s"), "every 1 hours", now)
+    store.add_job(schedule)
+    made = [new_run("p", RunOptions("s"), now, schedule_id=schedule.identifier) for _ in range(3)]
+    for run in [*made, new_run("p", RunOptions("s"), now)]:
+        store.add_job(run)
+    listed = store.list_jobs(parent=schedule.identifier, limit=2)
+    assert [r.identifier for r in listed] == [made[2].identifier, made[1].identifier]
+    assert store.count_jobs(parent=schedule.identifier) == 3
+    assert store.count_jobs() == 5
+    assert store.count_jobs({JobStatus.SCHEDULED}, parent=schedule.identifier) == 0
+    assert len(store.list_jobs_json(parent=schedule.identifier)) == 3
+
+
+def test_the_pending_queue_is_priority_first_then_age(store):
+    import dataclasses
+
+    from scrapy_do.domain.models import RunOptions, new_run
+    from scrapy_do.domain import zones
+
+    now = zones.instant(1_790_000_000)
+    runs = [new_run("p", dataclasses.replace(RunOptions("s"), priority=p), now) for p in (0, 5, -1, 5, 0)]
+    for run in runs:
+        store.add_job(run)
+    order = [runs[1], runs[3], runs[0], runs[4], runs[2]]
+    assert [r.identifier for r in store.pending_queue(10)] == [r.identifier for r in order]
+    assert [r.identifier for r in store.pending_queue(2)] == [r.identifier for r in order[:2]]
+    assert store.get_job(runs[1].identifier).options.priority == 5
