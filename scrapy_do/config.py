@@ -50,6 +50,7 @@ class Config:
     max_event_clients: int = 64
     crawl_user: str = ""
     job_timeout: int = 0
+    max_per_spider: int = 0
     source: str = "<defaults>"
 
     @property
@@ -195,6 +196,7 @@ def _build(parser, base, source):
         max_uploads=_get(parser, web, "max-uploads", _int, lambda v: v >= 1, "must be at least 1"),
         max_event_clients=_get(parser, web, "max-event-clients", _int, lambda v: v >= 1, "must be at least 1"),
         crawl_user=parser.get(sd, "crawl-user", fallback="").strip(),
+        max_per_spider=_get(parser, sd, "max-per-spider", _int, lambda v: v >= 0, "must be 0 (no cap) or more"),
         job_timeout=_get(parser, sd, "job-timeout", _int, lambda v: 0 <= v <= 604800,
                          "must be 0 (no limit) to 604800 seconds"),
         source=source,

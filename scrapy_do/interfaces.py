@@ -38,8 +38,9 @@ class IJobStore(Interface):
     def list_jobs_json(statuses=None, project=None, spider=None, limit=None, offset=0, parent=None):
         """Like list_jobs (newest first), each as the JSON text of `records.to_record`."""
 
-    def pending_queue(limit):
-        """The first `limit` PENDING runs in the order they start: highest priority first, then oldest."""
+    def pending_queue(limit, exclude=()):
+        """The first `limit` PENDING runs in the order they start: highest priority first, then oldest;
+        none of the (project, spider) pairs in `exclude`."""
 
     def count_jobs(statuses=None, project=None, spider=None, parent=None):
         """How many match, without loading them."""

@@ -64,8 +64,9 @@ RETRY_FIRST, RETRY_MAX = 1.0, 30.0
 class _Slot:
     """A run that holds a job slot: launching (`run` is None) or running."""
 
-    def __init__(self, tree):
+    def __init__(self, tree, key=None):
         self.tree = tree
+        self.key = key  # (project, spider), for max-per-spider
         self.run = None
         self.deadline = None  # the call that ends the crawl at its time limit
 
@@ -138,7 +139,7 @@ class Controller(Service):
             project = self.store.get_project(run.project)
             if crawl is not None and project is not None:
                 log.info("job {job} still runs; re-attached", job=run.identifier)
-                self._track(run.identifier, _Slot(project.tree), crawl)
+                self._track(run.identifier, _Slot(project.tree, (run.project, run.spider)), crawl)
                 continue
             log.info("job {job} was running when the daemon stopped; queued again", job=run.identifier)
             requeued.append(transition(run, JobStatus.PENDING, handle=None, started=None))
@@ -461,9 +462,13 @@ class Controller(Service):
                 free = self.config.job_slots - len(self.slots)
                 if free <= 0:
                     break
-                pending = self.store.pending_queue(free + len(self.slots) + len(self._quarantined))
+                running = [slot.key for slot in self.slots.values()]
+                cap = self.config.max_per_spider
+                # Runs of spiders at their cap stay in the store; the rest comes in queue order.
+                pending = self.store.pending_queue(free + len(self.slots) + len(self._quarantined),
+                                                   exclude=dispatch.saturated(running, cap))
                 pending = [r for r in pending if r.identifier not in self._quarantined]
-                for run in dispatch.next_to_start(pending, set(self.slots), self.config.job_slots):
+                for run in dispatch.next_to_start(pending, set(self.slots), self.config.job_slots, cap, running):
                     self._start(run)
                 if not self._pump_again:
                     break
@@ -478,7 +483,7 @@ class Controller(Service):
             self._fail_start(run, f"project {run.project!r} or its spider {run.spider!r} was removed "
                                   "before the job could start")
             return
-        slot = self.slots[run.identifier] = _Slot(project.tree)
+        slot = self.slots[run.identifier] = _Slot(project.tree, (run.project, run.spider))
 
         def launch():
             try:

@@ -69,8 +69,9 @@ class MemoryStore:
             jobs.reverse()
         return jobs[offset:None if limit is None else offset + limit]
 
-    def pending_queue(self, limit):
-        pending = [j for j in self._jobs.values() if j.status is JobStatus.PENDING]
+    def pending_queue(self, limit, exclude=()):
+        pending = [j for j in self._jobs.values() if j.status is JobStatus.PENDING
+                   and (j.project, j.options.spider) not in exclude]
         pending.sort(key=lambda j: (-j.options.priority, self._seq[j.identifier]))
         return pending[:limit]
 

@@ -270,10 +270,13 @@ class SqliteStore:
         return [_record(r) for r in self._select("rows", statuses, project, spider, limit, offset, oldest_first,
                                                  parent)]
 
-    def pending_queue(self, limit):
-        """The first `limit` PENDING runs in the order they start: highest priority, then oldest."""
-        rows = self._db.execute(f"SELECT {_SELECT['rows']['runs']} FROM runs WHERE status = ? "
-                                "ORDER BY priority DESC, seq ASC LIMIT ?", (JobStatus.PENDING.value, limit))
+    def pending_queue(self, limit, exclude=()):
+        """The first `limit` PENDING runs in the order they start: highest priority, then oldest;
+        none of the (project, spider) pairs in `exclude`."""
+        skip = "".join(" AND NOT (project = ? AND spider = ?)" for _ in exclude)
+        args = [JobStatus.PENDING.value, *(v for pair in sorted(exclude) for v in pair), limit]
+        rows = self._db.execute(f"SELECT {_SELECT['rows']['runs']} FROM runs WHERE status = ?{skip} "
+                                "ORDER BY priority DESC, seq ASC LIMIT ?", args)
         return [_record(r) for r in rows]
 
     def list_jobs_json(self, statuses=None, project=None, spider=None, limit=None, offset=0, parent=None):

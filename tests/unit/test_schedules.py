@@ -184,3 +184,30 @@ def test_times_of_a_schedules_zone_are_shown_with_their_offset(controller):
     job = controller.schedule_job("proj", "slow", "every day at 09:00", settings={"timezone": "Asia/Kolkata"})
     shown = zones.show(job.next_run, controller.zone_of(job))
     assert shown.endswith("+05:30") and " 09:00:00" in shown
+
+
+def test_max_per_spider_holds_a_spider_back_without_blocking_others(config, store, clock, tmp_path):
+    launcher = FakeLauncher()
+    c = started(dataclasses.replace(config, job_slots=3, max_per_spider=1), store, clock, tmp_path, launcher)
+    slow = [c.schedule_job("proj", "slow") for _ in range(3)]
+    quick = c.schedule_job("proj", "quick")
+    started_ids = [crawl.request.job_id for crawl in launcher.launched]
+    assert started_ids == [slow[0].identifier, quick.identifier]  # one slot stays free: slow is at its cap
+    launcher.launched[0].finish(0)
+    assert launcher.launched[-1].request.job_id == slow[1].identifier
+    c.stopService()
+
+
+def test_dispatch_passes_over_spiders_at_their_cap_in_queue_order():
+    from types import SimpleNamespace
+
+    from scrapy_do.domain import dispatch
+
+    def run(ident, spider):
+        return SimpleNamespace(identifier=ident, project="p", spider=spider)
+
+    pending = [run("1", "a"), run("2", "a"), run("3", "b"), run("4", "c")]
+    chosen = dispatch.next_to_start(pending, {"x"}, 4, per_spider=1, running=[("p", "c")])
+    assert [r.identifier for r in chosen] == ["1", "3"]
+    assert dispatch.saturated([("p", "c"), ("p", "a"), ("p", "a")], 2) == {("p", "a")}
+    assert dispatch.next_to_start(pending, set(), 2) == pending[:2]
