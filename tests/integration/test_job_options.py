@@ -140,3 +140,34 @@ def test_remove_project_takes_project_as_well_as_name(daemon):
     code, body = daemon.request("/remove-project.json", {"project": "hostile"})
     assert code == 200, body
     assert daemon.get("/list-projects.json")[1]["projects"] == []
+
+
+def test_a_schedule_is_paused_edited_and_resumed_over_http(daemon):
+    code, body = daemon.request("/schedule-job.json", {"project": "hostile", "spider": "snoop", "when": "every 2 hours",
+                                                        "timezone": "Asia/Kolkata", "overlap": "skip"})
+    assert code == 200, body
+    job = body["identifier"]
+    record = daemon.job(job)
+    assert (record["timezone"], record["overlap"], record["catch-up"], record["paused"], record["skipped"]) == \
+        ("Asia/Kolkata", "skip", False, False, 0)
+    code, body = daemon.request("/pause-job.json", {"job_id": job})
+    assert code == 200 and body["job"]["paused"] is True and body["job"]["next-run"] is None, body
+    code, body = daemon.request("/edit-job.json", {"job_id": job, "when": "every 3 hours", "priority": "5",
+                                                    "args": '{"category": "books"}'})
+    assert code == 200, body
+    assert (body["job"]["schedule"], body["job"]["priority"], body["job"]["args"]) == \
+        ("every 3 hours", 5, {"category": "books"})
+    code, body = daemon.request("/resume-job.json", {"job_id": job})
+    assert code == 200 and body["job"]["paused"] is False and body["job"]["next-run"] is not None
+    code, body = daemon.request("/pause-job.json", {"job_id": "not-a-job"})
+    assert code == 400, body
+    code, listed = daemon.get("/list-jobs.json", status="SCHEDULED", limit="1")
+    assert code == 200 and listed["total"] == 1 and len(listed["jobs"]) == 1
+    code, runs = daemon.get("/list-jobs.json", status="ACTIVE", parent=job)
+    assert code == 200 and runs["total"] == 0
+
+
+def test_cron_with_a_time_zone_previews_in_that_zone(daemon):
+    code, body = daemon.get("/preview-schedule.json", when="30 2 * * *", timezone="Europe/Berlin", count="3")
+    assert code == 200, body
+    assert all(" 02:30:00" in t and (t.endswith("+01:00") or t.endswith("+02:00")) for t in body["next"]), body
