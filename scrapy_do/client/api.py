@@ -64,17 +64,32 @@ class ScrapyDoClient:
     def list_spiders(self, project):
         return self._json("GET", "/list-spiders.json", params={"project": project})["spiders"]
 
-    def schedule_job(self, project, spider, when="now", description="", payload="{}"):
+    def schedule_job(self, project, spider, when="now", description="", payload="{}", args=None, settings=None,
+                     priority=None, timeout=None):
+        """Schedule a job; return its identifier.
+
+        `args` (spider arguments, each `-a KEY=VALUE`) and `settings` (Scrapy
+        settings, each `-s NAME=VALUE`) are dicts or JSON objects as text;
+        `priority` (-1000..1000) and `timeout` (seconds) whole numbers. An
+        option left None is not sent, so the daemon's default applies.
+        """
         data = {"project": project, "spider": spider, "when": when, "description": description,
                 "payload": payload}
+        for name, value in (("args", args), ("settings", settings)):
+            if value is not None:
+                data[name] = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+        for name, value in (("priority", priority), ("timeout", timeout)):
+            if value is not None:
+                data[name] = str(value)
         return self._json("POST", "/schedule-job.json", data=data)["identifier"]
 
-    def list_jobs(self, status="ACTIVE", job_id=None, project=None, spider=None, limit=None):
+    def list_jobs(self, status="ACTIVE", job_id=None, project=None, spider=None, limit=None, offset=None):
+        """Jobs with `status` (any case: a status name, ACTIVE or COMPLETED), newest first, or the job `job_id`."""
         if job_id is not None:
             params = {"id": job_id}
         else:
             params = {k: v for k, v in (("status", status), ("project", project), ("spider", spider),
-                                        ("limit", limit)) if v is not None}
+                                        ("limit", limit), ("offset", offset)) if v is not None}
         return self._json("GET", "/list-jobs.json", params=params)["jobs"]
 
     def get_job(self, job_id):
@@ -93,6 +108,23 @@ class ScrapyDoClient:
                 return iter(())
             raise
         return response.iter_content(chunk_size=None)
+
+    def log_tail(self, job_id, kind="err", lines=20, size=8192):
+        """The last `lines` lines of a finished job's log (at most its last `size` bytes), as text.
+
+        Asks for a suffix range, so a long log is not downloaded whole. A line
+        cut by the range's start is left out; an empty log gives "".
+        """
+        try:
+            response = self._call("GET", f"/get-log/data/{job_id}.{kind}", headers={"Range": f"bytes=-{size}"})
+        except ClientError as e:
+            if str(e).startswith("416"):  # an empty log has no last bytes
+                return ""
+            raise
+        data = response.content
+        if response.status_code == 206 and not (response.headers.get("Content-Range") or "").startswith("bytes 0-"):
+            data = data.split(b"\n", 1)[1] if b"\n" in data else b""  # the first line is cut
+        return "\n".join(data.decode("utf-8", "replace").splitlines()[-lines:])
 
     def cancel_job(self, job_id):
         self._json("POST", "/cancel-job.json", data={"id": job_id})

@@ -23,7 +23,10 @@ from scrapy_do.domain.records import TABLE_COLUMNS
 FORMATS = ["simple", "grid", "fancy_grid", "presto", "psql", "pipe", "orgtbl", "jira", "rst", "mediawiki",
            "html", "latex"]
 STATUSES = ["ACTIVE", "COMPLETED", "SCHEDULED", "PENDING", "RUNNING", "CANCELED", "SUCCESSFUL", "FAILED"]
-JOB_COLUMNS = TABLE_COLUMNS
+#: The job table: 0.5.0's columns first, in its order, then what later versions added.
+JOB_COLUMNS = [*TABLE_COLUMNS, "priority", "next-run", "reason"]
+#: Lines of a failed job's error log that `schedule-job --wait` prints, read from at most this many bytes.
+TAIL_LINES, TAIL_BYTES = 20, 8192
 
 EPILOG = """\
 examples:
@@ -33,11 +36,12 @@ examples:
   scrapy-do-cl list-spiders --project quotesbot
   scrapy-do-cl schedule-job --project quotesbot --spider toscrape-css --when 'every 10 minutes'
   scrapy-do-cl schedule-job --project quotesbot --spider toscrape-css --payload '{"pages": 2}' --wait
-  scrapy-do-cl list-jobs --status COMPLETED --spider toscrape-css --limit 20
+  scrapy-do-cl schedule-job --project quotesbot --spider toscrape-css -a category=books -s DOWNLOAD_DELAY=2
+  scrapy-do-cl list-jobs --status completed --spider toscrape-css --limit 20 --offset 20
   scrapy-do-cl get-log --job-id ID --log-type err --follow
   scrapy-do-cl cancel-job --job-id ID
   scrapy-do-cl remove-project --name quotesbot
-  scrapy-do-cl --json list-jobs --status RUNNING
+  scrapy-do-cl list-jobs --status running --json
 
 defaults for --url, --username, --password and --print-format are read from
 the [scrapy-do] section of ~/.scrapy-do.cfg (keys url, username, password,
@@ -51,6 +55,24 @@ def _bool(text):
     if text.lower() in ("no", "false", "f", "n", "0", "off"):
         return False
     raise argparse.ArgumentTypeError("boolean value expected (yes/no)")
+
+
+def _pair(flag, what, example, refuse=None):
+    """The argparse type of a repeatable `KEY=VALUE` flag, as `scrapy crawl` takes them: a (key, value) pair."""
+    def parse(text):
+        key, sep, value = text.partition("=")
+        if not sep or not key:
+            raise argparse.ArgumentTypeError(f"expected {what}=VALUE, such as {flag} {example}, not {text!r}")
+        if refuse and key in refuse:
+            raise argparse.ArgumentTypeError(refuse[key])
+        return key, value
+    parse.__name__ = f"{what}=VALUE"
+    return parse
+
+
+def _pairs(items):
+    """The pairs of a repeated flag as a dict (a later repetition of a key wins), or None when none was given."""
+    return dict(items) if items else None
 
 
 def _user_defaults(home=None):
@@ -72,13 +94,20 @@ def build_parser(defaults=None):
     parser.add_argument("--print-format", default=defaults.get("print-format") or "psql", choices=FORMATS,
                         help="table format (default psql)")
     parser.add_argument("--verify-ssl", type=_bool, default=True, help="verify the TLS certificate (yes/no)")
-    parser.add_argument("--json", action="store_true", help="print the daemon's JSON answer, for scripts")
+    parser.add_argument("--json", action="store_true",
+                        help="print the daemon's JSON answer, for scripts (also after the command)")
     parser.add_argument("--version", action="version", version=f"scrapy-do-cl {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    def command(name, help_text, example):
-        return sub.add_parser(name, help=help_text, description=help_text,
-                              epilog=f"example:\n  scrapy-do-cl {example}",
+    # --json is taken after the command too; SUPPRESS keeps the command from resetting one given before it.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
+                        help="print the daemon's JSON answer, for scripts")
+
+    def command(name, help_text, *examples, notes=""):
+        label = "example" if len(examples) == 1 else "examples"
+        epilog = f"{label}:\n" + "".join(f"  scrapy-do-cl {e}\n" for e in examples) + notes
+        return sub.add_parser(name, help=help_text, description=help_text, epilog=epilog, parents=[common],
                               formatter_class=argparse.RawDescriptionHelpFormatter)
 
     command("status", "show the daemon's status", "status")
@@ -87,25 +116,49 @@ def build_parser(defaults=None):
     command("list-projects", "list the projects", "list-projects")
     p = command("list-spiders", "list the spiders of a project", "list-spiders --project quotesbot")
     p.add_argument("--project", required=True, help="project name")
-    p = command("list-jobs", "list jobs by status, or one job", "list-jobs --status COMPLETED --limit 10")
-    p.add_argument("--status", default="ACTIVE", choices=STATUSES, help="status or group (default ACTIVE)")
+    p = command("list-jobs", "list jobs by status, or one job", "list-jobs --status COMPLETED --limit 10",
+                "list-jobs --status completed --limit 10 --offset 10",
+                notes="\nbesides 0.5.0's columns the table shows each job's priority, its next run (for\n"
+                      "schedules) and why a run ended (timeout, canceled, exit code N, signal N).\n")
+    p.add_argument("--status", default="ACTIVE", type=str.upper, choices=STATUSES, metavar="STATUS",
+                   help=f"a status or group, in any case: {', '.join(STATUSES)} (default ACTIVE)")
     p.add_argument("--job-id", help="show only this job")
     p.add_argument("--project", help="only jobs of this project")
     p.add_argument("--spider", help="only jobs of this spider")
     p.add_argument("--limit", type=int, help="at most this many, newest first")
+    p.add_argument("--offset", type=int, help="skip this many first (with --limit: pages of jobs)")
     p = command("get-log", "print a job's log", "get-log --job-id ID --log-type err --follow")
     p.add_argument("--job-id", required=True, help="job identifier")
     p.add_argument("--log-type", default="out", choices=["out", "err"], help="out (stdout) or err (stderr)")
     p.add_argument("--follow", "-f", action="store_true", help="keep printing while the job runs")
     p = command("schedule-job", "schedule a job now or periodically",
-                "schedule-job --project quotesbot --spider toscrape-css --when 'every 10 minutes'")
+                "schedule-job --project quotesbot --spider toscrape-css --when 'every 10 minutes'",
+                "schedule-job --project quotesbot --spider toscrape-css -a category=books -s DOWNLOAD_DELAY=2",
+                "schedule-job --project quotesbot --spider toscrape-css --priority 10 --timeout 3600 --wait",
+                notes="\n-a and -s work as in `scrapy crawl`: values are text; a later repetition of a\n"
+                      "name wins. --wait waits for a job run now; for a periodic job (--when other\n"
+                      "than now) it says so and prints the identifier without waiting.\n")
     p.add_argument("--project", required=True, help="project name")
     p.add_argument("--spider", required=True, help="spider name")
     p.add_argument("--when", default="now", help="'now' or a spec like 'every 10 minutes' (default now)")
     p.add_argument("--description", default="", help="a short description")
     p.add_argument("--payload", default="{}", help="a JSON object passed to the spider as -a payload=...")
+    p.add_argument("-a", "--arg", dest="spider_args", action="append", metavar="KEY=VALUE",
+                   type=_pair("-a", "KEY", "category=books",
+                              {"payload": "-a payload=... is the job's payload: give it with --payload"}),
+                   help="a spider argument, as `scrapy crawl -a` takes it; repeatable (-a category=books -a "
+                        "pages=3)")
+    p.add_argument("-s", "--set", dest="settings", action="append", metavar="NAME=VALUE",
+                   type=_pair("-s", "NAME", "DOWNLOAD_DELAY=2"),
+                   help="a Scrapy setting for this job, as `scrapy crawl -s` takes it; repeatable (-s "
+                        "DOWNLOAD_DELAY=2 -s CLOSESPIDER_ITEMCOUNT=100)")
+    p.add_argument("--priority", type=int, metavar="N",
+                   help="-1000 to 1000: pending jobs start highest priority first (daemon default 0)")
+    p.add_argument("--timeout", type=int, metavar="SECONDS",
+                   help="stop the crawl after this many seconds (1 to 604800); it ends FAILED, reason timeout")
     p.add_argument("--wait", action="store_true",
-                   help="wait until the job ends; exit 0 only if it succeeded (with --when now)")
+                   help="wait until the job ends; exit 0 only if it succeeded, else print the end of its error "
+                        "log and exit 3 (with --when now; a periodic job is not waited for)")
     p = command("cancel-job", "cancel a job", "cancel-job --job-id ID")
     p.add_argument("--job-id", required=True, help="job identifier")
     p = command("remove-project", "remove a project", "remove-project --name quotesbot")
@@ -138,12 +191,56 @@ def _payload(text):
     return json.dumps(value, ensure_ascii=False)
 
 
+def _human_seconds(seconds):
+    """1d 12m 24s, as the daemon words an uptime (zero parts left out)."""
+    try:
+        seconds = int(seconds)
+    except (TypeError, ValueError):
+        return seconds
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            parts.append(f"{seconds // size}{unit}")
+            seconds %= size
+    return " ".join([*parts, f"{seconds}s"])
+
+
+def _status_rows(data):
+    """The status table: the uptime as the daemon words it (1d 12m 24s), not in raw seconds."""
+    rows = []
+    for key, value in data.items():
+        if key == "status" or (key == "uptime" and "uptime-seconds" in data):
+            continue
+        if key == "uptime-seconds":
+            key, value = "uptime", data.get("uptime") or _human_seconds(value)
+        rows.append([key, value])
+    return rows
+
+
+def _print_failure(client, job):
+    """After --wait: why the job did not succeed and the end of its error log, on stderr."""
+    identifier = job["identifier"]
+    reason = f" ({job['reason']})" if job.get("reason") else ""
+    try:
+        tail = client.log_tail(identifier, "err", TAIL_LINES, TAIL_BYTES)
+    except ClientError as e:
+        print(f"[!] Job {identifier} ended {job['status']}{reason}; its error log cannot be read: {e}",
+              file=sys.stderr)
+        return
+    if not tail.strip():
+        print(f"[!] Job {identifier} ended {job['status']}{reason}; its error log is empty.", file=sys.stderr)
+        return
+    print(f"[!] Job {identifier} ended {job['status']}{reason}; the last lines of its error log:", file=sys.stderr)
+    print(tail, file=sys.stderr)
+    print(f"[i] The whole log: scrapy-do-cl get-log --job-id {identifier} --log-type err", file=sys.stderr)
+
+
 def run(args, client, out, stdout):
     """Carry out one command; return the exit code."""
     cmd = args.command
     if cmd == "status":
         data = client.status()
-        out.table(["key", "value"], [[k, v] for k, v in data.items() if k != "status"], data)
+        out.table(["key", "value"], _status_rows(data), data)
     elif cmd == "push-project":
         try:
             _, archive = build_archive(args.project_path)
@@ -158,7 +255,7 @@ def run(args, client, out, stdout):
         spiders = client.list_spiders(args.project)
         out.table(["name"], [[s] for s in spiders], spiders)
     elif cmd == "list-jobs":
-        jobs = client.list_jobs(args.status, args.job_id, args.project, args.spider, args.limit)
+        jobs = client.list_jobs(args.status, args.job_id, args.project, args.spider, args.limit, args.offset)
         out.table(JOB_COLUMNS, [[j.get(c) for c in JOB_COLUMNS] for j in jobs], jobs)
     elif cmd == "get-log":
         for chunk in client.get_log(args.job_id, args.log_type, follow=args.follow):
@@ -166,11 +263,21 @@ def run(args, client, out, stdout):
             stdout.buffer.flush()
     elif cmd == "schedule-job":
         identifier = client.schedule_job(args.project, args.spider, args.when, args.description,
-                                         _payload(args.payload))
-        if args.wait and args.when.strip().lower() == "now":
+                                         _payload(args.payload), args=_pairs(args.spider_args),
+                                         settings=_pairs(args.settings), priority=args.priority,
+                                         timeout=args.timeout)
+        now = args.when.strip().lower() == "now"
+        if args.wait and now:
             job = client.wait_job(identifier)
             out.table(["identifier", "status", "duration"], [[identifier, job["status"], job["duration"]]], job)
-            return 0 if job["status"] == "SUCCESSFUL" else 3
+            if job["status"] == "SUCCESSFUL":
+                return 0
+            _print_failure(client, job)
+            return 3
+        if args.wait:
+            print(f"[i] Not waiting: --wait waits only for jobs run now, and {args.when!r} is a periodic job "
+                  "(its runs, maybe far off, are jobs of their own); see them with "
+                  "scrapy-do-cl list-jobs --status ACTIVE", file=sys.stderr)
         out.table(["identifier"], [[identifier]], {"identifier": identifier})
     elif cmd == "cancel-job":
         client.cancel_job(args.job_id)
