@@ -16,6 +16,9 @@ class IJobStore(Interface):
     def add_job(job):
         """Insert a new run or schedule; its identifier must be new."""
 
+    def add_jobs(jobs):
+        """`add_job` for each of `jobs`, all or none (one transaction)."""
+
     def update_job(job):
         """Replace the stored run or schedule with the same identifier."""
 
@@ -38,9 +41,9 @@ class IJobStore(Interface):
     def list_jobs_json(statuses=None, project=None, spider=None, limit=None, offset=0, parent=None):
         """Like list_jobs (newest first), each as the JSON text of `records.to_record`."""
 
-    def pending_queue(limit, exclude=()):
+    def pending_queue(limit, exclude=(), skip=()):
         """The first `limit` PENDING runs in the order they start: highest priority first, then oldest;
-        none of the (project, spider) pairs in `exclude`."""
+        none of the (project, spider) pairs in `exclude` nor the identifiers in `skip`."""
 
     def count_jobs(statuses=None, project=None, spider=None, parent=None):
         """How many match, without loading them."""

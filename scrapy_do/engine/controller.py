@@ -464,10 +464,10 @@ class Controller(Service):
                     break
                 running = [slot.key for slot in self.slots.values()]
                 cap = self.config.max_per_spider
-                # Runs of spiders at their cap stay in the store; the rest comes in queue order.
-                pending = self.store.pending_queue(free + len(self.slots) + len(self._quarantined),
-                                                   exclude=dispatch.saturated(running, cap))
-                pending = [r for r in pending if r.identifier not in self._quarantined]
+                # Runs of spiders at their cap, runs launching and quarantined ones stay in the store; the
+                # store hands over no more than fit the free slots, in queue order.
+                pending = self.store.pending_queue(free, exclude=dispatch.saturated(running, cap),
+                                                   skip={*self.slots, *self._quarantined})
                 for run in dispatch.next_to_start(pending, set(self.slots), self.config.job_slots, cap, running):
                     self._start(run)
                 if not self._pump_again:

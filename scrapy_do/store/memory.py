@@ -33,6 +33,10 @@ class MemoryStore:
         self._seq[job.identifier] = len(self._seq)
         self._jobs[job.identifier] = job
 
+    def add_jobs(self, jobs):
+        for job in jobs:
+            self.add_job(job)
+
     def update_job(self, job):
         if job.identifier in self._jobs:
             self._jobs[job.identifier] = job
@@ -69,9 +73,9 @@ class MemoryStore:
             jobs.reverse()
         return jobs[offset:None if limit is None else offset + limit]
 
-    def pending_queue(self, limit, exclude=()):
+    def pending_queue(self, limit, exclude=(), skip=()):
         pending = [j for j in self._jobs.values() if j.status is JobStatus.PENDING
-                   and (j.project, j.options.spider) not in exclude]
+                   and (j.project, j.options.spider) not in exclude and j.identifier not in skip]
         pending.sort(key=lambda j: (-j.options.priority, self._seq[j.identifier]))
         return pending[:limit]
 

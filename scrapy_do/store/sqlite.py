@@ -198,6 +198,12 @@ class SqliteStore:
             self._db.execute(f"INSERT INTO {table} (seq, {', '.join(columns)}) VALUES ({marks})", (seq, *values))
 
     @_writes
+    def add_jobs(self, jobs):
+        with self._transaction():
+            for job in jobs:
+                self.add_job(job)
+
+    @_writes
     def update_job(self, job):
         table, columns, values = self._values(job)
         sets = ", ".join(f"{c} = ?" for c in columns[1:])
@@ -270,12 +276,17 @@ class SqliteStore:
         return [_record(r) for r in self._select("rows", statuses, project, spider, limit, offset, oldest_first,
                                                  parent)]
 
-    def pending_queue(self, limit, exclude=()):
+    def pending_queue(self, limit, exclude=(), skip=()):
         """The first `limit` PENDING runs in the order they start: highest priority, then oldest;
-        none of the (project, spider) pairs in `exclude`."""
-        skip = "".join(" AND NOT (project = ? AND spider = ?)" for _ in exclude)
-        args = [JobStatus.PENDING.value, *(v for pair in sorted(exclude) for v in pair), limit]
-        rows = self._db.execute(f"SELECT {_SELECT['rows']['runs']} FROM runs WHERE status = ?{skip} "
+        none of the (project, spider) pairs in `exclude` nor the identifiers in `skip`.
+
+        The scan of the queue index stops at the `limit`-th match, so `limit`
+        should be what is wanted (the free slots), with the rest in `skip`."""
+        where = "".join(" AND NOT (project = ? AND spider = ?)" for _ in exclude)
+        if skip:
+            where += f" AND identifier NOT IN ({', '.join('?' * len(skip))})"
+        args = [JobStatus.PENDING.value, *(v for pair in sorted(exclude) for v in pair), *sorted(skip), limit]
+        rows = self._db.execute(f"SELECT {_SELECT['rows']['runs']} FROM runs WHERE status = ?{where} "
                                 "ORDER BY priority DESC, seq ASC LIMIT ?", args)
         return [_record(r) for r in rows]
 

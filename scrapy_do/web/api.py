@@ -380,7 +380,8 @@ class WebAPI:
         project = self._arg(request, "project")
         get = self._getter(request)
         options = RunOptions.from_params(get)
-        job = self.controller.schedule_job(project, options, when=get("when") or "now",
+        when = get("when")
+        job = self.controller.schedule_job(project, options, when="now" if when is None else when,
                                            settings=schedule_settings(get))
         return to_json(request, {"status": "ok", "identifier": job.identifier})
 
@@ -450,7 +451,7 @@ class WebAPI:
         self._check_size(request)
         self._only(request, {"name", "project"})
         name = self._arg(request, "name", required=False) or self._arg(request, "project", required=False)
-        if name is None:
+        if not name:
             raise BadRequest("missing parameter 'name' (or 'project'): the project to remove")
         self.controller.remove_project(name)
         return to_json(request, {"status": "ok"})

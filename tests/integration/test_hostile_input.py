@@ -1,11 +1,14 @@
 """Hostile requests against one real `scrapy-do` process: every one is refused cleanly and leaves no trace.
 
 One table, one line per case: (name, method, path, body, expected status, substring of the JSON "msg"
-[, extra request headers]). `path` may be a callable of the daemon (for a finished job's log); `body`
-is None, a callable returning (bytes, content type) or a dict of multipart fields (values may be
-callables, built lazily so the module imports fast). After every case the test checks the answer is
-JSON {"status": "error", "msg": ...}, that no file appeared or vanished in the daemon's working
-directory (database and logs aside), that nothing named after a hostile entry appeared in /tmp, and that
+[, extra request headers][, "bug: ..." to mark it xfail]). `path` may be a callable of the daemon (for a
+finished job's log); `body` is None, a callable returning (bytes, content type) or a dict of multipart
+fields (values may be callables, built lazily so the module imports fast); a body marked `needs_daemon`
+(with_job, needing) is first given the daemon, to name a job its fixture made (a schedule, a paused
+schedule, a finished run). After every case the test checks the answer is exactly JSON
+{"status": "error", "msg": ...}, that no file appeared or vanished in the daemon's working directory
+(database and logs aside), that no job was added, removed or changed in the store (list-jobs.json; a run
+moving on by itself aside), that nothing named after a hostile entry appeared in /tmp, and that
 status.json still answers.
 """
 
@@ -191,17 +194,45 @@ def raw_bytes(data, ctype):
     return lambda: (data, ctype)
 
 
+def with_job(which, **fields):
+    """Multipart fields plus job_id = `which(daemon)` (a job the fixture made), built once the daemon is up."""
+    def build(daemon):
+        return form(job_id=which(daemon), **fields)
+    build.needs_daemon = True
+    return build
+
+
+def needing(setup, body):
+    """`body`, sent once `setup(daemon)` has run (e.g. made the schedule the request is about)."""
+    def build(daemon):
+        setup(daemon)
+        return body
+    build.needs_daemon = True
+    return build
+
+
+def schedule_form(**fields):
+    """A schedule-job.json request for the offline project's `quick` spider, plus `fields`."""
+    return form(project="offline", spider="quick", **fields)
+
+
+def periodic(**fields):
+    """schedule_form for a schedule: if a hostile field were taken, a job would be stored (and seen)."""
+    return schedule_form(when="every 2 hours", **fields)
+
+
 BIG = "x" * ((64 << 10) + 1)
 #: More digits than Python's int-from-string limit (4300).
 HUGE = "9" * 5000
 SLIP = "../" * 24
 
-# (name, method, path, body, expected status, substring of msg[, "bug: ..." to mark the case xfail])
+# (name, method, path, body, expected status, substring of msg[, headers][, "bug: ..." to mark the case xfail])
 CASES = [
     ("not a zip", "POST", "/push-project.json", archive(lambda: b"this is not a zip file" * 10), 400, "not a valid zip"),
     ("truncated zip", "POST", "/push-project.json", archive(lambda: offline_zip()[:300]), 400, "not a valid zip"),
     ("empty upload", "POST", "/push-project.json", archive(lambda: b""), 400, "missing parameter 'archive'"),
-    ("no archive field", "POST", "/push-project.json", form(name="x"), 400, "missing parameter 'archive'"),
+    # Unknown POST fields are refused (b0bb991) before the archive is looked for.
+    ("no archive field", "POST", "/push-project.json", form(name="x"), 400, "unknown parameter 'name'"),
     ("no body at all", "POST", "/push-project.json", None, 400, "missing parameter 'archive'"),
     ("empty zip", "POST", "/push-project.json", archive(lambda: make_zip([])), 400, "no project found"),
     ("zip without a project folder", "POST", "/push-project.json", archive(lambda: make_zip([("settings.py", b"", None)])), 400, "no project found"),
@@ -309,6 +340,140 @@ CASES = [
     ("push through an encoded path", "POST", "/push%2Dproject.json", archive(lambda: b"this is not a zip file" * 10), 400, "not a valid zip"),
 ]
 
+#: More than MAX_ARGUMENTS (64 KiB) of '[': over the field limit before any JSON is read.
+DEEP_AND_BIG = "[" * 100000
+DEEP = "[" * 60000
+ARGS_VALUE = "must be a whole number from"
+# Spider arguments, setting overrides, priority, timeout and how a schedule runs (b0bb991, f4f2712).
+CASES += [
+    ("args not JSON", "POST", "/schedule-job.json", schedule_form(args="{category: books"), 400, "args is not valid JSON"),
+    ("args a JSON array", "POST", "/schedule-job.json", schedule_form(args='["category", "books"]'), 400, "args must be a JSON object"),
+    ("args a string", "POST", "/schedule-job.json", schedule_form(args='"category=books"'), 400, "args must be a JSON object"),
+    ("args null", "POST", "/schedule-job.json", schedule_form(args="null"), 400, "args must be a JSON object"),
+    ("args nested too deep", "POST", "/schedule-job.json", schedule_form(args=DEEP), 400, "args is nested too deeply"),
+    ("args 100000 '['", "POST", "/schedule-job.json", schedule_form(args=DEEP_AND_BIG), 413, "'args'"),
+    ("args key a-b", "POST", "/schedule-job.json", schedule_form(args='{"a-b": 1}'), 400, "'a-b' is not a spider argument name"),
+    ("args key empty", "POST", "/schedule-job.json", schedule_form(args='{"": 1}'), 400, "'' is not a spider argument name"),
+    ("args key 1x", "POST", "/schedule-job.json", schedule_form(args='{"1x": 1}'), 400, "'1x' is not a spider argument name"),
+    ("args key with a space and =", "POST", "/schedule-job.json", schedule_form(args='{"a =b": 1}'), 400, "is not a spider argument name"),
+    ("args holding payload", "POST", "/schedule-job.json", schedule_form(args='{"payload": "{}"}'), 400, "args may not hold 'payload'"),
+    ("args with lone surrogate", "POST", "/schedule-job.json", schedule_form(args='{"a": "\\ud800"}'), 400, "args holds an unpaired surrogate"),
+    ("args over 64 KiB", "POST", "/schedule-job.json", schedule_form(args='{"a": "' + BIG + '"}'), 413, "'args'"),
+    ("settings not JSON", "POST", "/schedule-job.json", schedule_form(settings="DOWNLOAD_DELAY=2"), 400, "settings is not valid JSON"),
+    ("settings not an object", "POST", "/schedule-job.json", schedule_form(settings='[["DOWNLOAD_DELAY", 2]]'), 400, "settings must be a JSON object"),
+    ("settings nested too deep", "POST", "/schedule-job.json", schedule_form(settings=DEEP), 400, "settings is nested too deeply"),
+    ("settings lower-case name", "POST", "/schedule-job.json", schedule_form(settings='{"download_delay": 2}'), 400, "'download_delay' is not a Scrapy setting name"),
+    ("settings dotted name", "POST", "/schedule-job.json", schedule_form(settings='{"scrapy.settings.LOG_FILE": "x"}'), 400, "is not a Scrapy setting name"),
+    ("settings LOG_FILE", "POST", "/schedule-job.json", schedule_form(settings=f'{{"LOG_FILE": "/tmp/{TOKEN}.log"}}'), 400, "settings may not override LOG_FILE"),
+    ("settings with lone surrogate", "POST", "/schedule-job.json", schedule_form(settings='{"BOT_NAME": "\\udfff"}'), 400, "settings holds an unpaired surrogate"),
+    ("settings over 64 KiB", "POST", "/schedule-job.json", schedule_form(settings='{"BOT_NAME": "' + BIG + '"}'), 413, "'settings'"),
+    ("priority 1001", "POST", "/schedule-job.json", schedule_form(priority="1001"), 400, f"priority {ARGS_VALUE} -1000 to 1000"),
+    ("priority -1001", "POST", "/schedule-job.json", schedule_form(priority="-1001"), 400, f"priority {ARGS_VALUE} -1000 to 1000"),
+    ("priority 1.5", "POST", "/schedule-job.json", schedule_form(priority="1.5"), 400, "not '1.5'"),
+    ("priority abc", "POST", "/schedule-job.json", schedule_form(priority="abc"), 400, "not 'abc'"),
+    ("priority of 5000 digits", "POST", "/schedule-job.json", schedule_form(priority=HUGE), 400, f"priority {ARGS_VALUE}"),
+    ("priority empty", "POST", "/schedule-job.json", schedule_form(priority=""), 400, "not ''"),
+    ("priority full-width digits", "POST", "/schedule-job.json", schedule_form(priority="\uff11"), 400, f"priority {ARGS_VALUE}"),
+    ("timeout 0", "POST", "/schedule-job.json", schedule_form(timeout="0"), 400, f"timeout {ARGS_VALUE} 1 to 604800 seconds"),
+    ("timeout 604801", "POST", "/schedule-job.json", schedule_form(timeout="604801"), 400, f"timeout {ARGS_VALUE} 1 to 604800 seconds"),
+    ("timeout -1", "POST", "/schedule-job.json", schedule_form(timeout="-1"), 400, "not '-1'"),
+    ("timeout 1e3", "POST", "/schedule-job.json", schedule_form(timeout="1e3"), 400, "not '1e3'"),
+    ("timeout of 5000 digits", "POST", "/schedule-job.json", schedule_form(timeout=HUGE), 400, f"timeout {ARGS_VALUE}"),
+    ("timezone Mars/Olympus", "POST", "/schedule-job.json", periodic(timezone="Mars/Olympus"), 400, "'Mars/Olympus' is not a time zone this server knows"),
+    ("timezone traversal", "POST", "/schedule-job.json", periodic(timezone="../../etc/passwd"), 400, "is not a time zone this server knows"),
+    ("timezone absolute path", "POST", "/schedule-job.json", periodic(timezone="/usr/share/zoneinfo/UTC"), 400, "is not a time zone this server knows"),
+    ("timezone of 5000 characters", "POST", "/schedule-job.json", periodic(timezone="Z" * 5000), 400, "is not a time zone this server knows"),
+    ("timezone NUL", "POST", "/schedule-job.json", periodic(timezone="\x00"), 400, "is not a time zone this server knows"),
+    ("overlap sometimes", "POST", "/schedule-job.json", periodic(overlap="sometimes"), 400, "overlap must be allow or skip, not 'sometimes'"),
+    ("catch-up maybe", "POST", "/schedule-job.json", periodic(**{"catch-up": "maybe"}), 400, "catch-up must be on or off, not 'maybe'"),
+    ("overlap with when=now", "POST", "/schedule-job.json", schedule_form(when="now", overlap="skip"), 400, "overlap apply to periodic jobs"),
+    ("timezone with when=now", "POST", "/schedule-job.json", schedule_form(when="now", timezone="UTC"), 400, "timezone apply to periodic jobs"),
+    ("catch-up without when", "POST", "/schedule-job.json", schedule_form(**{"catch-up": "on"}), 400, "catch-up apply to periodic jobs"),
+    ("all three with when=now", "POST", "/schedule-job.json", schedule_form(when="now", overlap="allow", timezone="UTC", **{"catch-up": "off"}), 400, "catch-up, overlap, timezone apply to periodic jobs"),
+    ("unknown field category", "POST", "/schedule-job.json", schedule_form(category="travel"), 400, "unknown parameter 'category'"),
+    ("unknown field catch_up", "POST", "/schedule-job.json", periodic(catch_up="on"), 400, "unknown parameter 'catch_up'"),
+    ("unknown field job_id", "POST", "/schedule-job.json", schedule_form(job_id=UNKNOWN_JOB), 400, "unknown parameter 'job_id'"),
+    ("cron: minute 61", "POST", "/schedule-job.json", schedule_form(when="61 * * * *"), 400, "invalid cron expression"),
+    ("cron: step 0", "POST", "/schedule-job.json", schedule_form(when="*/0 * * * *"), 400, "invalid cron expression"),
+    ("cron: never runs", "POST", "/schedule-job.json", schedule_form(when="0 0 31 2 *"), 400, "never runs"),
+    ("cron: six fields", "POST", "/schedule-job.json", schedule_form(when="* * * * * *"), 400, "6 fields"),
+    ("cron: alias", "POST", "/schedule-job.json", schedule_form(when="@reboot"), 400, "invalid cron expression"),
+    ("cron: 5000-digit step", "POST", "/schedule-job.json", schedule_form(when=f"*/{HUGE} * * * *"), 400, "invalid cron expression"),
+    ("cron: preview minute 61", "GET", "/preview-schedule.json?when=61+*+*+*+*", None, 400, "invalid cron expression"),
+    ("preview bad timezone", "GET", "/preview-schedule.json?when=every+hour&timezone=..%2F..%2Fetc%2Fpasswd", None, 400, "is not a time zone"),
+]
+
+
+def a_schedule(daemon, paused=False):
+    """A SCHEDULED job (every 2 hours: never due during the run), made once (again if it was removed)."""
+    attr = "paused_schedule" if paused else "schedule"
+    known = getattr(daemon, attr, None)
+    if known is None or daemon.get("/list-jobs.json", id=known)[0] != 200 or daemon.job(known)["status"] != "SCHEDULED":
+        code, body = daemon.request("/schedule-job.json", {"project": "offline", "spider": "quick",
+                                                           "when": "every 2 hours", "description": f"{TOKEN}-{attr}"})
+        assert code == 200, body
+        known = body["identifier"]
+        if paused:
+            assert daemon.request("/pause-job.json", {"job_id": known})[0] == 200
+        setattr(daemon, attr, known)
+    return known
+
+
+def a_paused_schedule(daemon):
+    return a_schedule(daemon, paused=True)
+
+
+def a_finished_run(daemon):
+    """A run of `quick` that completed (SUCCESSFUL): not SCHEDULED, so it cannot be paused, resumed or edited."""
+    finished_log(daemon)
+    return daemon.finished_log[0]
+
+
+# pause-job.json, resume-job.json, edit-job.json and remove-project.json (f4f2712).
+for _endpoint, _verb in (("pause", "paused"), ("resume", "resumed"), ("edit", "edited")):
+    _path = f"/{_endpoint}-job.json"
+    CASES += [
+        (f"{_endpoint}: no job_id", "POST", _path, None, 400, "missing parameter 'job_id'"),
+        (f"{_endpoint}: empty job_id", "POST", _path, form(job_id=""), 400, "missing parameter 'job_id'"),
+        (f"{_endpoint}: malformed job_id", "POST", _path, form(job_id="not-a-uuid"), 400, "is not a job identifier"),
+        (f"{_endpoint}: job_id with traversal", "POST", _path, form(job_id="../../projects/scrapy-do.db"), 400, "is not a job identifier"),
+        (f"{_endpoint}: job_id SQL", "POST", _path, form(job_id="' OR 1=1 --"), 400, "is not a job identifier"),
+        (f"{_endpoint}: oversized job_id", "POST", _path, form(job_id=BIG), 413, "longer than"),
+        (f"{_endpoint}: unknown job", "POST", _path, form(job_id=UNKNOWN_JOB), 404, "unknown job"),
+        (f"{_endpoint}: unknown job as id", "POST", _path, form(id=UNKNOWN_JOB), 404, "unknown job"),
+        (f"{_endpoint}: a finished run", "POST", _path, with_job(a_finished_run), 409, f"only a SCHEDULED (periodic) job can be {_verb}"),
+        (f"{_endpoint}: unknown field", "POST", _path, with_job(a_schedule, category="travel"), 400, "unknown parameter 'category'"),
+        (f"{_endpoint}: unknown field on a paused schedule", "POST", _path, with_job(a_paused_schedule, force="yes"), 400, "unknown parameter 'force'"),
+    ]
+CASES += [
+    ("edit: when=now on a schedule", "POST", "/edit-job.json", with_job(a_schedule, when="now"), 400, "a periodic job stays periodic"),
+    ("edit: when=now on a paused schedule", "POST", "/edit-job.json", with_job(a_paused_schedule, when="now"), 400, "a periodic job stays periodic"),
+    ("edit: empty when", "POST", "/edit-job.json", with_job(a_schedule, when=""), 400, "empty spec"),
+    ("edit: bad spec", "POST", "/edit-job.json", with_job(a_schedule, when="every 0 minutes"), 400, "not positive"),
+    ("edit: bad cron", "POST", "/edit-job.json", with_job(a_schedule, when="61 * * * *"), 400, "invalid cron expression"),
+    ("edit: priority 1001", "POST", "/edit-job.json", with_job(a_schedule, priority="1001"), 400, f"priority {ARGS_VALUE} -1000 to 1000"),
+    ("edit: priority abc", "POST", "/edit-job.json", with_job(a_schedule, priority="abc"), 400, "not 'abc'"),
+    ("edit: priority of 5000 digits", "POST", "/edit-job.json", with_job(a_schedule, priority=HUGE), 400, f"priority {ARGS_VALUE}"),
+    ("edit: bad priority and a good one", "POST", "/edit-job.json", with_job(a_schedule, description="changed", priority="1.5"), 400, "not '1.5'"),
+    ("edit: bad priority on an unknown job", "POST", "/edit-job.json", form(job_id=UNKNOWN_JOB, priority="abc"), 400, "not 'abc'"),
+    ("edit: timeout 0", "POST", "/edit-job.json", with_job(a_schedule, timeout="0"), 400, f"timeout {ARGS_VALUE}"),
+    ("edit: args with payload", "POST", "/edit-job.json", with_job(a_schedule, args='{"payload": 1}'), 400, "args may not hold 'payload'"),
+    ("edit: settings LOG_FILE", "POST", "/edit-job.json", with_job(a_schedule, settings='{"LOG_FILE": "/etc/passwd"}'), 400, "settings may not override LOG_FILE"),
+    ("edit: bad timezone", "POST", "/edit-job.json", with_job(a_schedule, timezone="../../etc/passwd"), 400, "is not a time zone"),
+    ("edit: overlap sometimes", "POST", "/edit-job.json", with_job(a_schedule, overlap="sometimes"), 400, "overlap must be allow or skip"),
+    ("edit: catch-up maybe", "POST", "/edit-job.json", with_job(a_schedule, **{"catch-up": "maybe"}), 400, "catch-up must be on or off"),
+    ("edit: payload is not editable", "POST", "/edit-job.json", with_job(a_schedule, payload="{}"), 400, "unknown parameter 'payload'"),
+    ("edit: spider is not editable", "POST", "/edit-job.json", with_job(a_schedule, spider="slow"), 400, "unknown parameter 'spider'"),
+    ("edit: project is not editable", "POST", "/edit-job.json", with_job(a_schedule, project="other"), 400, "unknown parameter 'project'"),
+    ("remove-project: no name nor project", "POST", "/remove-project.json", None, 400, "missing parameter 'name' (or 'project')"),
+    # Empty is a name here (as project='' is for schedule-job), not a missing parameter.
+    ("remove-project: both empty", "POST", "/remove-project.json", form(name="", project=""), 400,
+     "missing parameter 'name'"),
+    ("remove-project: unknown field", "POST", "/remove-project.json", form(name="offline", force="yes"), 400, "unknown parameter 'force'"),
+    ("remove-project: unknown project", "POST", "/remove-project.json", form(project="../offline"), 404, "unknown project"),
+    ("remove-project: with a schedule", "POST", "/remove-project.json", needing(a_schedule, form(name="offline")), 409, "scheduled job(s); cancel them"),
+]
+
 # --------------------------------------------------------------------------- the daemon and checks
 
 IGNORED = ("scrapy-do.db", "log-dir", "spider-data")
@@ -353,6 +518,25 @@ def hostile_daemon(tmp_path_factory):
     assert code == 200, body
     yield daemon
     daemon.stop()
+
+
+def stored_jobs(daemon):
+    """{identifier: record} of every job in the store (ACTIVE first: a run finishing meanwhile is still seen)."""
+    jobs = {}
+    for group in ("ACTIVE", "COMPLETED"):
+        code, body = daemon.get("/list-jobs.json", status=group, limit=100000)
+        assert code == 200, body
+        jobs.update((job["identifier"], job) for job in body["jobs"])
+    return jobs
+
+
+def assert_same_jobs(before, after):
+    """No job was added or removed, and none changed, but for runs moving on by themselves (their status)."""
+    assert sorted(after.keys() - before.keys()) == [], [after[k] for k in after.keys() - before.keys()][:3]
+    assert sorted(before.keys() - after.keys()) == []
+    changed = [(before[k], after[k]) for k in before if before[k]["status"] == after[k]["status"]
+               and before[k] != after[k]]
+    assert changed == []
 
 
 def finished_log(daemon):
@@ -404,8 +588,11 @@ def test_hostile_request_is_refused_cleanly(hostile_daemon, case):
     name, method, path, body, expected, fragment, headers = case
     if callable(path):  # a path that needs the daemon (e.g. a finished job's log)
         path = path(hostile_daemon)
+    if getattr(body, "needs_daemon", False):  # a body naming a job the daemon holds
+        body = body(hostile_daemon)
     workdir = hostile_daemon.workdir
     before = snapshot(workdir)
+    jobs_before = stored_jobs(hostile_daemon)
     started = time.monotonic()
     code, ctype, raw = send(hostile_daemon, method, path, body, headers=headers)
     elapsed = time.monotonic() - started
@@ -413,6 +600,7 @@ def test_hostile_request_is_refused_cleanly(hostile_daemon, case):
     assert ctype == "application/json", (ctype, raw[:200])
     answer = json.loads(raw)
     assert answer["status"] == "error" and isinstance(answer["msg"], str), answer
+    assert set(answer) == {"status", "msg"}, answer
     assert fragment in answer["msg"], answer["msg"][:500]
     assert elapsed < 20, f"{name} took {elapsed:.1f} s"
     # A refused push removes its half-unpacked tree in a thread: give it a moment.
@@ -420,6 +608,7 @@ def test_hostile_request_is_refused_cleanly(hostile_daemon, case):
     while snapshot(workdir) != before and time.monotonic() < deadline:
         time.sleep(0.05)
     assert snapshot(workdir) == before
+    assert_same_jobs(jobs_before, stored_jobs(hostile_daemon))
     assert stray_files() == []
     code, status = hostile_daemon.get("/status.json")
     assert code == 200 and status["status"] == "ok"
