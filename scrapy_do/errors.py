@@ -41,7 +41,7 @@ class BadRequest(ScrapyDoError):
 
 
 class InvalidSpec(BadRequest, ValueError):
-    """A scheduling spec does not follow the `every ...` grammar."""
+    """A scheduling spec is neither `now`, the `every ...` grammar nor a five-field cron expression."""
 
 
 class InvalidPayload(BadRequest):

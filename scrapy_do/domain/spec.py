@@ -7,6 +7,10 @@ API, which stays the reference for what the grammar accepts. `next_fire`
 reproduces `schedule.Job._schedule_next_run` as pure arithmetic on an aware
 instant and a zone (schedule itself only knows naive local `now()`), so the
 daemon, the tests and a UI preview can compute run times without a clock.
+
+A five-field cron expression (`*/15 9-17 * * mon-fri`) is a spec too:
+`parse` hands it to `scrapy_do.domain.cron`, whose `CronSpec` has the same
+`text` and `next_fire` (see there for its daylight saving rules).
 """
 
 from __future__ import annotations
@@ -15,9 +19,13 @@ import datetime
 import random
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Union
 
 from scrapy_do.domain import zones
 from scrapy_do.errors import InvalidSpec
+
+if TYPE_CHECKING:
+    from scrapy_do.domain.cron import CronSpec
 
 
 __all__ = ["InvalidSpec", "Spec", "parse", "is_now", "next_fires"]
@@ -32,7 +40,7 @@ _MAX_PERIOD_SECONDS = 36525 * 86400
 # Numbers of more digits are longer than that in any unit (and int() refuses past 4300 digits).
 _MAX_DIGITS = 100
 _UNIT_HELP = "use seconds, minutes, hours, days, weeks or a weekday"
-_EXAMPLE = "e.g. 'every 10 minutes', 'every day at 10:30' or 'now'"
+_EXAMPLE = "e.g. 'every 10 minutes', 'every day at 10:30', 'now' or a cron expression such as '*/15 * * * *'"
 _NUMBER = re.compile(r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)$")
 _INTEGER = re.compile(r"^[+-]?[0-9]+$")
 
@@ -100,10 +108,13 @@ class Spec:
 
 
 def next_fires(
-    spec: Spec, after: datetime.datetime, count: int, zone: datetime.tzinfo = zones.UTC,
+    spec: Union[Spec, "CronSpec"], after: datetime.datetime, count: int, zone: datetime.tzinfo = zones.UTC,
     rng: random.Random | None = None,
 ) -> list[datetime.datetime]:
-    """Return the next `count` runs, each computed from the one before (for previews)."""
+    """Return the next `count` runs, each computed from the one before (for previews).
+
+    Works for any spec `parse` returns: a `Spec` or a `CronSpec`.
+    """
     fires = []
     moment = after
     for _ in range(count):
@@ -113,7 +124,13 @@ def next_fires(
 
 
 def as_schedule_job(spec: Spec):
-    """The same spec built with the `schedule` library's API (never run; it raises what it refuses)."""
+    """The same spec built with the `schedule` library's API (never run; it raises what it refuses).
+
+    Only for `every ...` specs: a cron expression (`CronSpec`) has no `schedule` equivalent.
+    """
+    if not isinstance(spec, Spec):
+        raise TypeError(f"as_schedule_job takes an 'every ...' Spec, not {type(spec).__name__}: "
+                        "cron expressions have no schedule-library equivalent")
     import schedule
 
     job = schedule.Scheduler().every(spec.interval)
@@ -136,12 +153,22 @@ def is_now(text: str) -> bool:
     return isinstance(text, str) and text.strip().lower() == "now"
 
 
-def parse(text: str) -> Spec | None:
-    """Parse a spec; return None for `now`, raise InvalidSpec naming the bad part otherwise."""
+def parse(text: str) -> Spec | CronSpec | None:
+    """Parse a spec; return None for `now`, raise InvalidSpec naming the bad part otherwise.
+
+    Five fields starting like a minute field (a digit or `*`), and not with
+    `every`, are a cron expression: a `CronSpec` (six or seven such fields
+    and `@daily`-style aliases are refused by the cron parser, with a
+    message saying so). Anything else follows the `every ...` grammar.
+    """
     if not isinstance(text, str):
         raise InvalidSpec(f"spec must be a string, not {type(text).__name__}: {_EXAMPLE}")
     if is_now(text):
         return None
+    from scrapy_do.domain import cron  # on first use, as schedule: croniter stays unloaded without cron specs
+
+    if cron.looks_like_cron(text):
+        return cron.parse_cron(text)
     return _Parser(text).parse()
 
 
