@@ -211,3 +211,24 @@ def test_dispatch_passes_over_spiders_at_their_cap_in_queue_order():
     assert [r.identifier for r in chosen] == ["1", "3"]
     assert dispatch.saturated([("p", "c"), ("p", "a"), ("p", "a")], 2) == {("p", "a")}
     assert dispatch.next_to_start(pending, set(), 2) == pending[:2]
+
+
+@pytest.mark.parametrize("zone, spring, fall", [
+    ("Europe/Berlin", "2026-03-29", "2026-10-25"),
+    ("America/New_York", "2026-03-08", "2026-11-01"),
+])
+@pytest.mark.parametrize("text", ["every day at 02:30", "30 2 * * *"])
+def test_a_0230_run_happens_once_on_both_dst_days_in_the_schedules_zone(zone, spring, fall, text):
+    """The spring-forward day has no 02:30: it runs once, shifted past the gap; the fall-back day has two: once."""
+    from scrapy_do.domain import spec as specs
+
+    tz = ZoneInfo(zone)
+    parsed = specs.parse(text)
+    for day, expected in ((spring, "03:30"), (fall, "02:30")):
+        start = datetime.fromisoformat(f"{day}T00:00:00").replace(tzinfo=tz)
+        fires = specs.next_fires(parsed, start, 3, tz)
+        local = [f.astimezone(tz) for f in fires]
+        on_the_day = [t for t in local if t.date().isoformat() == day]
+        assert [t.strftime("%H:%M") for t in on_the_day] == [expected], local
+        assert [t.strftime("%H:%M") for t in local[1:]] == ["02:30", "02:30"]  # the days after: 02:30 again
+        assert all(b > a for a, b in zip(fires, fires[1:]))
