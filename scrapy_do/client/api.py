@@ -65,16 +65,17 @@ class ScrapyDoClient:
         return self._json("GET", "/list-spiders.json", params={"project": project})["spiders"]
 
     def schedule_job(self, project, spider, when="now", description="", payload="{}", args=None, settings=None,
-                     priority=None, timeout=None):
+                     priority=None, timeout=None, timezone=None, overlap=None, catch_up=None):
         """Schedule a job; return its identifier.
 
         `args` (spider arguments, each `-a KEY=VALUE`) and `settings` (Scrapy
         settings, each `-s NAME=VALUE`) are dicts or JSON objects as text;
-        `priority` (-1000..1000) and `timeout` (seconds) whole numbers. An
+        `priority` (-1000..1000) and `timeout` (seconds) whole numbers;
+        `timezone`, `overlap` and `catch_up` are for periodic jobs. An
         option left None is not sent, so the daemon's default applies.
         """
         data = {"project": project, "spider": spider, "when": when, "description": description,
-                "payload": payload}
+                "payload": payload, **_schedule_fields(timezone, overlap, catch_up)}
         for name, value in (("args", args), ("settings", settings)):
             if value is not None:
                 data[name] = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
@@ -126,6 +127,25 @@ class ScrapyDoClient:
             data = data.split(b"\n", 1)[1] if b"\n" in data else b""  # the first line is cut
         return "\n".join(data.decode("utf-8", "replace").splitlines()[-lines:])
 
+    def pause_job(self, job_id):
+        return self._json("POST", "/pause-job.json", data={"job_id": job_id})["job"]
+
+    def resume_job(self, job_id):
+        return self._json("POST", "/resume-job.json", data={"job_id": job_id})["job"]
+
+    def edit_job(self, job_id, when=None, description=None, args=None, settings=None, priority=None,
+                 timeout=None, timezone=None, overlap=None, catch_up=None):
+        """Change a SCHEDULED job in place (or a PENDING job's priority); only what is not None is sent."""
+        data = {"job_id": job_id, **_schedule_fields(timezone, overlap, catch_up)}
+        for name, value in (("when", when), ("description", description), ("priority", priority),
+                            ("timeout", timeout)):
+            if value is not None:
+                data[name] = str(value)
+        for name, value in (("args", args), ("settings", settings)):
+            if value is not None:
+                data[name] = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+        return self._json("POST", "/edit-job.json", data=data)["job"]
+
     def cancel_job(self, job_id):
         self._json("POST", "/cancel-job.json", data={"id": job_id})
 
@@ -144,3 +164,15 @@ class ScrapyDoClient:
 
 def dumps(data):
     return json.dumps(data, ensure_ascii=False, indent=2)
+
+
+def _schedule_fields(timezone, overlap, catch_up):
+    """How a periodic job runs, as the API's fields; only what was given."""
+    data = {}
+    if timezone is not None:
+        data["timezone"] = timezone
+    if overlap is not None:
+        data["overlap"] = overlap
+    if catch_up is not None:
+        data["catch-up"] = "on" if catch_up else "off"
+    return data

@@ -82,6 +82,35 @@ def _user_defaults(home=None):
     return {key: section.get(key) for key in ("url", "username", "password", "print-format")}
 
 
+def _option_flags(p):
+    """What a run is asked to do, as `scrapy crawl` flags plus priority and a time limit."""
+    p.add_argument("-a", "--arg", dest="spider_args", action="append", metavar="KEY=VALUE",
+                   type=_pair("-a", "KEY", "category=books",
+                              {"payload": "-a payload=... is the job's payload: give it with --payload"}),
+                   help="a spider argument, as `scrapy crawl -a` takes it; repeatable (-a category=books -a "
+                        "pages=3)")
+    p.add_argument("-s", "--set", dest="settings", action="append", metavar="NAME=VALUE",
+                   type=_pair("-s", "NAME", "DOWNLOAD_DELAY=2"),
+                   help="a Scrapy setting for this job, as `scrapy crawl -s` takes it; repeatable (-s "
+                        "DOWNLOAD_DELAY=2 -s CLOSESPIDER_ITEMCOUNT=100)")
+    p.add_argument("--priority", type=int, metavar="N",
+                   help="-1000 to 1000: pending jobs start highest priority first (daemon default 0)")
+    p.add_argument("--timeout", type=int, metavar="SECONDS",
+                   help="stop the crawl after this many seconds (1 to 604800); it ends FAILED, reason timeout")
+
+
+def _schedule_flags(p):
+    """How a periodic job runs."""
+    p.add_argument("--timezone", metavar="ZONE",
+                   help="IANA zone in which 'at HH:MM' and cron are read, e.g. Europe/Berlin (default: the "
+                        "daemon's)")
+    p.add_argument("--overlap", choices=["allow", "skip"],
+                   help="skip a due run while the previous one is still pending or running (skip), or not (allow, "
+                        "the default)")
+    p.add_argument("--catch-up", type=_bool, metavar="yes/no",
+                   help="run once at start-up for runs missed while the daemon was down")
+
+
 def build_parser(defaults=None):
     defaults = defaults if defaults is not None else _user_defaults()
     parser = argparse.ArgumentParser(
@@ -143,22 +172,27 @@ def build_parser(defaults=None):
     p.add_argument("--when", default="now", help="'now' or a spec like 'every 10 minutes' (default now)")
     p.add_argument("--description", default="", help="a short description")
     p.add_argument("--payload", default="{}", help="a JSON object passed to the spider as -a payload=...")
-    p.add_argument("-a", "--arg", dest="spider_args", action="append", metavar="KEY=VALUE",
-                   type=_pair("-a", "KEY", "category=books",
-                              {"payload": "-a payload=... is the job's payload: give it with --payload"}),
-                   help="a spider argument, as `scrapy crawl -a` takes it; repeatable (-a category=books -a "
-                        "pages=3)")
-    p.add_argument("-s", "--set", dest="settings", action="append", metavar="NAME=VALUE",
-                   type=_pair("-s", "NAME", "DOWNLOAD_DELAY=2"),
-                   help="a Scrapy setting for this job, as `scrapy crawl -s` takes it; repeatable (-s "
-                        "DOWNLOAD_DELAY=2 -s CLOSESPIDER_ITEMCOUNT=100)")
-    p.add_argument("--priority", type=int, metavar="N",
-                   help="-1000 to 1000: pending jobs start highest priority first (daemon default 0)")
-    p.add_argument("--timeout", type=int, metavar="SECONDS",
-                   help="stop the crawl after this many seconds (1 to 604800); it ends FAILED, reason timeout")
+    _option_flags(p)
+    _schedule_flags(p)
     p.add_argument("--wait", action="store_true",
                    help="wait until the job ends; exit 0 only if it succeeded, else print the end of its error "
                         "log and exit 3 (with --when now; a periodic job is not waited for)")
+    for name, verb, example in (("pause-job", "pause a periodic job: it spawns no runs until resumed",
+                                 "pause-job --job-id ID"),
+                                ("resume-job", "resume a paused job; its next run is computed from now",
+                                 "resume-job --job-id ID")):
+        p = command(name, verb, example)
+        p.add_argument("--job-id", required=True, help="identifier of a SCHEDULED job")
+    p = command("edit-job", "change a periodic job in place (or the priority of a pending one)",
+                "edit-job --job-id ID --when '*/30 * * * *' --timezone Europe/Berlin",
+                "edit-job --job-id ID -a category=travel --priority 5",
+                notes="\nOnly what you give changes. -a and -s replace the job's arguments or settings\n"
+                      "as a whole. A PENDING job can only change its --priority.\n")
+    p.add_argument("--job-id", required=True, help="job identifier")
+    p.add_argument("--when", help="a new spec: 'every 2 hours' or a cron expression")
+    p.add_argument("--description", help="a new description")
+    _option_flags(p)
+    _schedule_flags(p)
     p = command("cancel-job", "cancel a job", "cancel-job --job-id ID")
     p.add_argument("--job-id", required=True, help="job identifier")
     p = command("remove-project", "remove a project", "remove-project --name quotesbot")
@@ -265,7 +299,8 @@ def run(args, client, out, stdout):
         identifier = client.schedule_job(args.project, args.spider, args.when, args.description,
                                          _payload(args.payload), args=_pairs(args.spider_args),
                                          settings=_pairs(args.settings), priority=args.priority,
-                                         timeout=args.timeout)
+                                         timeout=args.timeout, timezone=args.timezone, overlap=args.overlap,
+                                         catch_up=args.catch_up)
         now = args.when.strip().lower() == "now"
         if args.wait and now:
             job = client.wait_job(identifier)
@@ -279,6 +314,15 @@ def run(args, client, out, stdout):
                   "(its runs, maybe far off, are jobs of their own); see them with "
                   "scrapy-do-cl list-jobs --status ACTIVE", file=sys.stderr)
         out.table(["identifier"], [[identifier]], {"identifier": identifier})
+    elif cmd in ("pause-job", "resume-job", "edit-job"):
+        if cmd == "edit-job":
+            job = client.edit_job(args.job_id, when=args.when, description=args.description,
+                                  args=_pairs(args.spider_args), settings=_pairs(args.settings),
+                                  priority=args.priority, timeout=args.timeout, timezone=args.timezone,
+                                  overlap=args.overlap, catch_up=args.catch_up)
+        else:
+            job = getattr(client, cmd.replace("-", "_"))(args.job_id)
+        out.table(JOB_COLUMNS, [[job.get(c) for c in JOB_COLUMNS]], job)
     elif cmd == "cancel-job":
         client.cancel_job(args.job_id)
         out.table(["canceled"], [[args.job_id]], {"canceled": args.job_id})

@@ -344,3 +344,38 @@ def test_help_of_schedule_job_and_list_jobs_describes_the_new_flags():
         assert flag in text, flag
     text = help_of("list-jobs")
     assert "--offset" in text and "in any case" in text and "priority" in text and "--json" in text
+
+
+def test_a_periodic_job_is_scheduled_paused_edited_and_resumed_from_the_client(daemon):
+    """--timezone, --overlap and --catch-up on schedule-job; pause-job, edit-job and resume-job."""
+    ensure_pushed(daemon)
+    code, text = cl(daemon, "schedule-job", "--project", "offline", "--spider", "quick", "--when", "0 9 * * mon-fri",
+                    "--timezone", "America/New_York", "--overlap", "skip", "--catch-up", "yes")
+    assert code == 0, text
+    ident = UUID.search(text).group(0)
+    try:
+        job = daemon.job(ident)
+        assert (job["schedule"], job["timezone"], job["overlap"], job["catch-up"]) == \
+            ("0 9 * * mon-fri", "America/New_York", "skip", True)
+        code, text = cl(daemon, "--json", "pause-job", "--job-id", ident)
+        assert code == 0 and json.loads(text)["paused"] is True, text
+        code, text = cl(daemon, "edit-job", "--job-id", ident, "--when", "every 3 hours", "-a", "tag=love",
+                        "--priority", "4", "--json")
+        edited = json.loads(text)
+        assert code == 0 and (edited["schedule"], edited["args"], edited["priority"]) == \
+            ("every 3 hours", {"tag": "love"}, 4), text
+        code, text = cl(daemon, "resume-job", "--job-id", ident)
+        assert code == 0 and ident in text
+        assert daemon.job(ident)["paused"] is False and daemon.job(ident)["next-run"] is not None
+    finally:
+        cl(daemon, "cancel-job", "--job-id", ident)
+
+
+def test_pausing_a_job_that_is_not_periodic_is_a_one_line_error(daemon, capsys):
+    ensure_pushed(daemon)
+    code, text = cl(daemon, "schedule-job", "--project", "offline", "--spider", "quick", "--wait")
+    ident = UUID.search(text).group(0)
+    capsys.readouterr()
+    code, _ = cl(daemon, "pause-job", "--job-id", ident)
+    err = capsys.readouterr().err
+    assert code == 1 and "only a SCHEDULED (periodic) job can be paused" in err and err.count("\n") == 1, err
