@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 
 from scrapy_do.errors import BadRequest, InvalidPayload
 
-#: Spider arguments and setting overrides together may take this much (as JSON text).
+#: Spider arguments, and setting overrides, may each take this much (as JSON text); the API refuses a
+#: longer field before (413), this guards other callers.
 MAX_ARGUMENTS = 64 << 10
 PRIORITY_RANGE = (-1000, 1000)
 TIMEOUT_RANGE = (1, 604800)

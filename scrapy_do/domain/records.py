@@ -59,7 +59,8 @@ _DECLARED = (
     RecordField("exit-code", "exit_code", "int", _INT),
     RecordField("reason", "reason", "text",
                 {"type": ["string", "null"], "description": "why a run ended as it did: timeout, canceled, "
-                                                            "exit code N, signal N; null when it succeeded"}),
+                                                            "exit code N, signal N, failed to start; null when "
+                                                            "it succeeded"}),
     RecordField("parent", "parent", "text",
                 {"type": ["string", "null"], "description": "the schedule that made this run"}),
     RecordField("next-run", "next_run", "instant",

@@ -139,7 +139,9 @@ class Controller(Service):
             project = self.store.get_project(run.project)
             if crawl is not None and project is not None:
                 log.info("job {job} still runs; re-attached", job=run.identifier)
-                self._track(run.identifier, _Slot(project.tree, (run.project, run.spider)), crawl)
+                slot = _Slot(project.tree, (run.project, run.spider))
+                self._track(run.identifier, slot, crawl)
+                self._arm_deadline(run, slot, run.started or self.now())
                 continue
             log.info("job {job} was running when the daemon stopped; queued again", job=run.identifier)
             requeued.append(transition(run, JobStatus.PENDING, handle=None, started=None))
@@ -152,7 +154,7 @@ class Controller(Service):
                 missed.append(schedule)
             try:
                 armed.append(self._next_run(schedule, specs.parse(schedule.spec)))
-            except specs.InvalidSpec as e:
+            except (specs.InvalidSpec, ValueError) as e:  # ValueError: a zone the tz database lost
                 log.error("cannot re-arm job {job}: {e}", job=schedule.identifier, e=e)
         self.store.update_jobs(requeued + armed)
         rearmed = {s.identifier: s for s in armed}
@@ -278,14 +280,16 @@ class Controller(Service):
                            f"it has: {', '.join(proj.spiders)}")
         parsed = specs.parse(when if when is not None else "now")
         if parsed is None:
-            if settings:
-                names = ", ".join(sorted(k.replace("_", "-") for k in settings))
-                raise BadRequest(f"{names} apply to periodic jobs; this one runs now (when=now)")
+            given = sorted(k.replace("_", "-") for k, v in settings.items() if v is not None)
+            if given:
+                raise BadRequest(f"{', '.join(given)} {'applies' if len(given) == 1 else 'apply'} only to "
+                                 "periodic jobs; this one runs now (when=now)")
             job = self._add(new_run(proj.name, options, self.now(), actor=actor))
             log.info("scheduled job {job} ({spider}, now)", job=job.identifier, spider=options.spider)
             self._pump()
             return job
-        job = new_schedule(proj.name, options, parsed.text, self.now(), actor=actor, **settings)
+        job = new_schedule(proj.name, options, parsed.text, self.now(), actor=actor,
+                           **{k: v for k, v in settings.items() if v is not None})
         self.store.add_job(job)
         job = self._arm(job, parsed)
         self._emit(JobChanged(job))
@@ -515,10 +519,15 @@ class Controller(Service):
             return
         self._backoff_delay = RETRY_FIRST
         self._track(identifier, slot, crawl)
+        self._arm_deadline(run, slot, self.now())
+        log.info("job {job} started: {spider} ({handle})", job=identifier, spider=run.spider, handle=crawl.handle)
+
+    def _arm_deadline(self, run, slot, started):
+        """Stop the crawl at its time limit, counted from when it started (also for one re-attached)."""
         limit = run.options.timeout or self.config.job_timeout
         if limit:
-            slot.deadline = self.clock.callLater(limit, self._time_out, identifier, limit)
-        log.info("job {job} started: {spider} ({handle})", job=identifier, spider=run.spider, handle=crawl.handle)
+            left = max(0.0, limit - (self.now() - started).total_seconds())
+            slot.deadline = self.clock.callLater(left, self._time_out, run.identifier, limit)
 
     def _time_out(self, identifier, limit):
         """The crawl reached its time limit: SIGTERM (Scrapy's graceful stop), SIGKILL after cancel-grace."""

@@ -388,10 +388,11 @@ class WebAPI:
     def _getter(self, request):
         return lambda name: self._arg(request, name, required=False)
 
-    def _job_id(self, request):
+    def _job_id(self, request, name="job_id"):
+        """A job's identifier, as `job_id` or `id` (cancel-job's 0.5.0 name)."""
         job_id = self._arg(request, "job_id", required=False) or self._arg(request, "id", required=False)
         if job_id is None:
-            raise BadRequest("missing parameter 'job_id': the identifier of the job")
+            raise BadRequest(f"missing parameter {name!r}: the identifier of the job")
         return job_id
 
     @app.route("/pause-job.json", methods=["POST"])
@@ -442,8 +443,8 @@ class WebAPI:
     @defer.inlineCallbacks
     def cancel_job(self, request):
         self._check_size(request)
-        self._only(request, {"id"})
-        yield self.controller.cancel_job(self._arg(request, "id"))
+        self._only(request, {"id", "job_id"})
+        yield self.controller.cancel_job(self._job_id(request, "id"))
         return to_json(request, {"status": "ok"})
 
     @app.route("/remove-project.json", methods=["POST"])

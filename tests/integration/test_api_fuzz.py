@@ -32,7 +32,8 @@ OPERATION_BUDGET = 40
 SKIPPED = {"/events"}
 #: Read-only operations first, then the ones that change state; /remove-project last.
 ORDER = ["/status.json", "/list-projects.json", "/list-spiders.json", "/list-jobs.json", "/preview-schedule.json",
-         "/get-log/data/{filename}", "/openapi.json", "/", "/schedule-job.json", "/cancel-job.json",
+         "/get-log/data/{filename}", "/openapi.json", "/", "/schedule-job.json", "/pause-job.json",
+         "/resume-job.json", "/edit-job.json", "/cancel-job.json",
          "/push-project.json", "/remove-project.json"]
 VALID_SPECS = ["every 2 hours", "every 5 to 10 minutes", "every monday at 10:30", "every day at 23:59:59",
                "every 3 days", "every hour at :15", "every minute at :30", "Every  12  Weeks", "every 36525 days"]

@@ -142,7 +142,7 @@ def test_edit_refuses_to_make_a_schedule_run_now(controller):
 
 
 def test_schedule_settings_on_a_run_now_are_refused(controller):
-    with pytest.raises(BadRequest, match="overlap apply to periodic jobs"):
+    with pytest.raises(BadRequest, match="overlap applies only to periodic jobs"):
         controller.schedule_job("proj", "quick", "now", settings={"overlap": "skip"})
     assert controller.list_jobs("ACTIVE") == []
 
