@@ -176,9 +176,21 @@ class RunOptions:
 
     @classmethod
     def parse_given(cls, get, names):
-        """The fields among `names` that `get(name)` gives, parsed: {name: value} (for edits)."""
+        """The fields among `names` that `get(name)` gives, parsed: {name: value} (for edits).
+
+        An empty `timeout` puts the field back to its default (no limit of its own: job-timeout applies).
+        """
         fields = {f.name: f for f in dataclasses.fields(cls)}
-        return {name: fields[name].metadata["parse"](raw) for name in names if (raw := get(name)) is not None}
+        out = {}
+        for name in names:
+            raw = get(name)
+            if raw is None:
+                continue
+            if name == "timeout" and not raw.strip():
+                out[name] = None
+                continue
+            out[name] = fields[name].metadata["parse"](raw)
+        return out
 
     def stored(self):
         """The options kept in the shared JSON column, as text (defaults left out)."""

@@ -172,3 +172,11 @@ def test_cron_with_a_time_zone_previews_in_that_zone(daemon):
     code, body = daemon.get("/preview-schedule.json", when="30 12 * * *", timezone="Europe/Berlin", count="3")
     assert code == 200, body
     assert all(" 12:30:00" in t and (t.endswith("+01:00") or t.endswith("+02:00")) for t in body["next"]), body
+
+
+def test_an_empty_timeout_in_an_edit_falls_back_to_the_default(daemon):
+    code, body = daemon.request("/schedule-job.json", {"project": "hostile", "spider": "snoop",
+                                                        "when": "every 2 hours", "timeout": "30"})
+    assert code == 200, body
+    code, body = daemon.request("/edit-job.json", {"job_id": body["identifier"], "timeout": ""})
+    assert code == 200 and body["job"]["timeout"] is None, body
