@@ -55,11 +55,19 @@ export const api = {
   pushProject: (file) => call('/push-project.json', {form: {archive: file}}),
   removeProject: (name) => call('/remove-project.json', {form: {name}}),
   schedule: (fields) => call('/schedule-job.json', {form: fields}),
-  /** params: status, project, spider, limit, offset */
+  /** params: status, project, spider, parent, limit, offset */
   listJobs: (params, signal) => call('/list-jobs.json', {params, signal}).then((r) => r.jobs),
+  /** The same, with `total`: how many jobs match, whatever limit and offset. */
+  listJobsPage: (params, signal) => call('/list-jobs.json', {params, signal}),
   job: (id, signal) => call('/list-jobs.json', {params: {id}, signal}).then((r) => r.jobs[0]),
   cancelJob: (id) => call('/cancel-job.json', {form: {id}}),
-  preview: (when, count, signal) => call('/preview-schedule.json', {params: {when, count}, signal}),
+  /** Pause, resume and edit answer the job as it is now; the page still redraws from its event. */
+  pauseJob: (id) => call('/pause-job.json', {form: {job_id: id}}).then((r) => r.job),
+  resumeJob: (id) => call('/resume-job.json', {form: {job_id: id}}).then((r) => r.job),
+  editJob: (id, fields) => call('/edit-job.json', {form: {job_id: id, ...fields}}).then((r) => r.job),
+  /** Next run times of a spec, shown in `timezone` (the daemon's zone when empty). */
+  preview: (when, count, signal, timezone) =>
+    call('/preview-schedule.json', {params: {when, count, timezone}, signal}),
 };
 
 export function logUrl(id, kind) {

@@ -9,6 +9,30 @@ export function statusBadge(status) {
   return h('span', {class: ['badge', `s-${String(status).toLowerCase()}`], 'data-testid': 'job-status'}, status);
 }
 
+const REASONS = {
+  timeout: 'it reached its time limit (whatever its exit code)',
+  canceled: 'it was canceled',
+  'failed to start': 'the crawl could not start; its log says why',
+};
+
+/** Why a completed job ended as it did ("timeout", "canceled", "exit code 1", ...), or null. */
+export function reasonText(job) {
+  if (!job.reason) return null;
+  const why = REASONS[job.reason] || (job.reason.startsWith('signal') ? `a signal ended it (${job.reason})`
+    : `the crawl ended with ${job.reason}`);
+  return h('span', {class: 'reason small', 'data-testid': 'job-reason', title: `Ended this way because ${why}`},
+    job.reason);
+}
+
+/** The status badge, a PAUSED badge for a paused schedule, and why a completed job ended. */
+export function statusCell(job) {
+  return h('div', {class: 'status-cell'},
+    statusBadge(job.status),
+    job.status === 'SCHEDULED' && job.paused ? h('span', {class: 'badge s-paused', 'data-testid': 'job-paused',
+      title: 'Paused: it spawns no runs until it is resumed'}, 'PAUSED') : null,
+    reasonText(job));
+}
+
 export function timeCell(text) {
   return h('time', {title: fullTime(text), datetime: fullTime(text)}, shortTime(text));
 }
@@ -24,6 +48,9 @@ export function elapsed(since, props = {}) {
 export function jobDuration(job) {
   if (job.status === 'RUNNING' && job.started) return elapsed(job.started, {'data-testid': 'job-elapsed'});
   if (job.status === 'PENDING') return h('span', {class: 'muted', title: 'waiting for a job slot'}, 'waiting ', elapsed(job.timestamp));
+  if (job.status === 'SCHEDULED' && job.paused) {
+    return h('span', {class: 'muted', title: 'no next run while paused', 'data-testid': 'job-next-run'}, 'paused');
+  }
   if (job.status === 'SCHEDULED' && job['next-run']) {
     return h('span', {class: 'muted', title: `next run ${fullTime(job['next-run'])}`, 'data-testid': 'job-next-run'},
       'next ', shortTime(job['next-run']));
@@ -38,12 +65,38 @@ export function spiderCell(job) {
     h('span', {class: 'muted small'}, job.project));
 }
 
+/** Small tags for what a job was given besides its spider: priority, time limit, schedule options. */
+function jobTags(job) {
+  const tags = [];
+  const tag = (text, testid, title) => tags.push(h('span', {class: 'tag', 'data-testid': testid, title}, text));
+  if (job.priority) tag(`priority ${job.priority}`, 'job-priority', 'Pending jobs start highest priority first');
+  if (job.timeout) tag(`limit ${formatDuration(job.timeout)}`, 'job-timeout', `Time limit: ${job.timeout} s after it starts`);
+  const args = Object.keys(job.args || {}).length;
+  const settings = Object.keys(job.settings || {}).length;
+  if (args) tag(`${args} arg${args === 1 ? '' : 's'}`, 'job-args', `Spider arguments: ${JSON.stringify(job.args)}`);
+  if (settings) {
+    tag(`${settings} setting${settings === 1 ? '' : 's'}`, 'job-settings', `Scrapy settings: ${JSON.stringify(job.settings)}`);
+  }
+  if (job.status === 'SCHEDULED') {
+    if (job['catch-up']) tag('catch-up', 'job-catch-up', 'Makes up once for runs missed while the daemon was down');
+    if (job.overlap === 'skip' || job.skipped) {
+      tag(`skipped ${job.skipped || 0}`, 'job-skipped',
+        job.overlap === 'skip' ? 'Skips a due run while its previous run is pending or running; times skipped so far'
+          : 'Due runs skipped while it skipped overlapping runs');
+    }
+  }
+  return tags.length ? h('span', {class: 'tags'}, tags) : null;
+}
+
 export function descriptionCell(job) {
   const schedule = job.schedule && job.schedule !== 'now' ? job.schedule : null;
   return h('div', {class: 'desc-cell'},
     job.description ? h('span', {'data-testid': 'job-description'}, job.description)
       : h('span', {class: 'muted'}, 'no description'),
-    schedule ? h('span', {class: 'schedule small'}, '⟳ ', schedule) : null,
+    schedule ? h('span', {class: 'schedule small'}, '⟳ ', h('span', {'data-testid': 'job-schedule'}, schedule),
+      job.timezone ? h('span', {class: 'muted', 'data-testid': 'job-timezone', title: 'the zone its spec is read in'},
+        ` · ${job.timezone}`) : null) : null,
+    jobTags(job),
     h('span', {class: 'muted small mono', title: job.identifier}, shortId(job.identifier)));
 }
 
@@ -72,32 +125,63 @@ export function tick() {
   }
 }
 
-/** Cancel in one click; the job's next event redraws the row. */
-const canceling = new Set();
+/** One click on a job: the button stays busy (across redraws) until the daemon answers; the job's next event redraws the row. */
+const busy = new Set();
 
-export function cancelButton(job) {
-  const busy = canceling.has(job.identifier);
-  return h('button', {type: 'button', class: 'small danger-outline', 'data-testid': 'cancel-job', disabled: busy,
-    title: job.status === 'RUNNING' ? 'Stop the crawl (SIGTERM, then SIGKILL after the grace time)'
-      : job.status === 'SCHEDULED' ? 'Stop scheduling new runs' : 'Do not run it',
+function jobButton(job, {action, label, busyLabel, testid, title, cls = 'small', run, done}) {
+  const key = `${action} ${job.identifier}`;
+  return h('button', {type: 'button', class: cls, 'data-testid': testid, 'data-job': job.identifier, title,
+    disabled: busy.has(key),
     onclick: async () => {
       // Rows are redrawn on every event: find this job's current button(s) each time.
-      const buttons = () => document.querySelectorAll(`tr[data-job-id="${job.identifier}"] [data-testid="cancel-job"]`);
-      const show = (busyNow) => buttons().forEach((b) => {
-        b.disabled = busyNow;
-        b.textContent = busyNow ? 'Canceling…' : 'Cancel';
-      });
-      canceling.add(job.identifier);
+      const show = (busyNow) => document.querySelectorAll(`[data-testid="${testid}"][data-job="${job.identifier}"]`)
+        .forEach((b) => {
+          b.disabled = busyNow;
+          b.textContent = busyNow ? busyLabel : label;
+        });
+      busy.add(key);
       show(true);
       try {
-        await api.cancelJob(job.identifier);
-        toast(`Canceled ${job.spider} (${job.identifier.slice(0, 8)}).`);
+        await run();
+        toast(done);
       } catch (err) {
         toast(err.message, 'error', 10000);
       } finally {
-        canceling.delete(job.identifier);
+        busy.delete(key);
         show(false);
       }
-    }}, busy ? 'Canceling…' : 'Cancel');
+    }}, busy.has(key) ? busyLabel : label);
 }
 
+const named = (job) => `${job.spider} (${job.identifier.slice(0, 8)})`;
+
+export function cancelButton(job) {
+  return jobButton(job, {action: 'cancel', label: 'Cancel', busyLabel: 'Canceling…', testid: 'cancel-job',
+    cls: 'small danger-outline',
+    title: job.status === 'RUNNING' ? 'Stop the crawl (SIGTERM, then SIGKILL after the grace time)'
+      : job.status === 'SCHEDULED' ? 'Stop scheduling new runs' : 'Do not run it',
+    run: () => api.cancelJob(job.identifier), done: `Canceled ${named(job)}.`});
+}
+
+/** Pause or resume a SCHEDULED job, whichever applies. */
+export function pauseResumeButton(job) {
+  return job.paused
+    ? jobButton(job, {action: 'resume', label: 'Resume', busyLabel: 'Resuming…', testid: 'resume-job',
+      title: 'Spawn runs again; the next run is computed from now', run: () => api.resumeJob(job.identifier),
+      done: `Resumed ${named(job)}.`})
+    : jobButton(job, {action: 'pause', label: 'Pause', busyLabel: 'Pausing…', testid: 'pause-job',
+      title: 'Spawn no runs until resumed (runs already spawned go on)', run: () => api.pauseJob(job.identifier),
+      done: `Paused ${named(job)}.`});
+}
+
+/** Edit a SCHEDULED job in the schedule form. */
+export function editLink(job) {
+  return h('a', {class: 'button small', href: `#/schedule?edit=${encodeURIComponent(job.identifier)}`,
+    'data-testid': 'edit-job', title: 'Change its spec, time zone, arguments, settings and options'}, 'Edit');
+}
+
+/** The runs a SCHEDULED job spawned, in the jobs list. */
+export function runsLink(job) {
+  return h('a', {href: `#/jobs?parent=${encodeURIComponent(job.identifier)}`, 'data-testid': 'runs-link',
+    title: 'The runs this job spawned'}, 'runs');
+}

@@ -39,10 +39,10 @@ export function isActive(job) {
 }
 
 /** Active jobs, newest first, optionally filtered. */
-export function activeJobs({project, spider, status} = {}) {
+export function activeJobs({project, spider, status, parent} = {}) {
   return [...state.active.values()]
     .filter((j) => (!project || j.project === project) && (!spider || j.spider === spider) &&
-      (!status || j.status === status))
+      (!status || j.status === status) && (!parent || j.parent === parent))
     .sort((a, b) => (a.timestamp < b.timestamp ? 1 : a.timestamp > b.timestamp ? -1 : 0));
 }
 

@@ -13,22 +13,10 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.util import active_jobs, cancel_scheduled, schedule, shoot, wait_until
+from tests.e2e.util import active_jobs, assert_not_reloaded, cancel_scheduled, mark, row, schedule, shoot, wait_until
 
 pytestmark = pytest.mark.e2e
 
-
-def mark(page):
-    """Set a marker that a reload or navigation away would lose."""
-    page.evaluate("window.__noReload = 'still here'")
-
-
-def assert_not_reloaded(page):
-    assert page.evaluate("window.__noReload") == "still here"
-
-
-def row(page, table, identifier):
-    return page.get_by_test_id(table).locator(f'tr[data-job-id="{identifier}"]')
 
 
 def counter(page, name):
@@ -87,6 +75,7 @@ def test_schedule_form_checks_spec_and_payload(page, daemon, project):
     page.get_by_test_id("payload").fill('{"pages": 3}')
     expect(page.get_by_test_id("payload-error")).to_have_count(0)
     page.get_by_test_id("description").fill("every two hours")
+    page.evaluate("window.scrollTo(0, 0)")  # the form is taller than the screenshot: show its top, with the preview
     shoot(page, "schedule")
     page.get_by_test_id("schedule-submit").click()
     identifier = page.get_by_test_id("new-job-id").inner_text()

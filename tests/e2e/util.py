@@ -49,3 +49,16 @@ def wait_until(predicate, timeout=15, interval=0.05):
             return value
         time.sleep(interval)
     raise AssertionError("condition not met in time")
+
+
+def mark(page):
+    """Set a marker that a reload or navigation away would lose."""
+    page.evaluate("window.__noReload = 'still here'")
+
+
+def assert_not_reloaded(page):
+    assert page.evaluate("window.__noReload") == "still here"
+
+
+def row(page, table, identifier):
+    return page.get_by_test_id(table).locator(f'tr[data-job-id="{identifier}"]')

@@ -1,7 +1,8 @@
 // Dashboard: daemon status and counters, running and pending jobs, the last completed ones.
 
 import {api} from '../api.js';
-import {cancelButton, descriptionCell, emptyRow, jobDuration, logLinks, spiderCell, statusBadge, timeCell} from '../components.js';
+import {cancelButton, descriptionCell, emptyRow, jobDuration, logLinks, spiderCell, statusBadge, statusCell, timeCell}
+  from '../components.js';
 import {debounce, fill, h} from '../dom.js';
 import {formatDuration, shortTime} from '../format.js';
 import {activeJobs, state, subscribe} from '../state.js';
@@ -62,7 +63,7 @@ function activeRow(job) {
 
 function completedRow(job) {
   return h('tr', {'data-testid': 'job-row', 'data-job-id': job.identifier, 'data-status': job.status},
-    h('td', null, statusBadge(job.status)),
+    h('td', null, statusCell(job)),
     h('td', null, spiderCell(job)),
     h('td', {class: 'desc'}, descriptionCell(job)),
     h('td', null, timeCell(job.finished || job.timestamp)),
@@ -102,12 +103,15 @@ export function mount(root) {
   const renderActive = () => {
     const jobs = activeJobs().filter((j) => j.status !== 'SCHEDULED')
       .sort((a, b) => (a.status === b.status ? 0 : a.status === 'RUNNING' ? -1 : 1));
-    const scheduled = activeJobs({status: 'SCHEDULED'}).length;
+    const schedules = activeJobs({status: 'SCHEDULED'});
+    const scheduled = schedules.length;
+    const paused = schedules.filter((j) => j.paused).length;
     fill(activeBox,
       table('dashboard-active', ['Status', 'Spider', 'Description', 'Started', 'Elapsed', 'Logs'],
         jobs.map(activeRow), state.loaded ? 'Nothing is running or waiting.' : 'Loading…'),
       scheduled ? h('p', {class: 'muted small footnote'},
-        `${scheduled} scheduled job${scheduled === 1 ? '' : 's'} will spawn runs at their times. `,
+        `${scheduled} scheduled job${scheduled === 1 ? '' : 's'} will spawn runs at their times`,
+        paused ? ` (${paused} paused: not until resumed)` : '', '. ',
         h('a', {href: '#/jobs?status=SCHEDULED'}, 'See them')) : null);
   };
   const renderRecent = () => {

@@ -1,23 +1,35 @@
 // Jobs: active jobs (live from the event stream) and the completed history
-// (paged on the server), with project / spider / status filters.
+// (paged on the server), with project / spider / status filters, and the runs
+// of one SCHEDULED job (?parent=). SCHEDULED jobs can be paused, resumed, edited
+// (in the schedule form) and canceled; every change shows up through /events.
 
 import {api} from '../api.js';
-import {cancelButton, descriptionCell, emptyRow, jobDuration, logLinks, spiderCell, statusBadge, timeCell} from '../components.js';
+import {cancelButton, descriptionCell, editLink, emptyRow, jobDuration, logLinks, pauseResumeButton, runsLink,
+  spiderCell, statusCell, timeCell} from '../components.js';
 import {debounce, fill, h, select} from '../dom.js';
+import {shortId} from '../format.js';
 import {ACTIVE, COMPLETED, STATUSES, activeJobs, allSpiders, projectNames, state, subscribe} from '../state.js';
 
 export const title = 'Jobs';
 const PAGE = 20;
+
+function actions(job, active) {
+  if (!active) return logLinks(job);
+  if (job.status === 'SCHEDULED') return [runsLink(job), pauseResumeButton(job), editLink(job), cancelButton(job)];
+  return [logLinks(job), cancelButton(job)];
+}
+
 function row(job, active) {
-  return h('tr', {'data-testid': 'job-row', 'data-job-id': job.identifier, 'data-status': job.status},
-    h('td', null, statusBadge(job.status)),
+  return h('tr', {'data-testid': 'job-row', 'data-job-id': job.identifier, 'data-status': job.status,
+    'data-paused': job.paused ? 'true' : null},
+    h('td', null, statusCell(job)),
     h('td', {class: 'actor-cell'}, h('span', {class: 'small actor'}, job.actor)),
     h('td', null, spiderCell(job)),
     h('td', {class: 'desc'}, descriptionCell(job)),
     h('td', null, timeCell(job.started || job.timestamp)),
     h('td', {class: 'num'}, jobDuration(job)),
     h('td', {class: 'num'}, active ? null : (job['exit-code'] ?? '—')),
-    h('td', {class: 'row-actions'}, logLinks(job), active ? cancelButton(job) : null));
+    h('td', {class: 'row-actions'}, actions(job, active)));
 }
 
 function table(testid, rows, active, empty) {
@@ -29,13 +41,13 @@ function table(testid, rows, active, empty) {
       h('tbody', null, rows.length ? rows : emptyRow(head.length, empty, `${testid}-empty`))));
 }
 
-function pager(testid, page, hasNext, count, onPage) {
+function pager(testid, page, hasNext, count, onPage, total) {
   const from = count ? page * PAGE + 1 : 0;
   return h('div', {class: 'pager', 'data-testid': testid},
     h('button', {type: 'button', class: 'small', 'data-testid': `${testid}-prev`, disabled: page === 0,
       onclick: () => onPage(page - 1)}, '← Newer'),
     h('span', {class: 'muted small', 'data-testid': `${testid}-info`},
-      count ? `${from}–${from + count - 1}` : 'none', ` · page ${page + 1}`),
+      count ? `${from}–${from + count - 1}` : 'none', total !== undefined ? ` of ${total}` : '', ` · page ${page + 1}`),
     h('button', {type: 'button', class: 'small', 'data-testid': `${testid}-next`, disabled: !hasNext,
       onclick: () => onPage(page + 1)}, 'Older →'));
 }
@@ -43,11 +55,12 @@ function pager(testid, page, hasNext, count, onPage) {
 export function mount(root, route) {
   const q = route.query;
   const filters = {project: q.get('project') || '', spider: q.get('spider') || '',
-    status: (q.get('status') || '').toUpperCase()};
+    status: (q.get('status') || '').toUpperCase(), parent: q.get('parent') || ''};
   let page = Math.max(0, (parseInt(q.get('page'), 10) || 1) - 1);
   let activePage = 0;
   let completed = [];
   let hasNext = false;
+  let total = 0;
   let loadError = null;
   let controller = null;
 
@@ -67,6 +80,14 @@ export function mount(root, route) {
     if (page) params.set('page', String(page + 1));
     const s = params.toString();
     history.replaceState(null, '', `#/jobs${s ? `?${s}` : ''}`);
+  };
+
+  // ?parent=: the runs one SCHEDULED job spawned.
+  const parentChip = () => {
+    const schedule = state.active.get(filters.parent);
+    return h('span', {class: 'parent-filter small', 'data-testid': 'filter-parent'}, 'Runs of ',
+      h('code', {title: filters.parent}, shortId(filters.parent)),
+      schedule ? h('span', {class: 'schedule'}, ` ⟳ ${schedule.schedule}`) : null);
   };
 
   const renderFilters = () => {
@@ -91,9 +112,10 @@ export function mount(root, route) {
         [['', 'All spiders'], ...spiders], filters.spider)),
       h('label', null, 'Status', select({'data-testid': 'filter-status', onchange: change('status')},
         [['', 'Any status'], ...STATUSES], filters.status)),
-      (filters.project || filters.spider || filters.status) ? h('button', {type: 'button', class: 'link small',
-        'data-testid': 'filter-clear', onclick: () => {
-          filters.project = filters.spider = filters.status = '';
+      filters.parent ? parentChip() : null,
+      (filters.project || filters.spider || filters.status || filters.parent) ? h('button', {type: 'button',
+        class: 'link small', 'data-testid': 'filter-clear', onclick: () => {
+          filters.project = filters.spider = filters.status = filters.parent = '';
           page = activePage = 0;
           updateUrl(); renderFilters(); renderActive(); loadCompleted();
         }}, 'clear filters') : null);
@@ -123,7 +145,7 @@ export function mount(root, route) {
       table('completed-jobs', completed.map((j) => row(j, false)), false, 'No completed jobs.'),
       (page > 0 || hasNext) ? pager('completed-pager', page, hasNext, completed.length, (p) => {
         page = p; updateUrl(); loadCompleted();
-      }) : null);
+      }, total) : null);
   };
 
   const loadCompleted = async () => {
@@ -134,10 +156,11 @@ export function mount(root, route) {
     controller?.abort();
     controller = new AbortController();
     try {
-      const jobs = await api.listJobs({status: filters.status || 'COMPLETED', project: filters.project,
-        spider: filters.spider, limit: PAGE + 1, offset: page * PAGE}, controller.signal);
-      hasNext = jobs.length > PAGE;
-      completed = jobs.slice(0, PAGE);
+      const body = await api.listJobsPage({status: filters.status || 'COMPLETED', project: filters.project,
+        spider: filters.spider, parent: filters.parent, limit: PAGE, offset: page * PAGE}, controller.signal);
+      total = body.total;
+      completed = body.jobs;
+      hasNext = page * PAGE + completed.length < total;
       loadError = null;
       if (!completed.length && page > 0) {
         page -= 1;
@@ -162,7 +185,8 @@ export function mount(root, route) {
   loadCompleted();
 
   const off = subscribe((kind, data) => {
-    if (kind === 'projects' || kind === 'reset') renderFilters();
+    if (kind === 'projects' || kind === 'reset' || (kind === 'job' && filters.parent &&
+        data.identifier === filters.parent)) renderFilters();
     if (kind === 'job' || kind === 'job-removed' || kind === 'reset') renderActive();
     if (kind === 'reset' || kind === 'job-removed' || (kind === 'job' && COMPLETED.includes(data.status))) {
       refreshCompleted();

@@ -4,12 +4,17 @@
 // ends). The text kept in the page is capped, so a 50 MB log stays responsive.
 
 import {api, logFollow, logSize, logSlice, logUrl} from '../api.js';
-import {cancelButton, elapsed, statusBadge, timeCell} from '../components.js';
+import {cancelButton, elapsed, reasonText, statusBadge, timeCell} from '../components.js';
 import {fill, h} from '../dom.js';
 import {formatBytes, formatDuration} from '../format.js';
 import {state, subscribe} from '../state.js';
 
 export const title = 'Log';
+
+/** A job's args or settings: compact JSON, or a dash for none. */
+function jsonCode(object) {
+  return object && Object.keys(object).length ? h('code', null, JSON.stringify(object)) : '—';
+}
 export const TAIL = 64 * 1024;       // first load: the last 64 KiB
 export const CHUNK = 64 * 1024;      // each "load earlier"
 export const CAP = 1024 * 1024;      // at most this much text in the page
@@ -197,6 +202,11 @@ export function mount(root, route) {
       ['Finished', timeCell(job.finished)],
       ['Duration', job.status === 'RUNNING' && job.started ? elapsed(job.started) : formatDuration(job.duration)],
       ['Exit code', job['exit-code'] ?? '—'],
+      ['Ended because', job.reason ? reasonText(job) : '—'],
+      ['Priority', String(job.priority ?? 0)],
+      ['Time limit', job.timeout ? `${formatDuration(job.timeout)} (${job.timeout} s)` : '—'],
+      ['Arguments', jsonCode(job.args)],
+      ['Settings', jsonCode(job.settings)],
     ];
     fill(headBox,
       h('div', {class: 'log-title'},
