@@ -142,6 +142,30 @@ ALTER TABLE schedules ADD COLUMN catch_up INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE schedules ADD COLUMN paused INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE schedules ADD COLUMN skipped INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX runs_queue ON runs (status, priority DESC, seq);
+-- How many jobs have each status, kept by triggers: list-jobs answers its total without counting rows.
+CREATE TABLE job_counts (status TEXT PRIMARY KEY, n INTEGER NOT NULL);
+INSERT INTO job_counts SELECT status, COUNT(*) FROM (SELECT status FROM runs UNION ALL SELECT status FROM schedules)
+    GROUP BY status;
+CREATE TRIGGER runs_counted_in AFTER INSERT ON runs BEGIN
+    INSERT INTO job_counts VALUES (NEW.status, 1) ON CONFLICT (status) DO UPDATE SET n = n + 1;
+END;
+CREATE TRIGGER runs_counted_out AFTER DELETE ON runs BEGIN
+    UPDATE job_counts SET n = n - 1 WHERE status = OLD.status;
+END;
+CREATE TRIGGER runs_counted_moved AFTER UPDATE OF status ON runs WHEN OLD.status != NEW.status BEGIN
+    UPDATE job_counts SET n = n - 1 WHERE status = OLD.status;
+    INSERT INTO job_counts VALUES (NEW.status, 1) ON CONFLICT (status) DO UPDATE SET n = n + 1;
+END;
+CREATE TRIGGER schedules_counted_in AFTER INSERT ON schedules BEGIN
+    INSERT INTO job_counts VALUES (NEW.status, 1) ON CONFLICT (status) DO UPDATE SET n = n + 1;
+END;
+CREATE TRIGGER schedules_counted_out AFTER DELETE ON schedules BEGIN
+    UPDATE job_counts SET n = n - 1 WHERE status = OLD.status;
+END;
+CREATE TRIGGER schedules_counted_moved AFTER UPDATE OF status ON schedules WHEN OLD.status != NEW.status BEGIN
+    UPDATE job_counts SET n = n - 1 WHERE status = OLD.status;
+    INSERT INTO job_counts VALUES (NEW.status, 1) ON CONFLICT (status) DO UPDATE SET n = n + 1;
+END;
 """
 
 # Each entry moves the schema from version i to i + 1.

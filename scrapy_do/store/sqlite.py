@@ -294,6 +294,11 @@ class SqliteStore:
         return [r[0] for r in self._select("json", statuses, project, spider, limit, offset, False, parent)]
 
     def count_jobs(self, statuses=None, project=None, spider=None, parent=None):
+        if project is None and spider is None and parent is None:
+            # Kept by triggers (schema v3): no row is counted.
+            where, args = ("", []) if statuses is None else \
+                (f" WHERE status IN ({', '.join('?' * len(statuses))})", sorted(s.value for s in statuses))
+            return self._db.execute(f"SELECT COALESCE(SUM(n), 0) FROM job_counts{where}", args).fetchone()[0]
         total = 0
         for table, wanted in _tables(statuses, parent):
             where, args = self._where(wanted, project, spider, parent)

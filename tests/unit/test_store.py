@@ -551,3 +551,25 @@ def test_the_pending_queue_is_priority_first_then_age(store):
     assert [r.identifier for r in store.pending_queue(10)] == [r.identifier for r in order]
     assert [r.identifier for r in store.pending_queue(2)] == [r.identifier for r in order[:2]]
     assert store.get_job(runs[1].identifier).options.priority == 5
+
+
+def test_status_counts_kept_by_triggers_match_the_rows(tmp_path):
+    """count_jobs by status alone reads counts the schema keeps; they equal counting the rows."""
+    import dataclasses
+
+    from scrapy_do.domain import zones
+    from scrapy_do.domain.models import RunOptions, new_run, new_schedule, transition
+    from scrapy_do.store import SqliteStore
+
+    s = SqliteStore(tmp_path / "c.db").open()
+    now = zones.instant(1_790_000_000)
+    runs = [new_run("p", RunOptions("s"), now) for _ in range(5)]
+    s.add_jobs([*runs, new_schedule("p", RunOptions("s"), "every 1 hours", now)])
+    s.update_job(transition(runs[0], S.RUNNING, started=now))
+    s.update_job(transition(runs[1], S.CANCELED, finished=now))
+    s.update_job(dataclasses.replace(runs[2], options=RunOptions("s", description="same status")))
+    s.purge_completed(0)
+    for statuses in ({S.PENDING}, {S.RUNNING}, {S.CANCELED}, {S.SCHEDULED}, {S.PENDING, S.RUNNING}, None):
+        assert s.count_jobs(statuses) == len(s.list_jobs(statuses)), statuses
+    assert s.count_jobs({S.PENDING}) == 3 and s.count_jobs() == 5
+    s.close()
