@@ -212,6 +212,8 @@ def _default(f):
 
 
 OPTION_FIELDS = tuple(dataclasses.fields(RunOptions))
+#: What edit-job may change of a job's options (not its spider or payload: those make another job).
+EDITABLE_OPTIONS = ("description", "args", "settings", "priority", "timeout")
 #: What databases of earlier versions always hold, whatever its value.
 _ALWAYS_STORED = {"description", "payload"}
 #: The options' defaults, by name (what a record shows for an option its stored JSON leaves out).

@@ -29,7 +29,7 @@ from scrapy_do.web.sse import EventStream
 from scrapy_do.web.channel import GuardedSite, connection_cap
 from scrapy_do.web.logs import FinishedLog, LogFollower, bounded_int, parse_open_range
 from scrapy_do.domain.models import JobStatus, RunOptions
-from scrapy_do.domain.options import OPTION_FIELDS, SCHEDULE_PARAMS, schedule_settings
+from scrapy_do.domain.options import EDITABLE_OPTIONS, OPTION_FIELDS, SCHEDULE_PARAMS, schedule_settings
 from scrapy_do.domain.records import to_record
 from scrapy_do.events import JobChanged
 from scrapy_do.web.openapi import openapi_document
@@ -49,8 +49,7 @@ ERROR_CODES = [
 
 #: What schedule-job.json takes: the project, the spec, the run options and how a schedule runs.
 SCHEDULE_FIELDS = {"project", "when", *(f.name for f in OPTION_FIELDS), *SCHEDULE_PARAMS}
-#: What edit-job.json may change.
-EDITABLE_OPTIONS = ("description", "args", "settings", "priority", "timeout")
+#: What edit-job.json takes.
 EDIT_FIELDS = {"job_id", "id", "when", *EDITABLE_OPTIONS, *SCHEDULE_PARAMS}
 
 #: Any parameter other than the archive.
@@ -395,19 +394,21 @@ class WebAPI:
             raise BadRequest(f"missing parameter {name!r}: the identifier of the job")
         return job_id
 
-    @app.route("/pause-job.json", methods=["POST"])
-    def pause_job(self, request):
+    def _job_answer(self, request, job):
+        return to_json(request, {"status": "ok", "job": to_record(job, self.controller.zone)})
+
+    def _toggle(self, request, action):
         self._check_size(request)
         self._only(request, {"job_id", "id"})
-        job = self.controller.pause_job(self._job_id(request))
-        return to_json(request, {"status": "ok", "job": to_record(job, self.controller.zone)})
+        return self._job_answer(request, action(self._job_id(request)))
+
+    @app.route("/pause-job.json", methods=["POST"])
+    def pause_job(self, request):
+        return self._toggle(request, self.controller.pause_job)
 
     @app.route("/resume-job.json", methods=["POST"])
     def resume_job(self, request):
-        self._check_size(request)
-        self._only(request, {"job_id", "id"})
-        job = self.controller.resume_job(self._job_id(request))
-        return to_json(request, {"status": "ok", "job": to_record(job, self.controller.zone)})
+        return self._toggle(request, self.controller.resume_job)
 
     @app.route("/edit-job.json", methods=["POST"])
     def edit_job(self, request):
@@ -417,7 +418,7 @@ class WebAPI:
         job_id = self._job_id(request)
         job = self.controller.edit_job(job_id, when=get("when"), settings=schedule_settings(get),
                                        options=RunOptions.parse_given(get, EDITABLE_OPTIONS))
-        return to_json(request, {"status": "ok", "job": to_record(job, self.controller.zone)})
+        return self._job_answer(request, job)
 
     @app.route("/list-jobs.json", methods=["GET"])
     def list_jobs(self, request):

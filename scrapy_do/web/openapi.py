@@ -3,7 +3,7 @@
 import dataclasses
 
 from scrapy_do import __version__
-from scrapy_do.domain.options import OPTION_FIELDS, SCHEDULE_PARAMS
+from scrapy_do.domain.options import EDITABLE_OPTIONS, OPTION_FIELDS, SCHEDULE_PARAMS
 from scrapy_do.domain.records import JOB_FIELDS
 
 STATUSES = ["SCHEDULED", "PENDING", "RUNNING", "SUCCESSFUL", "FAILED", "CANCELED", "ACTIVE", "COMPLETED"]
@@ -50,7 +50,6 @@ def openapi_document():
                        for name, (_, _, help_text) in SCHEDULE_PARAMS.items()}
     options = {f.name: {**f.metadata["schema"], "description": f.metadata["schema"].get(
         "description", f.metadata["help"])} for f in OPTION_FIELDS}
-    editable = ("description", "args", "settings", "priority", "timeout")
     job_id_form = _form({"job_id": {"type": "string", "format": "uuid"}}, ["job_id"])
     one_job = _ok("the job as it is now", {"job": job}, ["job"])
     status_props = {k: {"type": "integer"} for k in (
@@ -109,7 +108,7 @@ def openapi_document():
                 "summary": "Change a SCHEDULED job in place (same identifier, next run recomputed), or the "
                            "priority of a PENDING job",
                 "requestBody": _form({"job_id": {"type": "string", "format": "uuid"}, "when": _STR,
-                                      **{k: options[k] for k in editable}, **schedule_params}, ["job_id"]),
+                                      **{k: options[k] for k in EDITABLE_OPTIONS}, **schedule_params}, ["job_id"]),
                 "responses": _responses(one_job, 400, 404, 409)}},
             "/list-jobs.json": {"get": {
                 "summary": "Jobs by status (newest first) or by id",
