@@ -116,11 +116,41 @@ def probe():
 
 
 def enter_project_tree():
-    """Run where the daemon said (it does not chdir for us, to spawn cheaply)."""
+    """Import the project from its tree, and run in its data directory when the daemon names one.
+
+    The tree is read-only to the crawl and replaced by the next push, so
+    what a crawl writes with relative paths (FEEDS, JOBDIR, Scrapy's
+    `.scrapy` with HTTPCACHE_DIR) goes to the project's data directory,
+    which survives pushes. A copy of the project's scrapy.cfg there lets
+    Scrapy find the project's settings and put its `.scrapy` beside it. The
+    crawl writes it itself, as the crawl user, in its own directory. (The
+    daemon does not chdir for us, to spawn cheaply.)
+    """
     tree = os.environ.pop("SCRAPY_DO_CWD", None)
-    if tree:
-        os.chdir(tree)
-        sys.path[0] = tree
+    data = os.environ.pop("SCRAPY_DO_DATA", None)
+    if not tree:
+        return
+    sys.path[0] = tree
+    os.chdir(tree)
+    if not data:
+        return
+    try:
+        with open("scrapy.cfg", "rb") as f:
+            config = f.read()
+        target = os.path.join(data, "scrapy.cfg")
+        current = None
+        if os.path.isfile(target) and not os.path.islink(target):
+            with open(target, "rb") as f:
+                current = f.read()
+        if current != config:
+            temporary = os.path.join(data, f".scrapy.cfg.{os.getpid()}")
+            with open(temporary, "wb") as f:
+                f.write(config)
+            os.replace(temporary, target)
+        os.chdir(data)
+    except OSError as e:
+        print(f"scrapy-do: cannot run in the data directory {data} ({e}); running in the project's tree, where "
+              "relative paths cannot be written", file=sys.stderr)
 
 
 def read_arguments(stream=None):

@@ -305,6 +305,8 @@ class ProcessLauncher:
         # using posix_spawn, which costs milliseconds per crawl.
         cgroup = self.cgroups.create(request.job_id)
         own = {"SCRAPY_DO_PARENT_PID": str(os.getpid()), "SCRAPY_DO_CWD": request.cwd}
+        if "SPIDER_DATA_DIR" in request.env:
+            own["SCRAPY_DO_DATA"] = request.env["SPIDER_DATA_DIR"]  # where it runs (see child.py)
         if cgroup is not None:
             own["SCRAPY_DO_CGROUP"] = cgroup
         if self.user is not None:

@@ -193,11 +193,6 @@ class ProjectStore:
     def commit(self, prepared):
         """Make `prepared` the live tree; return the tree path. The caller records it."""
         tree = self.trees / f"{prepared.name}.{uuid.uuid4().hex[:12]}"
-        link = prepared.incoming / ".scrapy"
-        if not os.path.lexists(link):
-            # Scrapy's project data (HTTP cache, relative JOBDIR) goes to the data directory: the tree is
-            # read-only to crawls and replaced by the next push.
-            os.symlink(self.data_dir(prepared.name), link)
         os.replace(prepared.incoming, tree)
         kept = self.archives / f"{prepared.name}.zip"
         if isinstance(prepared.data, Path):

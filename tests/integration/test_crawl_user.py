@@ -97,8 +97,8 @@ def test_a_root_daemon_runs_crawls_as_nobody_and_they_reach_only_their_data(tmp_
         data = d.store / "spider-data" / "hostile"
         assert seen["home"] == str(data)
         assert (data / "planted.txt").stat().st_uid == nobody.pw_uid
-        # Scrapy's project data (.scrapy in the tree: here its HTTP cache) lands in the data directory.
-        assert (data / "httpcache" / "trespasser").is_dir()
+        # Scrapy's project data (.scrapy, here its HTTP cache) lands in the data directory.
+        assert (data / ".scrapy" / "httpcache" / "trespasser").is_dir()
         assert victim_log.read_bytes() == before
         assert not (other_tree / "planted.py").exists()
         modes = {p: stat.S_IMODE((d.store / p).stat().st_mode)
@@ -166,5 +166,22 @@ def test_a_daemon_that_is_not_root_switches_with_the_capabilities_of_the_systemd
             time.sleep(0.1)
         assert d.request("/cancel-job.json", {"id": body["identifier"]})[0] == 200
         assert d.wait_job(body["identifier"], {"CANCELED"}, timeout=30)["status"] == "CANCELED"
+    finally:
+        d.stop()
+
+
+def test_what_a_crawl_writes_with_relative_paths_lands_in_its_data_directory_and_survives_a_push(
+        tmp_path, store_of):
+    """FEEDS = {"items/%(name)s.jsonl": ...}: written as the crawl user into spider-data/<project>, kept by a
+    re-push (the tree it was pushed in is replaced)."""
+    d = store_of(start(tmp_path))
+    try:
+        run_spider(d, "feeder")
+        feed = d.store / "spider-data" / "hostile" / "items" / "feeder.jsonl"
+        assert sorted(json.loads(line)["body"] for line in feed.read_text().splitlines()) == ["one", "two"]
+        assert feed.stat().st_uid == pwd.getpwnam("nobody").pw_uid
+        code, body = d.request("/push-project.json", {"archive": ("hostile.zip", zip_tree(HOSTILE))})
+        assert code == 200, body
+        assert len(feed.read_text().splitlines()) == 2
     finally:
         d.stop()
