@@ -30,11 +30,11 @@ class ScrapyDoClient:
             kind = HTTPBasicAuth if self.url.startswith("https://") else HTTPDigestAuth
             self.auth = kind(username, password or "")
 
-    def _call(self, method, path, params=None, data=None, files=None, stream=False, headers=None):
+    def _call(self, method, path, params=None, data=None, files=None, stream=False, headers=None, timeout=None):
         try:
             response = self.session.request(method, self.url + path, params=params, data=data, files=files,
                                             auth=self.auth, verify=self.verify, stream=stream,
-                                            timeout=None if stream else self.timeout, headers=headers)
+                                            timeout=None if stream else (timeout or self.timeout), headers=headers)
         except requests.RequestException as e:
             raise ClientError(f"cannot reach {self.url}: {e}") from None
         if response.status_code >= 400:
@@ -45,7 +45,7 @@ class ScrapyDoClient:
             raise ClientError(f"{response.status_code}: {message}")
         return response
 
-    def _json(self, method, path, **kwargs):
+    def _json(self, method, path, **kwargs):  # kwargs: those of _call
         response = self._call(method, path, **kwargs)
         try:
             return response.json()
@@ -152,8 +152,22 @@ class ScrapyDoClient:
     def remove_project(self, name):
         self._json("POST", "/remove-project.json", data={"name": name})
 
-    def wait_job(self, job_id, poll=0.2, max_poll=2.0, clock=time):
-        """Block until the job ends; return it. Polls with a growing interval, capped at `max_poll` s."""
+    def wait_job(self, job_id, poll=0.2, max_poll=2.0, clock=time, wait=50):
+        """Block until the job ends; return it.
+
+        Asks the daemon to answer at the job's end (wait-job.json, `wait` s at a time); a daemon without it
+        (0.5.0) is polled with a growing interval, capped at `max_poll` s.
+        """
+        while True:
+            try:
+                answer = self._json("GET", "/wait-job.json", params={"job_id": job_id, "timeout": wait},
+                                    timeout=wait + self.timeout)
+            except ClientError as e:
+                if not str(e).startswith("404") or "unknown job" in str(e):
+                    raise
+                break  # no wait-job.json here: poll
+            if answer.get("done"):
+                return answer["job"]
         while True:
             job = self.get_job(job_id)
             if job["status"] in TERMINAL:

@@ -52,6 +52,9 @@ SCHEDULE_FIELDS = {"project", "when", *(f.name for f in OPTION_FIELDS), *SCHEDUL
 #: What edit-job.json takes.
 EDIT_FIELDS = {"job_id", "id", "when", *EDITABLE_OPTIONS, *SCHEDULE_PARAMS}
 
+#: The longest wait-job.json waits, in seconds.
+MAX_WAIT = 3600
+
 #: Any parameter other than the archive.
 MAX_FIELD = 64 << 10
 #: Room for multipart framing and the other fields of a push.
@@ -419,6 +422,44 @@ class WebAPI:
         job = self.controller.edit_job(job_id, when=get("when"), settings=schedule_settings(get),
                                        options=RunOptions.parse_given(get, EDITABLE_OPTIONS))
         return self._job_answer(request, job)
+
+    @app.route("/wait-job.json", methods=["GET"])
+    def wait_job(self, request):
+        """Answer once the job has ended (`done`: true), or after `timeout` seconds with it as it is then."""
+        timeout = self._int_arg(request, "timeout", default=60, minimum=0, maximum=MAX_WAIT)
+        job = self.controller.get_job(self._job_id(request))
+        if job.status.completed or timeout == 0:
+            return self._waited(request, job, job.status.completed)
+        answered = defer.Deferred()
+        channel = request.channel
+        idle = getattr(channel, "timeOut", None)
+        channel.setTimeout(None)  # the wait itself is bounded; the idle timeout would cut it
+
+        def finish(record, done):
+            if not answered.called:
+                cleanup()
+                answered.callback(self._waited(request, record, done))
+
+        def on_event(event):
+            if isinstance(event, JobChanged) and event.job.identifier == job.identifier and \
+                    event.job.status.completed:
+                finish(event.job, True)
+
+        def cleanup(_=None):
+            unsubscribe()
+            if timer.active():
+                timer.cancel()
+            if channel.transport is not None:
+                channel.setTimeout(idle)
+
+        unsubscribe = self.controller.subscribe(on_event)
+        timer = self._reactor_or_global().callLater(
+            timeout, lambda: finish(self.controller.store.get_job(job.identifier) or job, False))
+        request.notifyFinish().addBoth(cleanup)
+        return answered
+
+    def _waited(self, request, job, done):
+        return to_json(request, {"status": "ok", "done": bool(done), "job": to_record(job, self.controller.zone)})
 
     @app.route("/list-jobs.json", methods=["GET"])
     def list_jobs(self, request):

@@ -124,6 +124,15 @@ def openapi_document():
                                                      "total": {"type": "integer", "description":
                                                                "how many match, ignoring limit and offset"}},
                                             ["jobs"]), 400, 404)}},
+            "/wait-job.json": {"get": {
+                "summary": "Wait for a job to end: answers at its end (done: true) or after timeout seconds "
+                           "(done: false) with the job's record",
+                "parameters": [_param("job_id", "the job's identifier (or id)", True),
+                               _param("timeout", "seconds to wait at most (0-3600, default 60)",
+                                      schema={"type": "integer", "minimum": 0, "maximum": 3600})],
+                "responses": _responses(_ok("the job, and whether it has ended",
+                                            {"done": {"type": "boolean"}, "job": job}, ["done", "job"]),
+                                        400, 404)}},
             "/cancel-job.json": {"post": {
                 "summary": "Cancel a scheduled, pending or running job",
                 "requestBody": _form({"id": _STR}, ["id"]),

@@ -466,6 +466,14 @@ CASES += [
     ("edit: spider is not editable", "POST", "/edit-job.json", with_job(a_schedule, spider="slow"), 400, "unknown parameter 'spider'"),
     ("edit: project is not editable", "POST", "/edit-job.json", with_job(a_schedule, project="other"), 400, "unknown parameter 'project'"),
     ("remove-project: no name nor project", "POST", "/remove-project.json", None, 400, "missing parameter 'name' (or 'project')"),
+    ("wait-job: no job_id", "GET", "/wait-job.json", None, 400, "missing parameter 'job_id'"),
+    ("wait-job: malformed job_id", "GET", "/wait-job.json?job_id=..%2F..%2Fetc", None, 400, "is not a job identifier"),
+    ("wait-job: unknown job", "GET", "/wait-job.json?job_id=6c3e0a5e-0000-4000-8000-000000000000", None, 404,
+     "unknown job"),
+    ("wait-job: timeout too long", "GET", "/wait-job.json?job_id=6c3e0a5e-0000-4000-8000-000000000000&timeout=3601",
+     None, 400, "at most 3600"),
+    ("wait-job: timeout of 5000 digits", "GET", "/wait-job.json?job_id=6c3e0a5e-0000-4000-8000-000000000000&timeout="
+     + "9" * 5000, None, 400, "at most 3600"),
     # Empty is a name here (as project='' is for schedule-job), not a missing parameter.
     ("remove-project: both empty", "POST", "/remove-project.json", form(name="", project=""), 400,
      "missing parameter 'name'"),

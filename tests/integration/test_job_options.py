@@ -180,3 +180,27 @@ def test_an_empty_timeout_in_an_edit_falls_back_to_the_default(daemon):
     assert code == 200, body
     code, body = daemon.request("/edit-job.json", {"job_id": body["identifier"], "timeout": ""})
     assert code == 200 and body["job"]["timeout"] is None, body
+
+
+def test_wait_job_answers_within_a_second_of_the_end_or_at_its_timeout(daemon):
+    import urllib.request
+
+    job = schedule(daemon, "stubborn", timeout="3")
+    asked = time.monotonic()
+    code, body = daemon.get("/wait-job.json", job_id=job, timeout="1")
+    assert code == 200 and body["done"] is False and body["job"]["status"] in ("PENDING", "RUNNING"), body
+    assert 0.9 <= time.monotonic() - asked < 3
+    from datetime import datetime, timezone
+
+    with urllib.request.urlopen(f"{daemon.url}/wait-job.json?job_id={job}&timeout=120", timeout=60) as resp:
+        body = json.loads(resp.read())
+    answered = datetime.now(timezone.utc)
+    ended = daemon.job(job)
+    assert body["done"] is True and body["job"]["status"] == "FAILED" and body["job"]["reason"] == "timeout"
+    assert body["job"]["finished"] == ended["finished"]
+    assert (answered - datetime.fromisoformat(ended["finished"])).total_seconds() < 1.0
+    code, body = daemon.get("/wait-job.json", job_id=job)  # already over: at once
+    assert code == 200 and body["done"] is True
+    for params, status in (({"job_id": job, "timeout": "3601"}, 400), ({"job_id": "nope"}, 400),
+                           ({"job_id": "6c3e0a5e-0000-4000-8000-000000000000"}, 404), ({}, 400)):
+        assert daemon.get("/wait-job.json", **params)[0] == status, params

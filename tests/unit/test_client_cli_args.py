@@ -32,6 +32,8 @@ class FakeSession:
     def request(self, method, url, **kwargs):
         path = "/" + url.split("/", 3)[3]
         self.requests.append((method, path, kwargs))
+        if path not in self.routes:  # as a daemon answers a path it does not serve
+            return response(404, {"status": "error", "msg": f"no such endpoint {path!r}; see /openapi.json"})
         answer = self.routes[path]
         return answer.pop(0) if isinstance(answer, list) else answer
 
@@ -157,3 +159,18 @@ def test_wait_with_a_periodic_job_does_not_wait(capsys):
                         "every day at 10:30", "--wait")
     assert code == 0 and json.loads(text) == {"identifier": JOB} and len(session.requests) == 1
     assert "'every day at 10:30' is a periodic job" in capsys.readouterr().err
+
+
+def test_wait_asks_the_daemon_to_answer_at_the_end_instead_of_polling():
+    """--wait long-polls wait-job.json until it says done; no list-jobs polling."""
+    running = {"identifier": JOB, "status": "RUNNING", "duration": None, "reason": None}
+    done = {"identifier": JOB, "status": "SUCCESSFUL", "duration": 3, "reason": None}
+    session = FakeSession({
+        "/schedule-job.json": response(body={"status": "ok", "identifier": JOB}),
+        "/wait-job.json": [response(body={"status": "ok", "done": False, "job": running}),
+                           response(body={"status": "ok", "done": True, "job": done})],
+    })
+    code, text = run_cl(session, "schedule-job", "--project", "p", "--spider", "s", "--wait")
+    assert code == 0 and "SUCCESSFUL" in text
+    assert [path for _, path, _ in session.requests] == ["/schedule-job.json", "/wait-job.json", "/wait-job.json"]
+    assert session.requests[1][2]["params"] == {"job_id": JOB, "timeout": 50}
