@@ -98,3 +98,7 @@ class FakeProjects:
 
     def data_dir(self, name):
         return self.root / "spider-data" / name
+
+    def purge_data(self, name):
+        self.purged = getattr(self, "purged", []) + [name]
+        return defer.succeed(None)

@@ -248,11 +248,15 @@ def parse_overlap(text):
     return value
 
 
-def parse_catch_up(text):
+def parse_switch(name, text):
     value = _SWITCH.get(text.strip().lower())
     if value is None:
-        raise BadRequest(f"catch-up must be on or off, not {text[:40]!r}")
+        raise BadRequest(f"{name} must be on or off, not {text[:40]!r}")
     return value
+
+
+def parse_catch_up(text):
+    return parse_switch("catch-up", text)
 
 
 #: Request parameter -> (Schedule attribute, parser, help) for what a schedule does besides its runs' options.

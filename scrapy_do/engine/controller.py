@@ -251,7 +251,8 @@ class Controller(Service):
     def list_spiders(self, name):
         return list(self.get_project(name).spiders)
 
-    def remove_project(self, name):
+    def remove_project(self, name, purge=False):
+        """Remove a project; its data directory (what its crawls wrote) stays unless `purge`."""
         project = self.get_project(name)
         scheduled = self.store.count_jobs([JobStatus.SCHEDULED], project=name)
         if scheduled:
@@ -259,8 +260,25 @@ class Controller(Service):
         self.store.remove_project(name)
         self.projects.remove_archive(name)
         self._release_tree(project.tree)
-        log.info("removed project {name}", name=name)
+        if purge:
+            self.projects.purge_data(name)
+        log.info("removed project {name}{purged}", name=name, purged=" and its data" if purge else "")
         self._emit(ProjectRemoved(project))
+
+    def list_data(self, name):
+        """What the project's crawls wrote: a Deferred of (files, truncated)."""
+        return self.projects.list_data(self.get_project(name).name)
+
+    def data_path(self, name, relative):
+        return self.projects.data_root / self.get_project(name).name / relative
+
+    def open_data(self, name, relative):
+        project = self.get_project(name)
+        try:
+            return self.projects.open_data(project.name, relative)
+        except (OSError, ValueError):
+            raise NotFound(f"project {project.name!r} has no data file {relative[:200]!r}; see "
+                           "list-data.json") from None
 
     # -- jobs -------------------------------------------------------------
 

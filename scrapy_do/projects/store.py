@@ -28,7 +28,7 @@ from pathlib import Path
 from twisted.internet import defer, threads
 from twisted.logger import Logger
 
-from scrapy_do.projects import archives
+from scrapy_do.projects import archives, data as project_data
 from scrapy_do.errors import BadArchive
 from scrapy_do.launchers.local import list_spiders_command, run_command
 
@@ -212,6 +212,20 @@ class ProjectStore:
         if tree.parent != self.trees:
             return defer.succeed(None)
         return self._in_thread(shutil.rmtree, tree, True)
+
+    def list_data(self, name):
+        """The files the project's crawls wrote (in a thread: a cache may hold thousands): (files, truncated)."""
+        root = self.data_root / name
+        if not root.is_dir():
+            return defer.succeed(([], False))
+        return self._in_thread(project_data.list_files, str(root))
+
+    def open_data(self, name, relative):
+        """A file of the project's data directory, opened without following any symlink (see data.py)."""
+        return project_data.open_beneath(str(self.data_root / name), relative)
+
+    def purge_data(self, name):
+        return self._in_thread(shutil.rmtree, self.data_root / name, True)
 
     def remove_archive(self, name):
         try:

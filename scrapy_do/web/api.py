@@ -5,11 +5,13 @@ ScrapyDoError (or a routing error) mapped to a status code in ERROR_CODES,
 in one place.
 """
 
+import errno
 import json
 import os
 import re
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 import psutil
 from klein import Klein
@@ -27,9 +29,11 @@ from scrapy_do.domain import zones
 from scrapy_do.launchers.logfiles import LogHub
 from scrapy_do.web.sse import EventStream
 from scrapy_do.web.channel import GuardedSite, connection_cap
-from scrapy_do.web.logs import FinishedLog, LogFollower, bounded_int, parse_open_range
+from scrapy_do.web.logs import LogFollower, SafeFile, bounded_int, finished_log, parse_open_range
 from scrapy_do.domain.models import JobStatus, RunOptions
-from scrapy_do.domain.options import EDITABLE_OPTIONS, OPTION_FIELDS, SCHEDULE_PARAMS, schedule_settings
+from scrapy_do.domain.options import (
+    EDITABLE_OPTIONS, OPTION_FIELDS, SCHEDULE_PARAMS, parse_switch, schedule_settings,
+)
 from scrapy_do.domain.records import to_record
 from scrapy_do.events import JobChanged
 from scrapy_do.web.openapi import openapi_document
@@ -51,6 +55,9 @@ ERROR_CODES = [
 SCHEDULE_FIELDS = {"project", "when", *(f.name for f in OPTION_FIELDS), *SCHEDULE_PARAMS}
 #: What edit-job.json takes.
 EDIT_FIELDS = {"job_id", "id", "when", *EDITABLE_OPTIONS, *SCHEDULE_PARAMS}
+
+#: Data files served as text (the rest as bytes); always as attachments.
+TEXT_DATA = {"json", "jsonl", "jl", "csv", "txt", "log", "tsv", "ndjson"}
 
 #: The longest wait-job.json waits, in seconds.
 MAX_WAIT = 3600
@@ -492,12 +499,44 @@ class WebAPI:
     @app.route("/remove-project.json", methods=["POST"])
     def remove_project(self, request):
         self._check_size(request)
-        self._only(request, {"name", "project"})
+        self._only(request, {"name", "project", "purge"})
         name = self._arg(request, "name", required=False) or self._arg(request, "project", required=False)
         if not name:
             raise BadRequest("missing parameter 'name' (or 'project'): the project to remove")
-        self.controller.remove_project(name)
+        purge = self._arg(request, "purge", required=False)
+        purge = parse_switch("purge", purge) if purge is not None else False
+        self.controller.remove_project(name, purge=purge)
         return to_json(request, {"status": "ok"})
+
+    @app.route("/list-data.json", methods=["GET"])
+    @defer.inlineCallbacks
+    def list_data(self, request):
+        """The files a project's crawls wrote in its data directory (feeds, caches), newest pushes included."""
+        name = self._arg(request, "project")
+        files, truncated = yield self.controller.list_data(name)
+        shown = [{**f, "modified": zones.show(zones.instant(f["modified"]), self.controller.zone)} for f in files]
+        return to_json(request, {"status": "ok", "project": name, "files": shown, "truncated": truncated})
+
+    @app.route("/get-data/<project>/<path:path>", methods=["GET", "HEAD"])
+    def get_data(self, request, project, path):
+        """A data file, as a download: never rendered by the browser (a crawl wrote it: it could be HTML)."""
+        self.controller.open_data(project, path).close()  # 404 in JSON for what is not a plain file
+
+        def opener():
+            try:
+                return self.controller.open_data(project, path)
+            except errors.NotFound:  # changed since: File answers EACCES with its `forbidden`, our 404
+                raise OSError(errno.EACCES, "no longer a plain file") from None
+
+        name = path.rsplit("/", 1)[-1]
+        text = name.rsplit(".", 1)[-1].lower() in TEXT_DATA
+        resource = SafeFile(str(self.controller.data_path(project, path)), opener)
+        resource.type = "text/plain; charset=utf-8" if text else "application/octet-stream"
+        resource.encoding = None
+        resource.childNotFound = resource.forbidden = NotFound()
+        request.setHeader(b"content-disposition", f"attachment; filename*=UTF-8''{quote(name)}".encode())
+        request.setHeader(b"content-security-policy", b"sandbox")
+        return resource
 
     @app.route("/", methods=["GET", "HEAD"])
     def index(self, request):
@@ -539,7 +578,7 @@ class WebAPI:
         refused = _static_range(request, path.stat().st_size)
         if refused is not None:
             return refused
-        resource = FinishedLog(str(path), defaultType="text/plain; charset=utf-8")
+        resource = finished_log(str(path), defaultType="text/plain; charset=utf-8")
         resource.type, resource.encoding = "text/plain; charset=utf-8", None
         resource.childNotFound = resource.forbidden = NotFound()  # a log removed meanwhile: JSON, not HTML
         return resource

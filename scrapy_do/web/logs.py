@@ -133,8 +133,24 @@ def open_log_for_reading(path):
     return os.fdopen(fd, "rb")
 
 
-class FinishedLog(File):
-    """A finished log: File's ranges and streaming, over a descriptor opened by `open_log_for_reading`."""
+class SafeFile(File):
+    """File's ranges and streaming over what `opener()` opens (a descriptor checked for what it is), never the
+    path as such: `opener` refuses with EACCES, which File answers with `forbidden` (a JSON 404 here)."""
+
+    isLeaf = True  # the file itself, never a folder to look up children in
+
+    def __init__(self, path, opener, **kwargs):
+        super().__init__(path, **kwargs)
+        self.opener = opener
 
     def openForReading(self):
-        return open_log_for_reading(self.path)
+        return self.opener()
+
+    def getFileSize(self):
+        with self.opener() as f:
+            return os.fstat(f.fileno()).st_size
+
+
+def finished_log(path, **kwargs):
+    """A finished log, opened by `open_log_for_reading`."""
+    return SafeFile(path, lambda: open_log_for_reading(path), **kwargs)

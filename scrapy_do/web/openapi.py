@@ -137,11 +137,28 @@ def openapi_document():
                 "summary": "Cancel a scheduled, pending or running job",
                 "requestBody": _form({"id": _STR}, ["id"]),
                 "responses": _responses(_ok("canceled"), 400, 404, 409)}},
+            "/list-data.json": {"get": {
+                "summary": "The files a project's crawls wrote in its data directory (feeds, caches)",
+                "parameters": [_param("project", "project name", True)],
+                "responses": _responses(_ok("files", {
+                    "project": _STR, "truncated": {"type": "boolean", "description": "more than 1,000 files"},
+                    "files": {"type": "array", "items": {"type": "object", "properties": {
+                        "path": _STR, "size": {"type": "integer"}, "modified": _STR}}}},
+                    ["project", "files", "truncated"]), 400, 404)}},
+            "/get-data/{project}/{path}": {"get": {
+                "summary": "Download one of a project's data files (as an attachment; never through a symlink)",
+                "parameters": [_param("project", "project name", True, where="path"),
+                               _param("path", "the file's path in list-data.json", True, where="path")],
+                "responses": {"200": {"description": "the file",
+                                      "content": {"application/octet-stream": {"schema": _STR}}},
+                              "404": _ERROR}}},
             "/remove-project.json": {"post": {
-                "summary": "Remove a project without scheduled jobs",
+                "summary": "Remove a project without scheduled jobs (its data directory too with purge=on)",
                 "requestBody": _form({"name": {"type": "string", "description": "the project (or send it as "
                                                                                  "project)"},
-                                      "project": _STR}, []),
+                                      "project": _STR,
+                                      "purge": {"type": "string", "description": "on: also delete what its "
+                                                "crawls wrote (default off: kept)"}}, []),
                 "responses": _responses(_ok("removed"), 400, 404, 409)}},
             "/get-log/data/{filename}": {"get": {
                 "summary": "A job's stdout (.out) or stderr (.err) log; follows a running job until it ends",

@@ -185,3 +185,45 @@ def test_what_a_crawl_writes_with_relative_paths_lands_in_its_data_directory_and
         assert len(feed.read_text().splitlines()) == 2
     finally:
         d.stop()
+
+
+def test_data_files_are_listed_and_downloaded_never_through_a_symlink_and_kept_unless_purged(tmp_path, store_of):
+    import urllib.error
+    import urllib.request
+
+    d = store_of(start(tmp_path))
+    try:
+        run_spider(d, "feeder")
+        data = d.store / "spider-data" / "hostile"
+        (data / "page.html").write_text("<script>alert(1)</script>")
+        (data / "shadow").symlink_to("/etc/shadow")  # as a crawl could plant it
+        (data / "etc").symlink_to("/etc")
+        code, body = d.get("/list-data.json", project="hostile")
+        assert code == 200, body
+        paths = [f["path"] for f in body["files"]]
+        assert "items/feeder.jsonl" in paths and "page.html" in paths
+        assert not any(p.startswith(("shadow", "etc")) for p in paths) and body["truncated"] is False
+        with urllib.request.urlopen(f"{d.url}/get-data/hostile/items/feeder.jsonl", timeout=10) as resp:
+            assert resp.headers["content-type"].startswith("text/plain")
+            assert resp.headers["content-disposition"].startswith("attachment")
+            assert len(resp.read().splitlines()) == 2
+        with urllib.request.urlopen(f"{d.url}/get-data/hostile/page.html", timeout=10) as resp:
+            assert resp.headers["content-type"] == "application/octet-stream"
+            assert resp.headers["content-security-policy"] == "sandbox"
+        for path in ("shadow", "etc/passwd", "../../scrapy-do.db", "items/../../hostile/items/feeder.jsonl",
+                     "%2e%2e/%2e%2e/scrapy-do.db", "items"):
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(f"{d.url}/get-data/hostile/{path}", timeout=10)
+            assert refused.value.code == 404 and json.loads(refused.value.read())["status"] == "error", path
+        assert d.request("/remove-project.json", {"name": "hostile"})[0] == 200
+        assert (data / "items" / "feeder.jsonl").exists()  # kept: what the crawls wrote is not lost
+        assert d.request("/push-project.json", {"archive": ("hostile.zip", zip_tree(HOSTILE))})[0] == 200
+        code, body = d.request("/remove-project.json", {"name": "hostile", "purge": "maybe"})
+        assert code == 400 and "purge must be on or off" in body["msg"]
+        assert d.request("/remove-project.json", {"name": "hostile", "purge": "on"})[0] == 200
+        deadline = time.monotonic() + 10
+        while data.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not data.exists()
+    finally:
+        d.stop()

@@ -1,6 +1,7 @@
 """Every endpoint through the Klein resource with StubTreq: no socket, fake crawls, a Clock."""
 
 import json
+import re
 
 import pytest
 from treq.testing import StubTreq
@@ -199,7 +200,7 @@ def test_openapi_documents_exactly_the_routes(http, api):
     for rule in api.app.url_map.iter_rules():
         if rule.rule.startswith("/ui/"):
             continue  # the dashboard's static files
-        path = rule.rule.replace("<path:filename>", "{filename}")
+        path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule)
         routes |= {(path, m) for m in rule.methods if m not in ("HEAD", "OPTIONS")}
     assert documented == routes
 
