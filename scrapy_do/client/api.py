@@ -149,8 +149,9 @@ class ScrapyDoClient:
     def cancel_job(self, job_id):
         self._json("POST", "/cancel-job.json", data={"id": job_id})
 
-    def remove_project(self, name):
-        self._json("POST", "/remove-project.json", data={"name": name})
+    def remove_project(self, name, purge=False):
+        """Remove a project; with `purge` also what its crawls wrote (its data directory)."""
+        self._json("POST", "/remove-project.json", data={"name": name, **({"purge": "on"} if purge else {})})
 
     def wait_job(self, job_id, poll=0.2, max_poll=2.0, clock=time, wait=50):
         """Block until the job ends; return it.

@@ -195,8 +195,11 @@ def build_parser(defaults=None):
     _schedule_flags(p)
     p = command("cancel-job", "cancel a job", "cancel-job --job-id ID")
     p.add_argument("--job-id", required=True, help="job identifier")
-    p = command("remove-project", "remove a project", "remove-project --name quotesbot")
+    p = command("remove-project", "remove a project", "remove-project --name quotesbot",
+                "remove-project --name quotesbot --purge")
     p.add_argument("--name", required=True, help="project name")
+    p.add_argument("--purge", action="store_true",
+                   help="also delete what its crawls wrote (its data directory; kept by default)")
     return parser
 
 
@@ -327,7 +330,7 @@ def run(args, client, out, stdout):
         client.cancel_job(args.job_id)
         out.table(["canceled"], [[args.job_id]], {"canceled": args.job_id})
     elif cmd == "remove-project":
-        client.remove_project(args.name)
+        client.remove_project(args.name, purge=args.purge)
         out.table(["removed"], [[args.name]], {"removed": args.name})
     return 0
 

@@ -174,3 +174,10 @@ def test_wait_asks_the_daemon_to_answer_at_the_end_instead_of_polling():
     assert code == 0 and "SUCCESSFUL" in text
     assert [path for _, path, _ in session.requests] == ["/schedule-job.json", "/wait-job.json", "/wait-job.json"]
     assert session.requests[1][2]["params"] == {"job_id": JOB, "timeout": 50}
+
+
+def test_remove_project_sends_purge_only_when_asked():
+    for flags, expected in (((), {"name": "p"}), (("--purge",), {"name": "p", "purge": "on"})):
+        session = FakeSession({"/remove-project.json": response(body={"status": "ok"})})
+        code, _ = run_cl(session, "remove-project", "--name", "p", *flags)
+        assert code == 0 and session.requests[0][2]["data"] == expected
