@@ -4,7 +4,7 @@
 
 import {h} from './dom.js';
 import {connect} from './events.js';
-import {tick} from './components.js';
+import {syncTicker} from './components.js';
 import {state, subscribe} from './state.js';
 import * as dashboard from './views/dashboard.js';
 import * as projects from './views/projects.js';
@@ -56,8 +56,11 @@ function showConnection() {
     : 'Not connected to the daemon; retrying';
 }
 
-subscribe((kind) => { if (kind === 'connection') showConnection(); });
+subscribe((kind) => {
+  if (kind === 'connection') showConnection();
+  // Running jobs' durations count up once a second, only while a job runs or waits.
+  if (kind === 'job' || kind === 'job-removed' || kind === 'reset') syncTicker();
+});
 window.addEventListener('hashchange', render);
-setInterval(tick, 1000);
 connect();
 render();

@@ -112,22 +112,37 @@ export function emptyRow(colspan, text, testid) {
   return h('tr', {class: 'empty'}, h('td', {colspan, 'data-testid': testid}, text));
 }
 
-/** Every [data-since] element shows the time since then; uptime counts on from the last status. */
+/** Every [data-since] element shows the time since then: running jobs' durations, pending jobs' waits. */
 export function tick() {
   for (const el of document.querySelectorAll('[data-since]')) {
     const t = parseServerTime(el.dataset.since);
     if (!Number.isNaN(t)) el.textContent = formatDuration((serverNow() - t) / 1000);
   }
-  const up = document.querySelector('[data-uptime]');
-  if (up && state.status) {
-    const seconds = state.status['uptime-seconds'] + (Date.now() - state.statusAt) / 1000;
-    up.textContent = formatDuration(seconds);
+}
+
+// The one-second ticker runs only while a job runs or waits: app.js calls syncTicker()
+// after every job event and reload; with nothing running or pending it is stopped.
+let ticker = null;
+
+export function syncTicker() {
+  const live = [...state.active.values()].some((j) => j.status === 'RUNNING' || j.status === 'PENDING');
+  if (live && !ticker) {
+    ticker = setInterval(tick, 1000);
+  } else if (!live && ticker) {
+    clearInterval(ticker);
+    ticker = null;
   }
+}
+
+/** Whether the ticker runs (for the tests). */
+export function tickerRunning() {
+  return ticker !== null;
 }
 
 /** One click on a job: the button stays busy (across redraws) until the daemon answers; the job's next event redraws the row. */
 const busy = new Set();
 
+/** `done` is the toast's message, or a function from what `run` answered to it. */
 function jobButton(job, {action, label, busyLabel, testid, title, cls = 'small', run, done}) {
   const key = `${action} ${job.identifier}`;
   return h('button', {type: 'button', class: cls, 'data-testid': testid, 'data-job': job.identifier, title,
@@ -142,8 +157,8 @@ function jobButton(job, {action, label, busyLabel, testid, title, cls = 'small',
       busy.add(key);
       show(true);
       try {
-        await run();
-        toast(done);
+        const result = await run();
+        toast(typeof done === 'function' ? done(result) : done);
       } catch (err) {
         toast(err.message, 'error', 10000);
       } finally {
@@ -184,4 +199,32 @@ export function editLink(job) {
 export function runsLink(job) {
   return h('a', {href: `#/jobs?parent=${encodeURIComponent(job.identifier)}`, 'data-testid': 'runs-link',
     title: 'The runs this job spawned'}, 'runs');
+}
+
+/** The fields of schedule-job.json that run `job` once more, now, with the options it was given. */
+export function runAgainFields(job) {
+  const fields = {project: job.project, spider: job.spider, when: 'now', description: job.description || ''};
+  if (job.payload !== null && job.payload !== undefined) {
+    fields.payload = typeof job.payload === 'string' ? job.payload : JSON.stringify(job.payload);
+  }
+  if (job.args && Object.keys(job.args).length) fields.args = JSON.stringify(job.args);
+  if (job.settings && Object.keys(job.settings).length) fields.settings = JSON.stringify(job.settings);
+  if (job.priority) fields.priority = String(job.priority);
+  if (job.timeout) fields.timeout = String(job.timeout);
+  return fields;
+}
+
+/** Schedule a completed job again, now, with the same payload, arguments, settings, priority and time limit. */
+export function runAgainButton(job) {
+  const periodic = job.schedule && job.schedule !== 'now';
+  return jobButton(job, {action: 'again', label: 'Run again', busyLabel: 'Scheduling…', testid: 'run-again',
+    title: `Run ${job.spider} once more, now, with the same payload, arguments, settings, priority and time limit` +
+      (periodic ? ` (once: not every time of ${job.schedule})` : ''),
+    run: () => api.schedule(runAgainFields(job)),
+    done: (body) => {
+      const id = body.identifier;
+      return [`Scheduled ${job.spider} again: `,
+        h('code', {'data-testid': 'run-again-id', title: id}, id), ' ',
+        h('a', {href: `#/log/${encodeURIComponent(id)}/err`, 'data-testid': 'run-again-log'}, 'follow its log')];
+    }});
 }

@@ -3,7 +3,7 @@
 // After a reconnect the lists are loaded again, since events may have been missed.
 
 import {api} from './api.js';
-import {parseServerTime} from './format.js';
+import {parseServerTime, serverOffset} from './format.js';
 import {emit, isActive, state} from './state.js';
 
 let source = null;
@@ -23,6 +23,8 @@ function applyStatus(status) {
   const t = parseServerTime(status.time);
   if (!Number.isNaN(t)) state.clockOffset = t - Date.now();
   if (status.time) state.serverDate = String(status.time).slice(0, 10);
+  const offset = serverOffset(status.time);
+  if (!Number.isNaN(offset)) state.serverOffset = offset;
   emit('status', status);
 }
 

@@ -7,18 +7,22 @@ import {state} from './state.js';
 
 const TIME = /^(\d{4})-(\d\d)-(\d\d)[ T](\d\d):(\d\d):(\d\d)(?:\.(\d+))?(Z|[+-]\d\d:?\d\d)?$/;
 
+/** Minutes east of UTC of a server time string's offset (0 without one, NaN if not a time). */
+export function serverOffset(text) {
+  const m = TIME.exec(text || '');
+  if (!m) return NaN;
+  if (!m[8] || m[8] === 'Z') return 0;
+  const sign = m[8][0] === '-' ? -1 : 1;
+  const digits = m[8].slice(1).replace(':', '');
+  return sign * (Number(digits.slice(0, 2)) * 60 + Number(digits.slice(2, 4)));
+}
+
 /** Epoch milliseconds of a server time string (a time without offset is taken as UTC). */
 export function parseServerTime(text) {
   const m = TIME.exec(text || '');
   if (!m) return NaN;
   const ms = m[7] ? Math.floor(Number('0.' + m[7]) * 1000) : 0;
-  let offset = 0;
-  if (m[8] && m[8] !== 'Z') {
-    const sign = m[8][0] === '-' ? -1 : 1;
-    const digits = m[8].slice(1).replace(':', '');
-    offset = sign * (Number(digits.slice(0, 2)) * 60 + Number(digits.slice(2, 4)));
-  }
-  return Date.UTC(+m[1], +m[2] - 1, +m[3], +m[4], +m[5], +m[6], ms) - offset * 60000;
+  return Date.UTC(+m[1], +m[2] - 1, +m[3], +m[4], +m[5], +m[6], ms) - serverOffset(text) * 60000;
 }
 
 /** The server's clock now, in epoch milliseconds. */
@@ -46,14 +50,25 @@ export function formatDuration(seconds) {
   return `${s}s`;
 }
 
-/** "18:02:18" for the server's today, "2026-11-20 18:02" otherwise (the daemon's wall clock), "—" for null. */
+/** The daemon's date now, "YYYY-MM-DD" in its zone: its clock and its UTC offset, both from status.time. */
+export function serverToday() {
+  return new Date(serverNow() + state.serverOffset * 60000).toISOString().slice(0, 10);
+}
+
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+
+/**
+ * A time as the daemon's wall clock: "18:02:18" on the daemon's today, "Nov 30 14:02" on
+ * another day of this year, "Nov 30 2025 14:02" in another year; "—" for null.
+ */
 export function shortTime(text) {
   if (!text) return '—';
   const m = TIME.exec(text);
   if (!m) return text;
-  const today = (state.serverDate || '');
-  const date = `${m[1]}-${m[2]}-${m[3]}`;
-  return date === today ? `${m[4]}:${m[5]}:${m[6]}` : `${date} ${m[4]}:${m[5]}`;
+  const today = serverToday();
+  if (`${m[1]}-${m[2]}-${m[3]}` === today) return `${m[4]}:${m[5]}:${m[6]}`;
+  const day = `${MONTHS[Number(m[2]) - 1]} ${Number(m[3])}`;
+  return m[1] === today.slice(0, 4) ? `${day} ${m[4]}:${m[5]}` : `${day} ${m[1]} ${m[4]}:${m[5]}`;
 }
 
 /** The full time without microseconds (the offset kept), for tooltips. */

@@ -8,7 +8,8 @@ export const STATUSES = [...ACTIVE, ...COMPLETED];
 export const state = {
   status: null,          // the last status.json object
   clockOffset: 0,        // server clock - browser clock (ms, see format.js)
-  serverDate: "",        // the daemon's date (YYYY-MM-DD in its zone), from status.time
+  serverDate: "",        // the daemon's date (YYYY-MM-DD in its zone) when status.time was sent
+  serverOffset: 0,       // the daemon's UTC offset in minutes, from status.time (see format.serverToday)
   statusAt: 0,           // Date.now() when `status` arrived
   projects: new Map(),   // name -> [spider, ...]
   active: new Map(),     // identifier -> job dict, for SCHEDULED, PENDING and RUNNING jobs

@@ -9,6 +9,7 @@ the /events stream; a marker set on `window` proves that no reload happened.
 
 import json
 import re
+from datetime import datetime
 
 import pytest
 from playwright.sync_api import expect
@@ -87,8 +88,9 @@ def test_schedule_form_checks_spec_and_payload(page, daemon, project):
     # The schedule's next due time, as the daemon's wall clock (its offset in the tooltip).
     next_run = job["next-run"]
     shown = row(page, "active-jobs", identifier).get_by_test_id("job-next-run")
+    due = datetime.fromisoformat(next_run)
     expect(shown).to_contain_text(next_run[11:19] if next_run[:10] == daemon.get("/status.json")[1]["time"][:10]
-                                  else next_run[:16])
+                                  else f"{due:%b} {due.day} {due:%H:%M}")  # another day: with its date
     expect(shown).to_have_attribute("title", re.compile(r"^next run .*[+-]\d\d:\d\d$"))
     cancel_scheduled(daemon)
     expect(row(page, "active-jobs", identifier)).to_have_count(0)
@@ -227,9 +229,10 @@ def test_completed_history_pages_twenty_at_a_time(page, daemon, project):
     page.goto("/#/jobs?status=CANCELED&spider=quick")
     table = page.get_by_test_id("completed-jobs")
     expect(table.locator("tr[data-job-id]")).to_have_count(20)
-    expect(row(page, "completed-jobs", created[-1])).to_have_count(1)  # newest first
-    page.get_by_test_id("completed-pager-next").click()
+    # Last finished first: cancel_scheduled ends the newest-submitted first, so the oldest ended last.
     expect(row(page, "completed-jobs", created[0])).to_have_count(1)
+    page.get_by_test_id("completed-pager-next").click()
+    expect(row(page, "completed-jobs", created[-1])).to_have_count(1)
     expect(table.locator("tr[data-job-id]")).to_have_count(total - 20)
     expect(page.get_by_test_id("completed-pager-info")).to_contain_text(f"21–{total}")
     expect(page).to_have_url(re.compile(r"page=2"))

@@ -1,10 +1,11 @@
-// Dashboard: daemon status and counters, running and pending jobs, the last completed ones.
+// Dashboard: daemon status and counters, running and pending jobs, the last completed ones
+// (last finished first: loaded once, then kept current from the event stream, see history.js).
 
-import {api} from '../api.js';
-import {cancelButton, descriptionCell, emptyRow, jobDuration, logLinks, spiderCell, statusBadge, statusCell, timeCell}
-  from '../components.js';
+import {cancelButton, descriptionCell, emptyRow, jobDuration, logLinks, runAgainButton, spiderCell, statusBadge,
+  statusCell, timeCell} from '../components.js';
 import {debounce, fill, h} from '../dom.js';
-import {formatDuration, shortTime} from '../format.js';
+import {formatDuration, serverToday, shortTime} from '../format.js';
+import {loadCompleted, matches, upsert, without} from '../history.js';
 import {activeJobs, state, subscribe} from '../state.js';
 
 export const title = 'Dashboard';
@@ -68,7 +69,7 @@ function completedRow(job) {
     h('td', {class: 'desc'}, descriptionCell(job)),
     h('td', null, timeCell(job.finished || job.timestamp)),
     h('td', {class: 'num'}, jobDuration(job)),
-    h('td', null, logLinks(job)));
+    h('td', {class: 'row-actions'}, logLinks(job), runAgainButton(job)));
 }
 
 function table(testid, head, rows, empty) {
@@ -115,32 +116,82 @@ export function mount(root) {
         h('a', {href: '#/jobs?status=SCHEDULED'}, 'See them')) : null);
   };
   const renderRecent = () => {
-    fill(recentBox, table('dashboard-recent', ['Status', 'Spider', 'Description', 'Finished', 'Duration', 'Logs'],
-      recent.map(completedRow), 'No job has completed yet.'));
+    fill(recentBox, table('dashboard-recent', ['Status', 'Spider', 'Description', 'Finished', 'Duration', ''],
+      recent.slice(0, RECENT).map(completedRow), recentLoaded ? 'No job has completed yet.' : 'Loading…'));
   };
+
+  // The completed jobs, last finished first: all of them when they fit in one answer (else the newest
+  // submitted, see history.js); then each job that completes goes in its place from its event.
+  let recentLoaded = false;
+  let complete = false;
   let controller = null;
+  let queued = null;      // events that arrive while loading
+  const applyRecent = (kind, data) => {
+    if (kind === 'job' && matches(data)) recent = upsert(recent, data);
+    else if (kind === 'job-removed') recent = without(recent, data);
+    else return false;
+    return true;
+  };
   const loadRecent = async () => {
     controller?.abort();
-    controller = new AbortController();
+    const mine = controller = new AbortController();
+    queued = [];
     try {
-      recent = await api.listJobs({status: 'COMPLETED', limit: RECENT}, controller.signal);
+      const loaded = await loadCompleted({}, mine.signal);
+      recent = loaded.jobs;
+      complete = loaded.complete;
+      for (const [kind, data] of queued) applyRecent(kind, data);
+      recentLoaded = true;
       renderRecent();
     } catch (err) {
       if (err.name !== 'AbortError') fill(recentBox, h('p', {class: 'error'}, err.message));
+    } finally {
+      if (controller === mine) queued = null;
     }
   };
-  const refreshRecent = debounce(loadRecent, 200);
+  const reloadRecent = debounce(loadRecent, 200);
+
+  // Uptime counts on from the last status: once a second in its first hour, then once a minute.
+  let uptimeTimer = null;
+  const showUptime = () => {
+    clearTimeout(uptimeTimer);
+    const el = statusBox.querySelector('[data-uptime]');
+    if (!el || !state.status) return;
+    const seconds = state.status['uptime-seconds'] + (Date.now() - state.statusAt) / 1000;
+    el.textContent = formatDuration(seconds);
+    const step = seconds < 3600 ? 1 : seconds < 86400 ? 60 : 3600;
+    uptimeTimer = setTimeout(showUptime, (step - (seconds % step)) * 1000 + 20);
+  };
+
+  // Times show the date when they are not of the daemon's today: redraw when the day changes.
+  let today = serverToday();
+  const dayChanged = () => {
+    const now = serverToday();
+    if (now === today) return false;
+    today = now;
+    return true;
+  };
 
   renderStatus(statusBox);
+  showUptime();
   renderActive();
   renderRecent();
   loadRecent();
 
   const off = subscribe((kind, data) => {
-    if (kind === 'status') renderStatus(statusBox);
+    if (kind === 'status') {
+      renderStatus(statusBox);
+      showUptime();
+      if (dayChanged()) { renderActive(); renderRecent(); }
+    }
     if (kind === 'job' || kind === 'job-removed' || kind === 'reset') renderActive();
-    if ((kind === 'job' && !['SCHEDULED', 'PENDING', 'RUNNING'].includes(data.status)) ||
-        kind === 'job-removed' || kind === 'reset') refreshRecent();
+    if (kind === 'reset') reloadRecent();
+    else if (queued) queued.push([kind, data]);
+    else if (applyRecent(kind, data)) {
+      renderRecent();
+      // Fewer than shown after a purge, with more on the daemon than were loaded: load again.
+      if (!complete && kind === 'job-removed' && recent.length < RECENT) reloadRecent();
+    }
   });
-  return () => { off(); refreshRecent.cancel(); controller?.abort(); };
+  return () => { off(); reloadRecent.cancel(); controller?.abort(); clearTimeout(uptimeTimer); };
 }

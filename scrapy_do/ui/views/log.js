@@ -4,7 +4,7 @@
 // ends). The text kept in the page is capped, so a 50 MB log stays responsive.
 
 import {api, logFollow, logSize, logSlice, logUrl} from '../api.js';
-import {cancelButton, elapsed, reasonText, statusBadge, timeCell} from '../components.js';
+import {cancelButton, elapsed, reasonText, runAgainButton, statusBadge, timeCell} from '../components.js';
 import {fill, h} from '../dom.js';
 import {formatBytes, formatDuration} from '../format.js';
 import {state, subscribe} from '../state.js';
@@ -213,7 +213,7 @@ export function mount(root, route) {
         h('a', {href: '#/jobs', class: 'muted small'}, '← Jobs'),
         h('h1', null, job.spider, ' ', h('span', {class: 'muted'}, `· ${kind === 'err' ? 'stderr' : 'stdout'}`)),
         statusBadge(job.status),
-        ['SCHEDULED', 'PENDING', 'RUNNING'].includes(job.status) ? cancelButton(job) : null),
+        ['SCHEDULED', 'PENDING', 'RUNNING'].includes(job.status) ? cancelButton(job) : runAgainButton(job)),
       h('dl', {class: 'meta'}, rows.map(([k, v]) => h('div', null, h('dt', null, k), h('dd', null, v)))));
   }
 
