@@ -60,6 +60,10 @@ class NotFound(ScrapyDoError):
     """An unknown project, spider, job or log."""
 
 
+class Forbidden(ScrapyDoError):
+    """The request carries no right to do this (a crawl's report with a wrong token)."""
+
+
 class Conflict(ScrapyDoError):
     """The request is valid but the current state forbids it."""
 

@@ -30,11 +30,12 @@ class WebServer(Service):
 
     name = "web"
 
-    def __init__(self, reactor, site, interfaces, tls=None):
+    def __init__(self, reactor, site, interfaces, tls=None, on_bound=None):
         self._reactor = reactor
         self.site = site
         self.interfaces = interfaces
         self.tls = tls
+        self.on_bound = on_bound  # called with the daemon's own URL once the first port listens
         self.ports = []
 
     def startService(self):
@@ -50,6 +51,12 @@ class WebServer(Service):
             shown = f"[{host}]" if ":" in host else host
             log.info("Scrapy Do web interface is available at {scheme}://{addr}:{port}/",
                      scheme=scheme, addr=shown, port=self.ports[-1].getHost().port)
+        if self.on_bound is not None and self.ports and not self.tls:
+            # Crawls report to the first interface (a wildcard address: its loopback). Over HTTPS they
+            # would need the daemon's certificate: no reports there yet.
+            host, _ = self.interfaces[0]
+            host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+            self.on_bound(f"http://{f'[{host}]' if ':' in host else host}:{self.ports[0].getHost().port}")
         super().startService()
 
     def stopService(self):
@@ -197,7 +204,8 @@ def make_service(config, reactor):
     top = ScrapyDoService(reactor, store)
     api = WebAPI(controller, config, reactor, watcher=watcher)
     # The ports are bound first: a busy port stops start-up before any crawl starts.
-    WebServer(reactor, api.site(wrap), config.interfaces, tls).setServiceParent(top)
+    WebServer(reactor, api.site(wrap), config.interfaces, tls,
+              on_bound=lambda url: setattr(controller, "report_url", url)).setServiceParent(top)
     StoreService(config, store).setServiceParent(top)
     CrawlAccount(config, launcher, projects).setServiceParent(top)
     controller.setServiceParent(top)

@@ -91,6 +91,7 @@ class Run(_Job):
     handle: str | None = None
     schedule_id: str | None = None
     reason: str | None = None  # why it ended as it did: timeout, canceled, exit code N, signal N
+    stats: dict | None = None  # while RUNNING a summary the crawl reports; at its end Scrapy's final stats
 
     schedule = "now"
 
@@ -112,7 +113,7 @@ class Schedule(_Job):
     paused: bool = False
     skipped: int = 0             # due runs skipped for overlap
 
-    parent = started = duration = exit_code = reason = None
+    parent = started = duration = exit_code = reason = stats = None
 
     @property
     def schedule(self):

@@ -61,6 +61,10 @@ _DECLARED = (
                 {"type": ["string", "null"], "description": "why a run ended as it did: timeout, canceled, "
                                                             "exit code N, signal N, failed to start; null when "
                                                             "it succeeded"}),
+    RecordField("stats", "stats", "json",
+                {"type": ["object", "null"], "description": "while RUNNING: items, requests, responses, errors, "
+                 "items-per-minute, pages-per-minute, elapsed (refreshed every 2 s); at the end Scrapy's final "
+                 "stats plus finish-reason"}),
     RecordField("parent", "parent", "text",
                 {"type": ["string", "null"], "description": "the schedule that made this run"}),
     RecordField("next-run", "next_run", "instant",

@@ -7,8 +7,10 @@ ending and a schedule coming due each call `_pump`, which asks
 
 import dataclasses
 import errno
+import hmac
 import os
 import re
+import secrets
 import socket
 from pathlib import Path
 
@@ -23,7 +25,7 @@ from scrapy_do.domain.models import (
     ACTIVE, COMPLETED, Actor, JobStatus, Project, Run, RunOptions, Schedule, end_reason, new_run, new_schedule,
     transition,
 )
-from scrapy_do.errors import BadRequest, Conflict, LaunchError, NotFound, StartupError, StorageFull
+from scrapy_do.errors import BadRequest, Conflict, Forbidden, LaunchError, NotFound, StartupError, StorageFull
 from scrapy_do.events import JobChanged, JobRemoved, ProjectPushed, ProjectRemoved
 from scrapy_do.engine.scheduler import SpecScheduler
 from scrapy_do.launchers.local import LaunchSpec
@@ -35,6 +37,8 @@ LOG_KINDS = ("out", "err")
 
 STATUS_GROUPS = {"ACTIVE": ACTIVE, "COMPLETED": COMPLETED}
 ACTIVE_RUNS = {JobStatus.PENDING, JobStatus.RUNNING}
+#: How often a crawl reports its stats, in seconds.
+REPORT_INTERVAL = 2
 
 
 def parse_statuses(text):
@@ -69,6 +73,9 @@ class _Slot:
         self.key = key  # (project, spider), for max-per-spider
         self.run = None
         self.deadline = None  # the call that ends the crawl at its time limit
+        self.token = None     # what the crawl's reports must carry
+        self.stats = None     # the whole Scrapy stats of its latest report
+        self.final = None     # its final stats (with finish-reason), once it sent them
 
 
 class Controller(Service):
@@ -85,6 +92,8 @@ class Controller(Service):
         self.slots = {}  # run id -> _Slot
         self._canceling = set()
         self._timed_out = set()
+        #: Where crawls report their stats (the web interface, set once it listens); None: no reports.
+        self.report_url = None
         self._quarantined = set()
         self._stopping = False
         self._pumping = False
@@ -513,9 +522,14 @@ class Controller(Service):
             except OSError as e:
                 raise LaunchError(f"cannot prepare the data directory of {run.project!r}: {e}",
                                   transient=e.errno == errno.ENOSPC) from None
+            report = None
+            if self.report_url:
+                slot.token = secrets.token_urlsafe(24)
+                report = {"url": f"{self.report_url}/report/{run.identifier}.json", "token": slot.token,
+                          "interval": REPORT_INTERVAL}
             return self.launcher.launch(LaunchSpec(job_id=run.identifier, options=run.options, cwd=project.tree,
                                                    out_path=out_path, err_path=err_path,
-                                                   env={"SPIDER_DATA_DIR": str(data)}))
+                                                   env={"SPIDER_DATA_DIR": str(data)}, report=report))
 
         d = defer.maybeDeferred(launch)
         d.addCallbacks(self._launched, self._launch_failed, callbackArgs=(run.identifier, slot),
@@ -546,6 +560,32 @@ class Controller(Service):
         if limit:
             left = max(0.0, limit - (self.now() - started).total_seconds())
             slot.deadline = self.clock.callLater(left, self._time_out, run.identifier, limit)
+
+    def report(self, identifier, token, body):
+        """A running crawl's report (scrapy_do.crawl.reporter): refused, changing nothing, unless its token is
+        the one this run was given; a summary goes into the job's record (and to /events)."""
+        slot = self.slots.get(check_job_id(identifier))
+        if slot is None or slot.token is None or not hmac.compare_digest(slot.token, token or ""):
+            raise Forbidden(f"no running job {identifier} takes reports with this token")
+        stats, summary = body.get("stats"), body.get("summary")
+        if not isinstance(stats, dict) or not isinstance(summary, dict):
+            raise BadRequest("a report holds a 'stats' object and a 'summary' object")
+        slot.stats = stats
+        if body.get("final"):
+            slot.final = {**stats, "finish-reason": body.get("finish-reason")}
+        run = self.store.get_job(identifier)
+        if run is not None and run.status is JobStatus.RUNNING:
+            self._save(dataclasses.replace(run, stats=summary))
+
+    def job_stats(self, identifier):
+        """The whole Scrapy stats of a job: the latest report of a running one, the final ones of a finished one."""
+        job = self.get_job(identifier)
+        slot = self.slots.get(job.identifier)
+        if slot is not None and slot.stats is not None:
+            return slot.stats
+        if isinstance(job, Run) and job.status.completed and job.stats is not None:
+            return job.stats
+        raise NotFound(f"job {job.identifier} has no stats yet; it is {job.status.value}")
 
     def _time_out(self, identifier, limit):
         """The crawl reached its time limit: SIGTERM (Scrapy's graceful stop), SIGKILL after cancel-grace."""
@@ -642,7 +682,8 @@ class Controller(Service):
             status, counter = (JobStatus.SUCCESSFUL, "successful") if code == 0 else (JobStatus.FAILED, "failed")
         duration = round((now - job.started).total_seconds()) if job.started else None
         final = transition(job, status, finished=now, duration=duration, exit_code=code, handle=None,
-                           reason=end_reason(code, canceled=canceled, timed_out=timed_out))
+                           reason=end_reason(code, canceled=canceled, timed_out=timed_out),
+                           stats=slot.final or job.stats)
         log.info("job {job} ended: {status} (exit {code})", job=identifier, status=status.value, code=code)
         self._record_end(final, counter, RETRY_FIRST, announce=True)
         self._pump()

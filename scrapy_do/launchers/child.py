@@ -154,13 +154,29 @@ def enter_project_tree():
 
 
 def read_arguments(stream=None):
-    """The arguments the daemon sends on stdin (a JSON object, then EOF); exit if it sends nothing."""
+    """What the daemon sends on stdin (a JSON object, then EOF): (arguments, report address or None);
+    exit if it sends nothing."""
     data = (stream or sys.stdin.buffer).read()
     try:
-        return list(json.loads(data)["args"])
-    except (ValueError, KeyError, TypeError):
+        sent = json.loads(data)
+        return list(sent["args"]), sent.get("report")
+    except (ValueError, KeyError, TypeError, AttributeError):
         # The daemon went away before it sent them: nothing to run.
         sys.exit(75)
+
+
+def add_reporter(report):
+    """Let the daemon's extension report this crawl's stats (Scrapy's own extensions list: the project's
+    EXTENSIONS setting stays as it is)."""
+    if not report:
+        return
+    from scrapy.settings import default_settings
+
+    from scrapy_do.crawl import reporter
+
+    reporter.CONFIG = report
+    default_settings.EXTENSIONS_BASE = {**default_settings.EXTENSIONS_BASE,
+                                        "scrapy_do.crawl.reporter.Reporter": 1000}
 
 
 def enter_cgroup():
@@ -191,8 +207,9 @@ if __name__ == "__main__":
     lead_own_group()
     become_crawl_user()  # before the parent-death signal: a change of user clears it
     arm_parent_death_signal()
-    arguments = read_arguments()
+    arguments, report = read_arguments()
     os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
     enter_project_tree()
+    add_reporter(report)
     sys.argv = ["scrapy", *sys.argv[1:], *arguments]
     runpy.run_module("scrapy", run_name="__main__", alter_sys=True)

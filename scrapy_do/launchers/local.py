@@ -47,6 +47,8 @@ class LaunchSpec:
     out_path: str
     err_path: str
     env: dict = field(default_factory=dict)
+    #: Where and with what token the crawl reports its stats ({"url", "token", "interval"}), or None.
+    report: dict | None = None
 
 
 def build_crawl_argv(python, options):
@@ -328,7 +330,10 @@ class ProcessLauncher:
             raise LaunchError(f"cannot start the crawl of {request.options.spider!r}: {e}", transient) from None
         # The child enters its cgroup itself, first thing (moving a process
         # costs the mover ~10 ms of kernel locking: not on the reactor).
-        transport.write(json.dumps({"args": crawl_arguments(request.options)}).encode())
+        sent = {"args": crawl_arguments(request.options)}
+        if request.report:
+            sent["report"] = request.report  # on stdin: the token is in no environment other crawls could read
+        transport.write(json.dumps(sent).encode())
         transport.closeStdin()
         crawl = RunningCrawl(self._reactor, transport, proto.ended, LocalLogs(request.out_path, request.err_path),
                              self.cgroups, cgroup)

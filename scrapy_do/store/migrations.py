@@ -135,6 +135,7 @@ def split_schedules(db, context):
 V3 = """
 ALTER TABLE runs ADD COLUMN priority INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE runs ADD COLUMN reason TEXT;
+ALTER TABLE runs ADD COLUMN stats TEXT;
 ALTER TABLE schedules ADD COLUMN priority INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE schedules ADD COLUMN timezone TEXT;
 ALTER TABLE schedules ADD COLUMN overlap TEXT NOT NULL DEFAULT 'allow';

@@ -31,12 +31,13 @@ from scrapy_do.store.migrations import Context, migrate
 COUNTERS = ("run", "successful", "failed", "canceled")
 
 _RUN_COLUMNS = ("identifier", "status", "actor", "project", "spider", "priority", "options", "timestamp", "started",
-                "finished", "duration", "exit_code", "handle", "schedule_id", "reason")
+                "finished", "duration", "exit_code", "handle", "schedule_id", "reason", "stats")
 _SCHEDULE_COLUMNS = ("identifier", "status", "actor", "project", "spider", "priority", "options", "spec",
                      "timestamp", "finished", "next_run", "timezone", "overlap", "catch_up", "paused", "skipped")
 # Both tables read into one row shape: kind, then the union of their columns.
 _SHAPE = ("identifier", "status", "actor", "project", "spider", "priority", "options", "timestamp", "started",
-          "finished", "duration", "exit_code", "handle", "schedule_id", "reason", "spec", "next_run", "timezone",
+          "finished", "duration", "exit_code", "handle", "schedule_id", "reason", "stats", "spec", "next_run",
+          "timezone",
           "overlap", "catch_up", "paused", "skipped")
 _OVERRIDES = {"runs": {"schedule": "'now'", "parent": "schedule_id"},
               "schedules": {"schedule": "spec"}}
@@ -68,6 +69,8 @@ def _json_select(table):
             expr = f"coalesce(json_extract(options, '$.{f.attr}'), {_sql_literal(OPTION_DEFAULTS[f.attr])})"
         elif f.attr in overrides:
             expr = overrides[f.attr]
+        elif f.attr in cols and f.kind == "json":
+            expr = f"json({f.attr})"
         elif f.attr in cols and f.kind == "bool":
             expr = f"json(CASE WHEN {f.attr} THEN 'true' ELSE 'false' END)"
         elif f.attr in cols:
@@ -96,7 +99,8 @@ def _record(row):
                   finished=zones.parse_shown(d["finished"]))
     if row[0] == "runs":
         return Run(**common, started=zones.parse_shown(d["started"]), duration=d["duration"],
-                   exit_code=d["exit_code"], handle=d["handle"], schedule_id=d["schedule_id"], reason=d["reason"])
+                   exit_code=d["exit_code"], handle=d["handle"], schedule_id=d["schedule_id"], reason=d["reason"],
+                   stats=json.loads(d["stats"]) if d["stats"] else None)
     return Schedule(**common, spec=d["spec"], next_run=zones.parse_shown(d["next_run"]), timezone=d["timezone"],
                     overlap=d["overlap"], catch_up=bool(d["catch_up"]), paused=bool(d["paused"]),
                     skipped=d["skipped"])
@@ -182,7 +186,8 @@ class SqliteStore:
             return "runs", _RUN_COLUMNS, (
                 job.identifier, job.status.value, job.actor.value, job.project, job.options.spider,
                 job.options.priority, _options(job), self._t(job.timestamp), self._t(job.started),
-                self._t(job.finished), job.duration, job.exit_code, job.handle, job.schedule_id, job.reason)
+                self._t(job.finished), job.duration, job.exit_code, job.handle, job.schedule_id, job.reason,
+                None if job.stats is None else json.dumps(job.stats, ensure_ascii=False))
         return "schedules", _SCHEDULE_COLUMNS, (
             job.identifier, job.status.value, job.actor.value, job.project, job.options.spider,
             job.options.priority, _options(job), job.spec, self._t(job.timestamp), self._t(job.finished),

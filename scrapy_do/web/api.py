@@ -48,6 +48,7 @@ ERROR_CODES = [
     (errors.BadRequest, 400),
     (errors.NotFound, 404),
     (errors.Conflict, 409),
+    (errors.Forbidden, 403),
     (errors.ScrapyDoError, 400),
 ]
 
@@ -58,6 +59,9 @@ EDIT_FIELDS = {"job_id", "id", "when", *EDITABLE_OPTIONS, *SCHEDULE_PARAMS}
 
 #: Data files served as text (the rest as bytes); always as attachments.
 TEXT_DATA = {"json", "jsonl", "jl", "csv", "txt", "log", "tsv", "ndjson"}
+
+#: The largest stats report a crawl may send.
+MAX_REPORT = 1 << 20
 
 #: The longest wait-job.json waits, in seconds.
 MAX_WAIT = 3600
@@ -467,6 +471,28 @@ class WebAPI:
 
     def _waited(self, request, job, done):
         return to_json(request, {"status": "ok", "done": bool(done), "job": to_record(job, self.controller.zone)})
+
+    @app.route("/report/<job_id>.json", methods=["POST"])
+    def report(self, request, job_id):
+        """A crawl's stats report (scrapy_do.crawl.reporter), with its job's token instead of credentials."""
+        self._check_size(request)
+        scheme, _, token = (request.getHeader(b"authorization") or b"").decode("latin-1").partition(" ")
+        body = request.content.read(MAX_REPORT + 1) if request.content is not None else b""
+        if len(body) > MAX_REPORT:
+            raise errors.TooLarge(f"a report is larger than {MAX_REPORT} bytes")
+        try:
+            data = json.loads(body)
+        except (ValueError, RecursionError):
+            raise BadRequest("a report is a JSON object") from None
+        if not isinstance(data, dict):
+            raise BadRequest("a report is a JSON object")
+        self.controller.report(job_id, token.strip() if scheme.lower() == "bearer" else "", data)
+        return to_json(request, {"status": "ok"})
+
+    @app.route("/get-stats/<job_id>.json", methods=["GET"])
+    def get_stats(self, request, job_id):
+        """The whole Scrapy stats of a job: live while it runs, final once it ended."""
+        return to_json(request, {"status": "ok", "identifier": job_id, "stats": self.controller.job_stats(job_id)})
 
     @app.route("/list-jobs.json", methods=["GET"])
     def list_jobs(self, request):

@@ -133,6 +133,20 @@ def openapi_document():
                 "responses": _responses(_ok("the job, and whether it has ended",
                                             {"done": {"type": "boolean"}, "job": job}, ["done", "job"]),
                                         400, 404)}},
+            "/get-stats/{job_id}.json": {"get": {
+                "summary": "A job's whole Scrapy stats: live while it runs (every 2 s), final once it ended",
+                "parameters": [_param("job_id", "the job's identifier", True, where="path")],
+                "responses": _responses(_ok("stats", {"identifier": _STR, "stats": {"type": "object"}},
+                                            ["identifier", "stats"]), 400, 404)}},
+            "/report/{job_id}.json": {"post": {
+                "summary": "Where a crawl reports its stats (the daemon's own extension, with its job's token as "
+                           "Authorization: Bearer; not for users)",
+                "parameters": [_param("job_id", "the job's identifier", True, where="path")],
+                "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                    "type": "object", "required": ["stats", "summary"],
+                    "properties": {"stats": {"type": "object"}, "summary": {"type": "object"},
+                                   "final": {"type": "boolean"}, "finish-reason": _STR}}}}},
+                "responses": _responses(_ok("taken"), 400, 403, 413)}},
             "/cancel-job.json": {"post": {
                 "summary": "Cancel a scheduled, pending or running job",
                 "requestBody": _form({"id": _STR}, ["id"]),

@@ -32,7 +32,8 @@ OPERATION_BUDGET = 40
 SKIPPED = {"/events"}
 #: Read-only operations first, then the ones that change state; /remove-project last.
 ORDER = ["/status.json", "/list-projects.json", "/list-spiders.json", "/list-jobs.json", "/wait-job.json",
-         "/preview-schedule.json", "/list-data.json", "/get-data/{project}/{path}",
+         "/preview-schedule.json", "/list-data.json", "/get-data/{project}/{path}", "/get-stats/{job_id}.json",
+         "/report/{job_id}.json",
          "/get-log/data/{filename}", "/openapi.json", "/", "/schedule-job.json", "/pause-job.json",
          "/resume-job.json", "/edit-job.json", "/cancel-job.json",
          "/push-project.json", "/remove-project.json"]

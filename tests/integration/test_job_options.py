@@ -204,3 +204,41 @@ def test_wait_job_answers_within_a_second_of_the_end_or_at_its_timeout(daemon):
     for params, status in (({"job_id": job, "timeout": "3601"}, 400), ({"job_id": "nope"}, 400),
                            ({"job_id": "6c3e0a5e-0000-4000-8000-000000000000"}, 404), ({}, 400)):
         assert daemon.get("/wait-job.json", **params)[0] == status, params
+
+
+def test_a_running_crawl_reports_live_stats_and_its_final_ones(daemon):
+    import urllib.error
+    import urllib.request
+
+    job = schedule(daemon, "forker", payload='{"pages": 50}')  # 10 pages a second, for 5 s
+    deadline = time.monotonic() + 30
+    seen = []
+    while time.monotonic() < deadline:
+        record = daemon.job(job)
+        if record["status"] != "RUNNING" and seen:
+            break
+        if record["status"] == "RUNNING" and record["stats"]:
+            seen.append(record["stats"])
+        time.sleep(0.5)
+    assert len(seen) >= 3, seen
+    assert set(seen[-1]) == {"items", "requests", "responses", "errors", "items-per-minute", "pages-per-minute",
+                             "elapsed"}
+    assert seen[-1]["items"] > seen[0]["items"] and seen[-1]["items-per-minute"] > 0
+    live = daemon.get(f"/get-stats/{job}.json")
+    ended = daemon.wait_job(job, {"FAILED", "SUCCESSFUL"}, timeout=30)
+    assert live[0] in (200, 404)
+    stats = ended["stats"]
+    assert stats["finish-reason"] == "finished" and stats["item_scraped_count"] == 50, stats
+    assert stats["start_time"].endswith("+00:00")
+    code, body = daemon.get(f"/get-stats/{job}.json")
+    assert code == 200 and body["stats"] == stats
+    # Someone else's report: refused, nothing changes.
+    other = schedule(daemon, "stubborn", timeout="3")
+    daemon.wait_job(other, {"RUNNING"}, timeout=30)
+    forged = urllib.request.Request(f"{daemon.url}/report/{other}.json", method="POST",
+                                    data=json.dumps({"stats": {"x": 1}, "summary": {"items": 10 ** 9}}).encode(),
+                                    headers={"Content-Type": "application/json", "Authorization": "Bearer guess"})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(forged, timeout=10)
+    assert refused.value.code == 403
+    assert (daemon.job(other)["stats"] or {}).get("items") != 10 ** 9

@@ -168,7 +168,7 @@ def test_record_contract_keys_first():
     keys = list(to_record(make_job()))
     assert keys[:len(CONTRACT_KEYS)] == CONTRACT_KEYS
     assert keys[len(CONTRACT_KEYS):] == ["args", "settings", "priority", "timeout", "started", "finished",
-                                         "exit-code", "reason", "parent", "next-run", "timezone", "overlap",
+                                         "exit-code", "reason", "stats", "parent", "next-run", "timezone", "overlap",
                                          "catch-up", "paused", "skipped"]
 
 
@@ -206,6 +206,7 @@ def test_record_values():
         "finished": "2026-11-23 11:00:17.250000+01:00",
         "exit-code": 0,
         "reason": None,
+        "stats": None,
         "parent": "p",
         "next-run": None,
         "timezone": None,

@@ -117,9 +117,9 @@ def failures():
 
 @pytest.fixture
 def stream(controller, clock):
-    """An EventStream with a small bound (5 KiB) so a few events overflow it."""
+    """An EventStream with a small bound (6 KiB) so a few events overflow it."""
     return EventStream(controller, clock, lambda: {"status": "ok", **controller.status()},
-                       max_clients=8, max_buffer=5120)
+                       max_clients=8, max_buffer=6144)
 
 
 @pytest.fixture
@@ -152,7 +152,7 @@ def test_paused_client_past_the_bound_is_dropped_while_others_keep_receiving(con
     assert slow.transport.disconnected, "the paused client was not aborted"
     assert len(stream.requests) == 1
     # Not one byte past the bound was written for it, and nothing after the drop.
-    assert 5120 - 1200 < len(slow.body()) - before <= 5120
+    assert 6144 - 1500 < len(slow.body()) - before <= 6144
     written = slow.transport.value()
     churn(controller, clock, 3)
     assert slow.transport.value() == written
@@ -174,7 +174,7 @@ def test_resumed_client_gets_everything(controller, clock, stream, site):
     """A client paused for less than max_buffer of events gets all of them, in order, once it reads again."""
     controller.push("proj", ("quick",))
     paused, reader = Client(site), Client(site)
-    # Each paused spell is under 5 KiB (8 job events and a status, about 4 KiB), both together are
+    # Each paused spell is under 6 KiB (8 job events and a status, about 4.5 KiB), both together are
     # over it: the count starts over when the transport resumes the stream.
     paused.pause()
     churn(controller, clock, 4)

@@ -1,0 +1,1 @@
+"""Code that runs inside a crawl's process, not the daemon's."""
