@@ -6,6 +6,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import time
 
 import pytest
 import requests
@@ -176,3 +177,31 @@ def test_public_interface_without_auth_logs_a_warning(tmp_path):
         globalLogPublisher.removeObserver(seen.append)
     warnings = [e for e in seen if e.get("log_level") == LogLevel.warn]
     assert any("auth off" in e["log_format"] for e in warnings)
+
+
+def test_with_auth_on_crawls_report_with_their_token_and_nobody_else_gets_in(tmp_path):
+    """A crawl has no user's password: its reports pass auth by their job's token; all else still needs one."""
+    from tests.helpers import offline_zip, multipart
+
+    (tmp_path / "auth.db").write_text("bob:pw\n")
+    daemon = DaemonProcess(tmp_path, "[web]\ninterfaces = 127.0.0.1:0\nauth = on\nauth-db = auth.db\n").start()
+    auth = HTTPDigestAuth("bob", "pw")
+    try:
+        body, ctype = multipart({"archive": ("offline.zip", offline_zip())})
+        assert requests.post(daemon.url + "/push-project.json", data=body, headers={"Content-Type": ctype},
+                             auth=auth, timeout=60).status_code == 200
+        job = requests.post(daemon.url + "/schedule-job.json", data={"project": "offline", "spider": "quick"},
+                            auth=auth, timeout=30).json()["identifier"]
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            record = requests.get(daemon.url + "/list-jobs.json", params={"id": job}, auth=auth,
+                                  timeout=30).json()["jobs"][0]
+            if record["status"] in ("SUCCESSFUL", "FAILED"):
+                break
+            time.sleep(0.2)
+        assert record["status"] == "SUCCESSFUL" and record["stats"]["finish-reason"] == "finished", record
+        assert requests.get(daemon.url + f"/get-stats/{job}.json", timeout=30).status_code == 401
+        assert requests.post(daemon.url + f"/report/{job}.json", json={"stats": {}, "summary": {}},
+                             timeout=30).status_code == 403
+    finally:
+        daemon.stop()
