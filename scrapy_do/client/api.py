@@ -127,6 +127,9 @@ class ScrapyDoClient:
             data = data.split(b"\n", 1)[1] if b"\n" in data else b""  # the first line is cut
         return "\n".join(data.decode("utf-8", "replace").splitlines()[-lines:])
 
+    def get_stats(self, job_id):
+        return self._json("GET", f"/get-stats/{job_id}.json")["stats"]
+
     def pause_job(self, job_id):
         return self._json("POST", "/pause-job.json", data={"job_id": job_id})["job"]
 

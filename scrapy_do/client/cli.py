@@ -24,7 +24,17 @@ FORMATS = ["simple", "grid", "fancy_grid", "presto", "psql", "pipe", "orgtbl", "
            "html", "latex"]
 STATUSES = ["ACTIVE", "COMPLETED", "SCHEDULED", "PENDING", "RUNNING", "CANCELED", "SUCCESSFUL", "FAILED"]
 #: The job table: 0.5.0's columns first, in its order, then what later versions added.
-JOB_COLUMNS = [*TABLE_COLUMNS, "priority", "next-run", "reason"]
+JOB_COLUMNS = [*TABLE_COLUMNS, "priority", "next-run", "reason", "items", "requests", "errors"]
+#: Columns taken from a record's stats: its live summary, or Scrapy's final stats.
+STATS_COLUMNS = {"items": ("items", "item_scraped_count"), "requests": ("requests", "downloader/request_count"),
+                 "errors": ("errors", "log_count/ERROR")}
+
+
+def job_cell(job, column):
+    if column in STATS_COLUMNS:
+        stats = job.get("stats") or {}
+        return next((stats[k] for k in STATS_COLUMNS[column] if k in stats), None)
+    return job.get(column)
 #: Lines of a failed job's error log that `schedule-job --wait` prints, read from at most this many bytes.
 TAIL_LINES, TAIL_BYTES = 20, 8192
 
@@ -193,6 +203,9 @@ def build_parser(defaults=None):
     p.add_argument("--description", help="a new description")
     _option_flags(p)
     _schedule_flags(p)
+    p = command("get-stats", "print a job's Scrapy stats (live while it runs, final once it ended)",
+                "get-stats --job-id ID", "get-stats --job-id ID --json")
+    p.add_argument("--job-id", required=True, help="job identifier")
     p = command("cancel-job", "cancel a job", "cancel-job --job-id ID")
     p.add_argument("--job-id", required=True, help="job identifier")
     p = command("remove-project", "remove a project", "remove-project --name quotesbot",
@@ -293,7 +306,7 @@ def run(args, client, out, stdout):
         out.table(["name"], [[s] for s in spiders], spiders)
     elif cmd == "list-jobs":
         jobs = client.list_jobs(args.status, args.job_id, args.project, args.spider, args.limit, args.offset)
-        out.table(JOB_COLUMNS, [[j.get(c) for c in JOB_COLUMNS] for j in jobs], jobs)
+        out.table(JOB_COLUMNS, [[job_cell(j, c) for c in JOB_COLUMNS] for j in jobs], jobs)
     elif cmd == "get-log":
         for chunk in client.get_log(args.job_id, args.log_type, follow=args.follow):
             stdout.buffer.write(chunk)
@@ -325,7 +338,10 @@ def run(args, client, out, stdout):
                                   overlap=args.overlap, catch_up=args.catch_up)
         else:
             job = getattr(client, cmd.replace("-", "_"))(args.job_id)
-        out.table(JOB_COLUMNS, [[job.get(c) for c in JOB_COLUMNS]], job)
+        out.table(JOB_COLUMNS, [[job_cell(job, c) for c in JOB_COLUMNS]], job)
+    elif cmd == "get-stats":
+        stats = client.get_stats(args.job_id)
+        out.table(["stat", "value"], [[k, v] for k, v in sorted(stats.items())], stats)
     elif cmd == "cancel-job":
         client.cancel_job(args.job_id)
         out.table(["canceled"], [[args.job_id]], {"canceled": args.job_id})

@@ -232,7 +232,7 @@ def test_list_jobs_shows_priority_next_run_and_reason(daemon):
                           "--when", "every 3 hours", "--priority", "42")[1])["identifier"]
     try:
         headers, rows = psql_table(cl(daemon, "list-jobs", "--job-id", ident)[1])
-        assert headers == [*ORIGINAL_JOB_HEADERS, "priority", "next-run", "reason"]
+        assert headers == [*ORIGINAL_JOB_HEADERS, "priority", "next-run", "reason", "items", "requests", "errors"]
         row = dict(zip(headers, rows[0]))
         assert row["priority"] == "42" and re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d", row["next-run"]), row
     finally:
@@ -379,3 +379,15 @@ def test_pausing_a_job_that_is_not_periodic_is_a_one_line_error(daemon, capsys):
     code, _ = cl(daemon, "pause-job", "--job-id", ident)
     err = capsys.readouterr().err
     assert code == 1 and "only a SCHEDULED (periodic) job can be paused" in err and err.count("\n") == 1, err
+
+
+def test_list_jobs_shows_items_requests_and_errors_and_get_stats_prints_the_stats(daemon):
+    ensure_pushed(daemon)
+    code, text = cl(daemon, "schedule-job", "--project", "offline", "--spider", "quick", "--wait")
+    ident = UUID.search(text).group(0)
+    code, text = cl(daemon, "--json", "get-stats", "--job-id", ident)
+    stats = json.loads(text)
+    assert code == 0 and stats["finish-reason"] == "finished" and stats["item_scraped_count"] == 1, stats
+    code, text = cl(daemon, "list-jobs", "--job-id", ident)
+    header = next(line for line in text.splitlines() if "identifier" in line)
+    assert code == 0 and all(name in header for name in ("items", "requests", "errors")), text

@@ -96,7 +96,7 @@ def test_list_jobs_status_any_case_offset_and_columns():
     code, text = run_cl(session, "list-jobs", "--status", "Completed", "--limit", "5", "--offset", "10")
     assert code == 0 and session.requests[0][2]["params"] == {"status": "COMPLETED", "limit": 5, "offset": 10}
     header = [c.strip() for c in text.splitlines()[1].strip("|").split("|")]
-    assert header == [*TABLE_COLUMNS, "priority", "next-run", "reason"]
+    assert header == [*TABLE_COLUMNS, "priority", "next-run", "reason", "items", "requests", "errors"]
     assert "exit code 1" in text
 
 
