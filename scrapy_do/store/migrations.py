@@ -147,27 +147,22 @@ CREATE INDEX runs_queue ON runs (status, priority DESC, seq);
 CREATE TABLE job_counts (status TEXT PRIMARY KEY, n INTEGER NOT NULL);
 INSERT INTO job_counts SELECT status, COUNT(*) FROM (SELECT status FROM runs UNION ALL SELECT status FROM schedules)
     GROUP BY status;
-CREATE TRIGGER runs_counted_in AFTER INSERT ON runs BEGIN
+"""
+
+# The same three triggers keep the counts for both tables.
+_COUNTED = """
+CREATE TRIGGER {table}_counted_in AFTER INSERT ON {table} BEGIN
     INSERT INTO job_counts VALUES (NEW.status, 1) ON CONFLICT (status) DO UPDATE SET n = n + 1;
 END;
-CREATE TRIGGER runs_counted_out AFTER DELETE ON runs BEGIN
+CREATE TRIGGER {table}_counted_out AFTER DELETE ON {table} BEGIN
     UPDATE job_counts SET n = n - 1 WHERE status = OLD.status;
 END;
-CREATE TRIGGER runs_counted_moved AFTER UPDATE OF status ON runs WHEN OLD.status != NEW.status BEGIN
-    UPDATE job_counts SET n = n - 1 WHERE status = OLD.status;
-    INSERT INTO job_counts VALUES (NEW.status, 1) ON CONFLICT (status) DO UPDATE SET n = n + 1;
-END;
-CREATE TRIGGER schedules_counted_in AFTER INSERT ON schedules BEGIN
-    INSERT INTO job_counts VALUES (NEW.status, 1) ON CONFLICT (status) DO UPDATE SET n = n + 1;
-END;
-CREATE TRIGGER schedules_counted_out AFTER DELETE ON schedules BEGIN
-    UPDATE job_counts SET n = n - 1 WHERE status = OLD.status;
-END;
-CREATE TRIGGER schedules_counted_moved AFTER UPDATE OF status ON schedules WHEN OLD.status != NEW.status BEGIN
+CREATE TRIGGER {table}_counted_moved AFTER UPDATE OF status ON {table} WHEN OLD.status != NEW.status BEGIN
     UPDATE job_counts SET n = n - 1 WHERE status = OLD.status;
     INSERT INTO job_counts VALUES (NEW.status, 1) ON CONFLICT (status) DO UPDATE SET n = n + 1;
 END;
 """
+V3 += "".join(_COUNTED.format(table=table) for table in ("runs", "schedules"))
 
 # Each entry moves the schema from version i to i + 1.
 MIGRATIONS = [V1, split_schedules, V3]
