@@ -30,7 +30,7 @@ def post(daemon, path, fields):
 def test_push_schedule_and_read_logs_over_http(daemon):
     """curl's workflow: push a zip, schedule now, read .out and .err of the finished job."""
     code, body = yield post(daemon, "/push-project.json", {"archive": ("offline.zip", offline_zip())})
-    assert (code, body["name"], body["spiders"]) == (200, "offline", ["broken", "quick", "slow"])
+    assert (code, body["name"], body["spiders"]) == (200, "offline", ["broken", "bulk", "erring", "mixed", "quick", "slow"])
     code, body = yield post(daemon, "/schedule-job.json", {"project": "offline", "spider": "quick",
                                                             "payload": '{"n": 1}'})
     job = yield wait_for_job(daemon.controller, body["identifier"])

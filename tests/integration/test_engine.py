@@ -20,7 +20,7 @@ pytestmark = pytest.mark.integration
 def test_push_lists_spiders_and_keeps_tree_and_archive(daemon):
     """Pushing the fixture project lists its spiders via `scrapy list` and stores it."""
     project = yield daemon.controller.push_project(offline_zip())
-    assert (project.name, project.spiders) == ("offline", ("broken", "quick", "slow"))
+    assert (project.name, project.spiders) == ("offline", ("broken", "bulk", "erring", "mixed", "quick", "slow"))
     assert (daemon.config.project_store / "archives" / "offline.zip").is_file()
     assert (daemon.controller.get_project("offline").tree.endswith(".incoming") is False)
     assert daemon.controller.list_projects() == ["offline"]
@@ -105,7 +105,7 @@ def test_repush_replaces_project_and_refuses_dropping_scheduled_spider(daemon, t
     spiders.write_text(spiders.read_text().split("class SlowSpider")[0])
     with pytest.raises(Conflict, match="slow"):
         yield c.push_project(zip_tree(smaller))
-    assert c.list_spiders("offline") == ["broken", "quick", "slow"]
+    assert c.list_spiders("offline") == ["broken", "bulk", "erring", "mixed", "quick", "slow"]
 
 
 @pytest_twisted.inlineCallbacks
