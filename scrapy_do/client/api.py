@@ -6,11 +6,17 @@ can share one and tests can hand in their own.
 
 import json
 import time
+from urllib.parse import quote
 
 import requests
 from requests.auth import HTTPBasicAuth, HTTPDigestAuth
 
 TERMINAL = {"SUCCESSFUL", "FAILED", "CANCELED"}
+#: get-items' formats: JSON lines (followed while the job runs) and CSV (a snapshot).
+ITEM_FORMATS = ("jl", "csv")
+#: Bytes read at most at a time from a download: a big items file is not held in memory, and a followed
+#: (chunked) answer still hands over each chunk as soon as it arrives.
+CHUNK_SIZE = 1 << 16
 
 
 class ClientError(Exception):
@@ -65,17 +71,19 @@ class ScrapyDoClient:
         return self._json("GET", "/list-spiders.json", params={"project": project})["spiders"]
 
     def schedule_job(self, project, spider, when="now", description="", payload="{}", args=None, settings=None,
-                     priority=None, timeout=None, timezone=None, overlap=None, catch_up=None):
+                     priority=None, timeout=None, timezone=None, overlap=None, catch_up=None, fail_on_errors=None):
         """Schedule a job; return its identifier.
 
         `args` (spider arguments, each `-a KEY=VALUE`) and `settings` (Scrapy
         settings, each `-s NAME=VALUE`) are dicts or JSON objects as text;
         `priority` (-1000..1000) and `timeout` (seconds) whole numbers;
-        `timezone`, `overlap` and `catch_up` are for periodic jobs. An
-        option left None is not sent, so the daemon's default applies.
+        `timezone`, `overlap` and `catch_up` are for periodic jobs;
+        `fail_on_errors` (bool) ends a run that exits 0 with errors FAILED.
+        An option left None is not sent, so the daemon's default applies.
         """
         data = {"project": project, "spider": spider, "when": when, "description": description,
-                "payload": payload, **_schedule_fields(timezone, overlap, catch_up)}
+                "payload": payload, **_schedule_fields(timezone, overlap, catch_up),
+                **_switch("fail-on-errors", fail_on_errors)}
         for name, value in (("args", args), ("settings", settings)):
             if value is not None:
                 data[name] = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
@@ -127,6 +135,31 @@ class ScrapyDoClient:
             data = data.split(b"\n", 1)[1] if b"\n" in data else b""  # the first line is cut
         return "\n".join(data.decode("utf-8", "replace").splitlines()[-lines:])
 
+    def get_items(self, job_id, fmt="jl", follow=False):
+        """The job's scraped items, chunk by chunk, as the daemon sends them: JSON lines or CSV (`fmt`).
+
+        Without `follow`, a running job's items so far; with it the chunks go on
+        until the job ends (the daemon keeps the answer open). Only JSON lines
+        are followed: a CSV's header row, the union of all keys, is only known
+        once it is written, so the daemon sends a snapshot.
+        """
+        if fmt not in ITEM_FORMATS:
+            raise ValueError(f"fmt must be one of {', '.join(ITEM_FORMATS)}, not {fmt!r}")
+        if follow and fmt != "jl":
+            raise ValueError("only JSON lines (fmt='jl') can be followed")
+        headers = None
+        if fmt == "jl" and not follow and self.get_job(job_id)["status"] == "RUNNING":
+            # As get_log: the daemon follows a running job's file; a closed range asks for it as it is now.
+            headers = {"Range": f"bytes=0-{1 << 62}"}
+        try:
+            response = self._call("GET", f"/get-items/{quote(job_id, safe='')}.{fmt}", stream=True,
+                                  headers=headers)
+        except ClientError as e:
+            if str(e).startswith("416"):  # an empty items file has no byte 0
+                return iter(())
+            raise
+        return _chunks(response)
+
     def get_stats(self, job_id):
         return self._json("GET", f"/get-stats/{job_id}.json")["stats"]
 
@@ -137,9 +170,13 @@ class ScrapyDoClient:
         return self._json("POST", "/resume-job.json", data={"job_id": job_id})["job"]
 
     def edit_job(self, job_id, when=None, description=None, args=None, settings=None, priority=None,
-                 timeout=None, timezone=None, overlap=None, catch_up=None):
-        """Change a SCHEDULED job in place (or a PENDING job's priority); only what is not None is sent."""
-        data = {"job_id": job_id, **_schedule_fields(timezone, overlap, catch_up)}
+                 timeout=None, timezone=None, overlap=None, catch_up=None, fail_on_errors=None):
+        """Change a SCHEDULED job in place (or a PENDING job's priority); only what is not None is sent.
+
+        `fail_on_errors` is True, False, or "" to put it back to the daemon's default.
+        """
+        data = {"job_id": job_id, **_schedule_fields(timezone, overlap, catch_up),
+                **_switch("fail-on-errors", fail_on_errors)}
         for name, value in (("when", when), ("description", description), ("priority", priority),
                             ("timeout", timeout)):
             if value is not None:
@@ -191,6 +228,22 @@ def _schedule_fields(timezone, overlap, catch_up):
         data["timezone"] = timezone
     if overlap is not None:
         data["overlap"] = overlap
-    if catch_up is not None:
-        data["catch-up"] = "on" if catch_up else "off"
+    data.update(_switch("catch-up", catch_up))
     return data
+
+
+def _switch(name, value):
+    """An on/off field: {} for None (not sent: the daemon's default), "" as it is (back to the default)."""
+    if value is None:
+        return {}
+    return {name: value if value == "" else ("on" if value else "off")}
+
+
+def _chunks(response):
+    """A streamed answer's chunks; a connection lost midway is a ClientError like any other failure."""
+    try:
+        yield from response.iter_content(chunk_size=CHUNK_SIZE)
+    except requests.RequestException as e:
+        raise ClientError(f"the download broke off: {e}") from None
+    finally:
+        response.close()

@@ -16,7 +16,7 @@ from pathlib import Path
 from tabulate import tabulate
 
 from scrapy_do import __version__
-from scrapy_do.client.api import ClientError, ScrapyDoClient, dumps
+from scrapy_do.client.api import ITEM_FORMATS, ClientError, ScrapyDoClient, dumps
 from scrapy_do.client.archive import ArchiveError, build_archive
 from scrapy_do.domain.records import TABLE_COLUMNS
 
@@ -30,11 +30,40 @@ STATS_COLUMNS = {"items": ("items", "item_scraped_count"), "requests": ("request
                  "errors": ("errors", "log_count/ERROR")}
 
 
+#: The status cell of a SUCCESSFUL job that had errors, and the line under the table that explains it.
+WITH_ERRORS_MARK = "*"
+WITH_ERRORS_NOTE = "* succeeded with errors (see the errors column; get-log --job-id ID --log-type err)"
+
+
 def job_cell(job, column):
+    if column == "status" and succeeded_with_errors(job):
+        return job["status"] + WITH_ERRORS_MARK
+    if column == "errors" and job.get("errors") is not None:
+        return job["errors"]  # the daemon's own count (issue 13) includes spider exceptions; stats may not
     if column in STATS_COLUMNS:
         stats = job.get("stats") or {}
         return next((stats[k] for k in STATS_COLUMNS[column] if k in stats), None)
     return job.get(column)
+
+
+def job_errors(job):
+    """The job's error count (its record's `errors`, else its stats'), or None when unknown."""
+    value = job_cell(job, "errors")
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def succeeded_with_errors(job):
+    return job.get("status") == "SUCCESSFUL" and (job_errors(job) or 0) > 0
+
+
+def failed_on_errors(job):
+    """Whether the job FAILED because it had errors (fail-on-errors), maybe among other reasons."""
+    reasons = [part.strip() for part in (job.get("reason") or "").split(";")]
+    return job.get("status") == "FAILED" and "errors" in reasons
+
+
+def _count(n, what):
+    return f"{n} {what}" if n == 1 else f"{n} {what}s"
 #: Lines of a failed job's error log that `schedule-job --wait` prints, read from at most this many bytes.
 TAIL_LINES, TAIL_BYTES = 20, 8192
 
@@ -49,6 +78,8 @@ examples:
   scrapy-do-cl schedule-job --project quotesbot --spider toscrape-css -a category=books -s DOWNLOAD_DELAY=2
   scrapy-do-cl list-jobs --status completed --spider toscrape-css --limit 20 --offset 20
   scrapy-do-cl get-log --job-id ID --log-type err --follow
+  scrapy-do-cl get-items --job-id ID --follow
+  scrapy-do-cl get-items --job-id ID --format csv --output items.csv
   scrapy-do-cl cancel-job --job-id ID
   scrapy-do-cl remove-project --name quotesbot
   scrapy-do-cl list-jobs --status running --json
@@ -65,6 +96,14 @@ def _bool(text):
     if text.lower() in ("no", "false", "f", "n", "0", "off"):
         return False
     raise argparse.ArgumentTypeError("boolean value expected (yes/no)")
+
+
+def _bool_or_default(text):
+    """yes/no, or `default` (as "") to put an option back to the daemon's default."""
+    return "" if text.lower() == "default" else _bool(text)
+
+
+_bool_or_default.__name__ = "yes/no/default"  # what argparse names in "invalid ... value"
 
 
 def _pair(flag, what, example, refuse=None):
@@ -107,6 +146,15 @@ def _option_flags(p):
                    help="-1000 to 1000: pending jobs start highest priority first (daemon default 0)")
     p.add_argument("--timeout", type=int, metavar="SECONDS",
                    help="stop the crawl after this many seconds (1 to 604800); it ends FAILED, reason timeout")
+
+
+def _fail_on_errors_flag(p, editing=False):
+    p.add_argument("--fail-on-errors", type=_bool_or_default if editing else _bool,
+                   metavar="yes/no/default" if editing else "yes/no",
+                   help="yes: a crawl that exits 0 but raised in callbacks or logged errors ends FAILED, reason "
+                        "errors; no: it ends SUCCESSFUL, shown as succeeded with errors; "
+                        + ("default: back to the daemon's [scrapy-do] fail-on-errors" if editing else
+                           "not given: the daemon's [scrapy-do] fail-on-errors (off unless set)"))
 
 
 def _schedule_flags(p):
@@ -158,7 +206,9 @@ def build_parser(defaults=None):
     p = command("list-jobs", "list jobs by status, or one job", "list-jobs --status COMPLETED --limit 10",
                 "list-jobs --status completed --limit 10 --offset 10",
                 notes="\nbesides 0.5.0's columns the table shows each job's priority, its next run (for\n"
-                      "schedules) and why a run ended (timeout, canceled, exit code N, signal N).\n")
+                      "schedules), why a run ended (timeout, canceled, exit code N, signal N, errors)\n"
+                      "and its items, requests and errors. SUCCESSFUL* marks a job that succeeded\n"
+                      "with errors.\n")
     p.add_argument("--status", default="ACTIVE", type=str.upper, choices=STATUSES, metavar="STATUS",
                    help=f"a status or group, in any case: {', '.join(STATUSES)} (default ACTIVE)")
     p.add_argument("--job-id", help="show only this job")
@@ -170,19 +220,37 @@ def build_parser(defaults=None):
     p.add_argument("--job-id", required=True, help="job identifier")
     p.add_argument("--log-type", default="out", choices=["out", "err"], help="out (stdout) or err (stderr)")
     p.add_argument("--follow", "-f", action="store_true", help="keep printing while the job runs")
+    p = command("get-items", "print (or save) the items a job scraped, as JSON lines or CSV",
+                "get-items --job-id ID", "get-items --job-id ID --follow | jq .title",
+                "get-items --job-id ID --format csv --output items.csv",
+                notes="\nJSON lines hold one item per line. Without --follow a running job's items so\n"
+                      "far are printed; with it new items are printed as they come, until the job\n"
+                      "ends. CSV (a header row of every key seen, nested values as JSON) is what\n"
+                      "there is now, so it cannot be followed.\n")
+    p.add_argument("--job-id", required=True, help="job identifier")
+    p.add_argument("--format", default="jl", choices=ITEM_FORMATS,
+                   help="jl (JSON lines, the default) or csv")
+    p.add_argument("--follow", "-f", action="store_true",
+                   help="keep printing a running job's new items until it ends (jl only)")
+    p.add_argument("--output", "-o", metavar="FILE",
+                   help="write the items to FILE (replaced; written as they come) instead of printing them")
     p = command("schedule-job", "schedule a job now or periodically",
                 "schedule-job --project quotesbot --spider toscrape-css --when 'every 10 minutes'",
                 "schedule-job --project quotesbot --spider toscrape-css -a category=books -s DOWNLOAD_DELAY=2",
                 "schedule-job --project quotesbot --spider toscrape-css --priority 10 --timeout 3600 --wait",
+                "schedule-job --project quotesbot --spider toscrape-css --fail-on-errors yes --wait",
                 notes="\n-a and -s work as in `scrapy crawl`: values are text; a later repetition of a\n"
                       "name wins. --wait waits for a job run now; for a periodic job (--when other\n"
-                      "than now) it says so and prints the identifier without waiting.\n")
+                      "than now) it says so and prints the identifier without waiting. A job that\n"
+                      "succeeded with errors (logged errors, raising callbacks) exits 0 after --wait\n"
+                      "unless --fail-on-errors yes made it FAILED.\n")
     p.add_argument("--project", required=True, help="project name")
     p.add_argument("--spider", required=True, help="spider name")
     p.add_argument("--when", default="now", help="'now' or a spec like 'every 10 minutes' (default now)")
     p.add_argument("--description", default="", help="a short description")
     p.add_argument("--payload", default="{}", help="a JSON object passed to the spider as -a payload=...")
     _option_flags(p)
+    _fail_on_errors_flag(p)
     _schedule_flags(p)
     p.add_argument("--wait", action="store_true",
                    help="wait until the job ends; exit 0 only if it succeeded, else print the end of its error "
@@ -202,6 +270,7 @@ def build_parser(defaults=None):
     p.add_argument("--when", help="a new spec: 'every 2 hours' or a cron expression")
     p.add_argument("--description", help="a new description")
     _option_flags(p)
+    _fail_on_errors_flag(p, editing=True)
     _schedule_flags(p)
     p = command("get-stats", "print a job's Scrapy stats (live while it runs, final once it ended)",
                 "get-stats --job-id ID", "get-stats --job-id ID --json")
@@ -267,20 +336,27 @@ def _status_rows(data):
     return rows
 
 
+def _errors_count(job):
+    n = job_errors(job)
+    return f" ({_count(n, 'error')})" if n else ""
+
+
 def _print_failure(client, job):
     """After --wait: why the job did not succeed and the end of its error log, on stderr."""
     identifier = job["identifier"]
-    reason = f" ({job['reason']})" if job.get("reason") else ""
+    if failed_on_errors(job):  # fail-on-errors: the crawl itself exited 0
+        ended = f"failed: {job['reason']}{_errors_count(job)}"
+    else:
+        ended = f"ended {job['status']}" + (f" ({job['reason']})" if job.get("reason") else "")
     try:
         tail = client.log_tail(identifier, "err", TAIL_LINES, TAIL_BYTES)
     except ClientError as e:
-        print(f"[!] Job {identifier} ended {job['status']}{reason}; its error log cannot be read: {e}",
-              file=sys.stderr)
+        print(f"[!] Job {identifier} {ended}; its error log cannot be read: {e}", file=sys.stderr)
         return
     if not tail.strip():
-        print(f"[!] Job {identifier} ended {job['status']}{reason}; its error log is empty.", file=sys.stderr)
+        print(f"[!] Job {identifier} {ended}; its error log is empty.", file=sys.stderr)
         return
-    print(f"[!] Job {identifier} ended {job['status']}{reason}; the last lines of its error log:", file=sys.stderr)
+    print(f"[!] Job {identifier} {ended}; the last lines of its error log:", file=sys.stderr)
     print(tail, file=sys.stderr)
     print(f"[i] The whole log: scrapy-do-cl get-log --job-id {identifier} --log-type err", file=sys.stderr)
 
@@ -307,21 +383,28 @@ def run(args, client, out, stdout):
     elif cmd == "list-jobs":
         jobs = client.list_jobs(args.status, args.job_id, args.project, args.spider, args.limit, args.offset)
         out.table(JOB_COLUMNS, [[job_cell(j, c) for c in JOB_COLUMNS] for j in jobs], jobs)
+        if not args.json and any(succeeded_with_errors(j) for j in jobs):
+            print(WITH_ERRORS_NOTE, file=stdout)
     elif cmd == "get-log":
         for chunk in client.get_log(args.job_id, args.log_type, follow=args.follow):
             stdout.buffer.write(chunk)
             stdout.buffer.flush()
+    elif cmd == "get-items":
+        _write_items(client.get_items(args.job_id, args.format, follow=args.follow), args.output, stdout)
     elif cmd == "schedule-job":
         identifier = client.schedule_job(args.project, args.spider, args.when, args.description,
                                          _payload(args.payload), args=_pairs(args.spider_args),
                                          settings=_pairs(args.settings), priority=args.priority,
                                          timeout=args.timeout, timezone=args.timezone, overlap=args.overlap,
-                                         catch_up=args.catch_up)
+                                         catch_up=args.catch_up, fail_on_errors=args.fail_on_errors)
         now = args.when.strip().lower() == "now"
         if args.wait and now:
             job = client.wait_job(identifier)
             out.table(["identifier", "status", "duration"], [[identifier, job["status"], job["duration"]]], job)
             if job["status"] == "SUCCESSFUL":
+                if succeeded_with_errors(job):
+                    print(f"[i] Job {identifier} succeeded with errors{_errors_count(job)}; see them with "
+                          f"scrapy-do-cl get-log --job-id {identifier} --log-type err", file=sys.stderr)
                 return 0
             _print_failure(client, job)
             return 3
@@ -335,7 +418,8 @@ def run(args, client, out, stdout):
             job = client.edit_job(args.job_id, when=args.when, description=args.description,
                                   args=_pairs(args.spider_args), settings=_pairs(args.settings),
                                   priority=args.priority, timeout=args.timeout, timezone=args.timezone,
-                                  overlap=args.overlap, catch_up=args.catch_up)
+                                  overlap=args.overlap, catch_up=args.catch_up,
+                                  fail_on_errors=args.fail_on_errors)
         else:
             job = getattr(client, cmd.replace("-", "_"))(args.job_id)
         out.table(JOB_COLUMNS, [[job_cell(job, c) for c in JOB_COLUMNS]], job)
@@ -351,10 +435,36 @@ def run(args, client, out, stdout):
     return 0
 
 
+def _write_items(chunks, output, stdout):
+    """Each chunk as it comes, flushed, so a followed job's items show up (or land in FILE) at once.
+
+    FILE is opened only once the daemon has answered: a refused request leaves an existing FILE as it was.
+    """
+    chunks = iter(chunks)
+    if output is None:
+        for chunk in chunks:
+            stdout.buffer.write(chunk)
+            stdout.buffer.flush()
+        return
+    try:
+        target = open(output, "wb")
+    except OSError as e:
+        raise ClientError(f"cannot write {output}: {e.strerror or e}") from None
+    with target:
+        for chunk in chunks:
+            try:
+                target.write(chunk)
+                target.flush()
+            except OSError as e:
+                raise ClientError(f"cannot write {output}: {e.strerror or e}") from None
+
+
 def main(argv=None, stdout=None, client_factory=ScrapyDoClient, defaults=None):
     stdout = stdout or sys.stdout
     parser = build_parser(defaults)
     args = parser.parse_args(argv)
+    if args.command == "get-items" and args.follow and args.format != "jl":
+        parser.error("get-items: --follow works with --format jl only (a CSV is sent as it is now)")
     if not args.command:
         parser.print_usage(sys.stderr)
         print("[!] You need to specify a command to run; see scrapy-do-cl --help.", file=sys.stderr)

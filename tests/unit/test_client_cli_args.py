@@ -181,3 +181,246 @@ def test_remove_project_sends_purge_only_when_asked():
         session = FakeSession({"/remove-project.json": response(body={"status": "ok"})})
         code, _ = run_cl(session, "remove-project", "--name", "p", *flags)
         assert code == 0 and session.requests[0][2]["data"] == expected
+
+
+# -- issue 13: get-items, fail-on-errors, jobs that succeeded with errors -------------------------------------
+
+
+class Chunks:
+    """A streamed body: `read` hands over one chunk at a time, as a followed answer arrives.
+
+    `before_each(i)` runs before chunk i is handed over, to check what the client did with the earlier ones.
+    """
+
+    def __init__(self, chunks, before_each=None):
+        self.chunks = list(chunks)
+        self.before_each = before_each or (lambda i: None)
+        self.given = 0
+
+    def read(self, amt=None):
+        if self.given == len(self.chunks):
+            return b""
+        self.before_each(self.given)
+        self.given += 1
+        return self.chunks[self.given - 1]
+
+    def close(self):
+        pass
+
+
+def streamed(chunks, status=200, headers=None, before_each=None):
+    r = response(status, b"", headers)
+    r._content = False  # not read yet: iter_content reads `raw`
+    r.raw = Chunks(chunks, before_each)
+    return r
+
+
+def job_list(*jobs):
+    return response(body={"status": "ok", "jobs": list(jobs)})
+
+
+def a_job(**fields):
+    return {c: None for c in JOB_COLUMNS} | {"identifier": JOB, "status": "SUCCESSFUL"} | fields
+
+
+@pytest.mark.parametrize("argv, expected", [
+    ([], ("jl", False, None)),
+    (["--follow"], ("jl", True, None)),
+    (["-f", "--format", "jl", "-o", "x.jl"], ("jl", True, "x.jl")),
+    (["--format", "csv", "--output", "x.csv"], ("csv", False, "x.csv")),
+])
+def test_get_items_arguments(argv, expected):
+    args = build_parser({}).parse_args(["get-items", "--job-id", JOB, *argv])
+    assert (args.format, args.follow, args.output) == expected
+
+
+@pytest.mark.parametrize("argv, text", [
+    (["get-items"], "the following arguments are required: --job-id"),
+    (["get-items", "--job-id", JOB, "--format", "json"], "invalid choice: 'json'"),
+    (["get-items", "--job-id", JOB, "--format", "csv", "--follow"], "--follow works with --format jl only"),
+])
+def test_get_items_usage_errors_send_nothing(capsys, argv, text):
+    session = FakeSession({})
+    with pytest.raises(SystemExit) as exited:
+        run_cl(session, *argv)
+    assert exited.value.code == 2 and text in capsys.readouterr().err and session.requests == []
+
+
+def test_get_items_of_a_finished_job_prints_the_lines_as_sent():
+    body = [b'{"n": 0}\n{"n": 1}\n', b'{"n": 2, "t": "\xc3\xbc"}\n']
+    session = FakeSession({"/list-jobs.json": job_list(a_job()),
+                           f"/get-items/{JOB}.jl": streamed(body, headers={"content-type": "application/x-ndjson"})})
+    code, text = run_cl(session, "get-items", "--job-id", JOB)
+    assert code == 0 and text == b"".join(body).decode()
+    assert session.requests[-1][2]["headers"] is None  # a finished job's file whole, no range
+
+
+def test_get_items_without_follow_asks_a_running_job_for_what_there_is_now():
+    session = FakeSession({"/list-jobs.json": job_list(a_job(status="RUNNING")),
+                           f"/get-items/{JOB}.jl": streamed([b'{"n": 0}\n'], 206)})
+    assert run_cl(session, "get-items", "--job-id", JOB) == (0, '{"n": 0}\n')
+    assert session.requests[-1][2]["headers"] == {"Range": f"bytes=0-{1 << 62}"}
+
+
+def test_get_items_follow_writes_and_flushes_each_chunk_as_it_comes(tmp_path):
+    """Each chunk is in the output before the next one arrives: a followed job's items show up at once."""
+    chunks = [b'{"n": %d}\n' % i for i in range(4)]
+    for output in (None, tmp_path / "items.jl"):
+        sink = {}
+
+        def before_each(i, output=output):
+            if i:
+                written = output.read_bytes() if output else sink["out"].buffer.getvalue()
+                assert written == b"".join(chunks[:i])
+
+        session = FakeSession({f"/get-items/{JOB}.jl": streamed(chunks, headers={"x-scrapy-do-following": "yes"},
+                                                                  before_each=before_each)})
+        out = sink["out"] = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
+        argv = ["--url", "http://daemon", "get-items", "--job-id", JOB, "--follow"]
+        argv += ["--output", str(output)] if output else []
+        code = main(argv, stdout=out, defaults={},
+                    client_factory=lambda url, user, password, verify: ScrapyDoClient(url, session=session))
+        assert code == 0
+        # --follow asks no job status and sends no range: the daemon follows the file until the job ends.
+        assert [(p, kw["headers"], kw["stream"]) for _, p, kw in session.requests] == \
+            [(f"/get-items/{JOB}.jl", None, True)]
+        assert (output.read_bytes() if output else out.buffer.getvalue()) == b"".join(chunks)
+        if output:
+            assert out.buffer.getvalue() == b""
+
+
+def test_get_items_csv_to_a_file(tmp_path):
+    body = b'n,text\r\n0,plain\r\n1,"a, b"\r\n'
+    session = FakeSession({f"/get-items/{JOB}.csv": streamed([body], headers={"content-type": "text/csv"})})
+    code, text = run_cl(session, "get-items", "--job-id", JOB, "--format", "csv", "--output", str(tmp_path / "x.csv"))
+    assert code == 0 and text == "" and (tmp_path / "x.csv").read_bytes() == body
+    assert [p for _, p, _ in session.requests] == [f"/get-items/{JOB}.csv"]  # no status asked: CSV is a snapshot
+
+
+def test_get_items_errors_are_one_line_and_leave_the_output_file_alone(tmp_path, capsys):
+    """The daemon's 404 message as any other error, exit 1; an existing --output file is not truncated."""
+    kept = tmp_path / "kept.jl"
+    kept.write_bytes(b"old\n")
+    session = FakeSession({
+        "/list-jobs.json": job_list(a_job()),
+        f"/get-items/{JOB}.jl": response(404, {"status": "error", "msg": f"job {JOB} has no items"}),
+    })
+    code, text = run_cl(session, "get-items", "--job-id", JOB, "--output", str(kept))
+    err = capsys.readouterr().err.splitlines()
+    assert code == 1 and text == "" and err == [f"[!] 404: job {JOB} has no items"]
+    assert kept.read_bytes() == b"old\n"
+    session = FakeSession({"/list-jobs.json": response(404, {"status": "error", "msg": f"unknown job '{JOB}'"})})
+    assert run_cl(session, "get-items", "--job-id", JOB)[0] == 1
+    assert capsys.readouterr().err.startswith("[!] 404: unknown job")
+
+
+def test_get_items_of_an_empty_file_prints_nothing():
+    session = FakeSession({"/list-jobs.json": job_list(a_job(status="RUNNING")),
+                           f"/get-items/{JOB}.jl": response(416, {"status": "error", "msg": "0 bytes"})})
+    assert run_cl(session, "get-items", "--job-id", JOB) == (0, "")
+
+
+def test_get_items_quotes_the_job_id_into_the_path():
+    session = FakeSession({})
+    client = ScrapyDoClient("http://daemon", session=session)
+    with pytest.raises(Exception):
+        client.get_items("../status", "csv")
+    assert session.requests[0][1] == "/get-items/..%2Fstatus.csv"
+
+
+def test_a_broken_off_download_is_a_client_error(capsys):
+    def drop(i):
+        if i == 1:
+            raise requests.ConnectionError("connection reset")
+    session = FakeSession({f"/get-items/{JOB}.jl": streamed([b'{"n": 0}\n', b"x"], before_each=drop)})
+    code, text = run_cl(session, "get-items", "--job-id", JOB, "-f")
+    assert code == 1 and text == '{"n": 0}\n'
+    assert capsys.readouterr().err.startswith("[!] the download broke off: ")
+
+
+@pytest.mark.parametrize("flags, sent", [((), None), (("--fail-on-errors", "yes"), "on"),
+                                         (("--fail-on-errors", "off"), "off"), (("--fail-on-errors", "No"), "off")])
+def test_fail_on_errors_is_sent_only_when_given(flags, sent):
+    assert scheduled(*flags).get("fail-on-errors") == sent
+
+
+def test_fail_on_errors_takes_yes_or_no(capsys):
+    with pytest.raises(SystemExit) as exited:
+        build_parser({}).parse_args(["schedule-job", "--project", "p", "--spider", "s", "--fail-on-errors", "maybe"])
+    assert exited.value.code == 2 and "argument --fail-on-errors" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flags, sent", [((), None), (("--fail-on-errors", "yes"), "on"),
+                                         (("--fail-on-errors", "default"), "")])
+def test_edit_job_fail_on_errors_and_back_to_the_default(flags, sent):
+    session = FakeSession({"/edit-job.json": response(body={"status": "ok", "job": a_job(status="SCHEDULED")})})
+    assert run_cl(session, "edit-job", "--job-id", JOB, *flags)[0] == 0
+    assert session.requests[0][2]["data"].get("fail-on-errors") == sent
+
+
+def list_jobs_table(*jobs, argv=()):
+    session = FakeSession({"/list-jobs.json": job_list(*jobs)})
+    code, text = run_cl(session, "list-jobs", "--status", "COMPLETED", *argv)
+    assert code == 0
+    return text
+
+
+def rows_of(text):
+    lines = [ln for ln in text.splitlines() if ln.startswith("|") and not ln.startswith("|-")]
+    cells = [[c.strip() for c in ln.strip("|").split("|")] for ln in lines]
+    return [dict(zip(cells[0], row)) for row in cells[1:]]
+
+
+def test_list_jobs_marks_a_job_that_succeeded_with_errors_and_explains_the_mark():
+    jobs = [a_job(identifier="a", errors=3, stats={"log_count/ERROR": 1}), a_job(identifier="b", errors=0),
+            a_job(identifier="c", status="FAILED", errors=2, reason="errors"),
+            a_job(identifier="d", stats={"errors": 4}),  # a running summary, or a daemon without `errors`
+            a_job(identifier="e", errors=None, stats={"log_count/ERROR": 0})]
+    text = list_jobs_table(*jobs)
+    rows = {r["identifier"]: (r["status"], r["errors"], r["reason"]) for r in rows_of(text)}
+    assert rows == {"a": ("SUCCESSFUL*", "3", ""), "b": ("SUCCESSFUL", "0", ""), "c": ("FAILED", "2", "errors"),
+                    "d": ("SUCCESSFUL*", "4", ""), "e": ("SUCCESSFUL", "0", "")}
+    assert text.splitlines()[-1] == "* succeeded with errors (see the errors column; get-log --job-id ID --log-type err)"
+
+
+def test_list_jobs_without_such_a_job_has_no_footnote_and_json_stays_the_records():
+    text = list_jobs_table(a_job(errors=0), a_job(status="FAILED", errors=5))
+    assert "*" not in text and text.splitlines()[-1].startswith("+")
+    job = a_job(errors=3)
+    assert json.loads(list_jobs_table(job, argv=["--json"])) == [job]
+
+
+def waited(done, capsys, *flags):
+    session = FakeSession({
+        "/schedule-job.json": response(body={"status": "ok", "identifier": JOB}),
+        "/wait-job.json": response(body={"status": "ok", "done": True, "job": done}),
+        f"/get-log/data/{JOB}.err": response(206, b"ERROR: an error logged on purpose\n",
+                                             {"Content-Range": "bytes 0-33/34"}),
+    })
+    code, text = run_cl(session, "schedule-job", "--project", "p", "--spider", "s", "--wait", *flags)
+    return code, text, capsys.readouterr().err.splitlines(), session
+
+
+def test_wait_says_a_job_succeeded_with_errors_and_exits_0(capsys):
+    code, text, err, _ = waited(a_job(duration=2, errors=2), capsys)
+    assert code == 0 and "SUCCESSFUL" in text and "SUCCESSFUL*" not in text
+    assert err == [f"[i] Job {JOB} succeeded with errors (2 errors); see them with scrapy-do-cl get-log "
+                   f"--job-id {JOB} --log-type err"]
+    assert waited(a_job(duration=2, errors=1), capsys)[2][0].startswith(f"[i] Job {JOB} succeeded with errors (1 error);")
+    assert waited(a_job(duration=2, errors=0), capsys)[2] == []
+
+
+def test_wait_says_a_job_failed_on_its_errors_and_exits_3(capsys):
+    done = a_job(status="FAILED", duration=2, errors=3, reason="errors")
+    code, text, err, session = waited(done, capsys, "--fail-on-errors", "yes")
+    assert session.requests[0][2]["data"]["fail-on-errors"] == "on"
+    assert code == 3 and "FAILED" in text
+    assert err[:2] == [f"[!] Job {JOB} failed: errors (3 errors); the last lines of its error log:",
+                       "ERROR: an error logged on purpose"]
+    done = a_job(status="FAILED", duration=2, errors=1, reason="errors; items capped at max-items-size (10 bytes)")
+    assert waited(done, capsys)[2][0] == \
+        f"[!] Job {JOB} failed: errors; items capped at max-items-size (10 bytes) (1 error); the last lines of its " \
+        "error log:"
+    # Another reason reads as before.
+    assert waited(a_job(status="FAILED", duration=2, errors=3, reason="exit code 1"), capsys)[2][0] == \
+        f"[!] Job {JOB} ended FAILED (exit code 1); the last lines of its error log:"
