@@ -51,6 +51,9 @@ class Config:
     crawl_user: str = ""
     job_timeout: int = 0
     max_per_spider: int = 0
+    keep_items: bool = True
+    max_items_size: int = 1 << 30
+    fail_on_errors: bool = False
     source: str = "<defaults>"
 
     @property
@@ -199,5 +202,9 @@ def _build(parser, base, source):
         max_per_spider=_get(parser, sd, "max-per-spider", _int, lambda v: v >= 0, "must be 0 (no cap) or more"),
         job_timeout=_get(parser, sd, "job-timeout", _int, lambda v: 0 <= v <= 604800,
                          "must be 0 (no limit) to 604800 seconds"),
+        keep_items=_get(parser, sd, "keep-items", _bool),
+        max_items_size=_get(parser, sd, "max-items-size", parse_size, lambda v: v > 0,
+                            "must be positive; turn items off with keep-items = off"),
+        fail_on_errors=_get(parser, sd, "fail-on-errors", _bool),
         source=source,
     )

@@ -200,7 +200,7 @@ def make_service(config, reactor):
     watcher = LogHub()
     launcher = ProcessLauncher(reactor, grace=config.cancel_grace, log_limit=config.max_log_size, hub=watcher,
                                cgroups=CrawlCgroups())
-    controller = Controller(config, store, projects, launcher, reactor)
+    controller = Controller(config, store, projects, launcher, reactor, hub=watcher)
     top = ScrapyDoService(reactor, store)
     api = WebAPI(controller, config, reactor, watcher=watcher)
     # The ports are bound first: a busy port stops start-up before any crawl starts.

@@ -1,27 +1,51 @@
-"""The daemon's Scrapy extension: reports a crawl's stats back to the daemon while it runs.
+"""The daemon's Scrapy extension: reports a crawl's stats and scraped items back to the daemon while it runs.
 
 `child.py` adds it to Scrapy's own EXTENSIONS_BASE when the daemon sent a
 report address and token (the user's EXTENSIONS stay as they are). Every
 `interval` seconds, and once more when the spider closes, it POSTs the
-stats to `POST /report/<job-id>.json` with the job's token. Over HTTP, so it
-also works from another machine. Stats are cumulative: a report that fails
-(the daemon is busy or gone) is simply caught up by the next one, and the
-crawl never waits for the daemon longer than a few seconds.
+stats to `POST /report/<job-id>.json` with the job's token; scraped items go
+as JSON Lines in batches to `POST /report/<job-id>/items.jl?first=N`. Over
+HTTP, so it also works from another machine.
+
+Stats are cumulative: a report that fails (the daemon is busy or gone) is
+simply caught up by the next one. Items wait in the crawl until the daemon
+acknowledged them (up to MAX_BACKLOG), and each batch says the index of its
+first item, so a batch sent twice is kept once. The crawl never waits for
+the daemon, except for a few seconds at its close.
 """
 
+import dataclasses
 import datetime
+import decimal
+import enum
 import json
+import logging
 import time
+import uuid
 from collections import deque
 from io import BytesIO
+from pathlib import PurePath
 
 from scrapy import signals
 from scrapy.exceptions import NotConfigured
 
-#: Set by child.py from what the daemon sent on stdin: {"url": ..., "token": ..., "interval": seconds}.
+from scrapy_do.domain.stats import error_count
+
+log = logging.getLogger(__name__)
+
+#: Set by child.py from what the daemon sent on stdin: {"url", "token", "interval", "items": url or absent}.
 CONFIG = None
 WINDOW = 60.0
 SEND_TIMEOUT = 5.0
+#: An item whose JSON is larger than this is not kept (the daemon refuses longer lines as well).
+MAX_ITEM = 1 << 20
+#: Items go to the daemon in batches of about this size...
+BATCH = 256 << 10
+#: ...and at most this much waits for a daemon that cannot be reached; later items are dropped, and counted.
+MAX_BACKLOG = 64 << 20
+#: Tries to hand over what is left when the spider closes, a second apart.
+CLOSE_TRIES = 3
+DROPPED = "scrapy-do/items_dropped"
 
 
 def json_safe(value):
@@ -35,9 +59,42 @@ def json_safe(value):
     return repr(value)
 
 
-def error_count(stats):
-    return stats.get("log_count/ERROR", 0) + sum(v for k, v in stats.items()
-                                                  if k.startswith("spider_exceptions/") and isinstance(v, int))
+def item_value(value):
+    """What JSON cannot hold, as users would expect to read it back; TypeError for anything else."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value).decode("utf-8", "backslashreplace")
+    if isinstance(value, (datetime.datetime, datetime.date, datetime.time)):
+        return value.isoformat()
+    if isinstance(value, datetime.timedelta):
+        return value.total_seconds()
+    if isinstance(value, decimal.Decimal):
+        return str(value)
+    if isinstance(value, (set, frozenset)):
+        try:
+            return sorted(value)
+        except TypeError:
+            return list(value)
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, (uuid.UUID, PurePath)):
+        return str(value)
+    from itemadapter import ItemAdapter, is_item
+
+    if is_item(value):
+        return ItemAdapter(value).asdict()
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def encode_item(item):
+    """One JSON Lines line (bytes, with its newline) for a scraped item."""
+    if type(item) is not dict:
+        from itemadapter import ItemAdapter
+
+        item = ItemAdapter(item).asdict()
+    text = json.dumps(item, default=item_value, ensure_ascii=False, separators=(",", ":"))
+    return text.encode("utf-8", "backslashreplace") + b"\n"  # a lone surrogate as its JSON escape
 
 
 class Reporter:
@@ -46,13 +103,22 @@ class Reporter:
         self.url = config["url"].encode()
         self.token = config["token"]
         self.interval = float(config.get("interval", 2))
+        self.items_url = config.get("items")
         self.clock = clock
         self.started = clock()
         self.samples = deque()
         self.loop = None
         self.in_flight = None
+        # Items not yet acknowledged by the daemon: `pending[0]` has index `acked`.
+        self.pending = deque()
+        self.pending_size = 0
+        self.acked = 0
+        self.items_in_flight = None
+        self.dropping = False
         crawler.signals.connect(self.engine_started, signal=signals.engine_started)
         crawler.signals.connect(self.spider_closed, signal=signals.spider_closed)
+        if self.items_url:
+            crawler.signals.connect(self.item_scraped, signal=signals.item_scraped)
 
     @classmethod
     def from_crawler(cls, crawler):
@@ -80,8 +146,12 @@ class Reporter:
     def engine_started(self):
         from twisted.internet import task
 
-        self.loop = task.LoopingCall(self.report)
+        self.loop = task.LoopingCall(self.tick)
         self.loop.start(self.interval, now=True)
+
+    def tick(self):
+        self.send_items()
+        self.report()
 
     def report(self, final=False, reason=None):
         if self.in_flight is not None and not final:
@@ -89,7 +159,7 @@ class Reporter:
         body = {"summary": self.summary(), "stats": self.crawler.stats.get_stats(), "final": final}
         if final:
             body["finish-reason"] = reason
-        d = self._post(json.dumps(body, default=json_safe).encode())
+        d = self._post(self.url, json.dumps(body, default=json_safe).encode())
         self.in_flight = d
         d.addBoth(self._sent)
         return d
@@ -98,21 +168,119 @@ class Reporter:
         self.in_flight = None
         return None  # a lost report is not the crawl's problem
 
-    def _post(self, data):
+    # -- items ------------------------------------------------------------
+
+    def item_scraped(self, item, spider):
+        stats = self.crawler.stats
+        try:
+            line = encode_item(item)
+        except (TypeError, ValueError, RecursionError) as e:
+            stats.inc_value(DROPPED)
+            log.error("scrapy-do: an item was not kept: it cannot be written as JSON (%s)", e)
+            return
+        if len(line) > MAX_ITEM:
+            stats.inc_value(DROPPED)
+            log.error("scrapy-do: an item was not kept: its JSON takes %d bytes, more than %d", len(line), MAX_ITEM)
+            return
+        if self.pending_size + len(line) > MAX_BACKLOG:
+            stats.inc_value(DROPPED)
+            if not self.dropping:
+                log.error("scrapy-do: %d bytes of items wait for the daemon; further items are dropped until "
+                          "it takes them", self.pending_size)
+            self.dropping = True
+            return
+        self.pending.append(line)
+        self.pending_size += len(line)
+        if self.pending_size >= BATCH:
+            self.send_items()
+
+    def send_items(self):
+        """Send the next batch, unless one is on its way; returns its Deferred (None: nothing sent)."""
+        if self.items_in_flight is not None or not self.pending:
+            return None
+        lines, size = [], 0
+        for line in self.pending:
+            if lines and size + len(line) > BATCH:
+                break
+            lines.append(line)
+            size += len(line)
+        url = self.items_url.encode() + b"?first=%d" % self.acked
+        d = self._post(url, b"".join(lines), b"application/x-ndjson")
+        d.addCallback(self._items_taken)
+        self.items_in_flight = d
+        d.addBoth(self._items_sent)
+        return d
+
+    def _items_taken(self, body):
+        answer = json.loads(body)
+        if answer.get("capped"):
+            # The daemon keeps no more of this job's items (max-items-size): stop sending them.
+            self.crawler.signals.disconnect(self.item_scraped, signal=signals.item_scraped)
+            self.pending.clear()
+            self.pending_size = 0
+            return True
+        received = int(answer["received"])
+        while self.pending and self.acked < received:
+            self.pending_size -= len(self.pending.popleft())
+            self.acked += 1
+        self.dropping = self.dropping and self.pending_size > MAX_BACKLOG // 2
+        return True
+
+    def _items_sent(self, result):
+        self.items_in_flight = None
+        if result is True and self.pending_size >= BATCH:
+            self.send_items()  # a fast crawl: the next batch is already full
+        return result is True
+
+    def _drain(self, tries=CLOSE_TRIES):
+        """Hand over every item left (the final report follows), trying again a few times if the daemon is away."""
+        from twisted.internet import defer, reactor, task
+
+        if not self.pending or tries <= 0:
+            if self.pending:
+                log.error("scrapy-do: %d scraped items could not be handed to the daemon", len(self.pending))
+            return defer.succeed(None)
+        d = self.send_items() if self.items_in_flight is None else self.items_in_flight
+
+        def next_step(ok):
+            if ok:
+                return self._drain(tries)
+            return task.deferLater(reactor, 1.0, self._drain, tries - 1)
+        return d.addCallback(next_step)
+
+    # -- sending ----------------------------------------------------------
+
+    def _post(self, url, data, content_type=b"application/json"):
         from twisted.internet import reactor
-        from twisted.web.client import Agent, FileBodyProducer, readBody
+        from twisted.web.client import Agent, FileBodyProducer
         from twisted.web.http_headers import Headers
 
         agent = Agent(reactor, connectTimeout=SEND_TIMEOUT)
-        headers = Headers({b"content-type": [b"application/json"],
+        headers = Headers({b"content-type": [content_type],
                            b"authorization": [f"Bearer {self.token}".encode()]})
-        d = agent.request(b"POST", self.url, headers, FileBodyProducer(BytesIO(data)))
-        d.addCallback(readBody)
+        d = agent.request(b"POST", url, headers, FileBodyProducer(BytesIO(data)))
+        d.addCallback(self._check_answer)
         d.addTimeout(SEND_TIMEOUT, reactor)
         return d
 
+    @staticmethod
+    def _check_answer(response):
+        """The answer's body; a refusal (403 once the job is over, 400, 413) is a failure to send."""
+        from twisted.web.client import readBody
+
+        def refused(body):
+            raise OSError(f"the daemon answered {response.code}: {body[:200]!r}")
+
+        d = readBody(response)
+        if response.code != 200:
+            d.addCallback(refused)
+        return d
+
     def spider_closed(self, spider, reason):
-        """The last report, with Scrapy's final stats; Scrapy waits for it (a few seconds at most)."""
+        """Hand over the last items, then the last report with Scrapy's final stats; Scrapy waits for both
+        (seconds at most)."""
         if self.loop is not None and self.loop.running:
             self.loop.stop()
-        return self.report(final=True, reason=reason)
+        d = self._drain()
+        d.addCallback(lambda _: self.report(final=True, reason=reason))
+        return d

@@ -92,6 +92,9 @@ class Run(_Job):
     schedule_id: str | None = None
     reason: str | None = None  # why it ended as it did: timeout, canceled, exit code N, signal N
     stats: dict | None = None  # while RUNNING a summary the crawl reports; at its end Scrapy's final stats
+    errors: int | None = None  # logged errors and callback exceptions, from the crawl's stats
+    samples: tuple = ()        # (elapsed s, items, requests) over the crawl's life, for a chart
+    report_key: str | None = None  # sha256 of the token the crawl reports with (it survives a daemon restart)
 
     schedule = "now"
 
@@ -113,7 +116,8 @@ class Schedule(_Job):
     paused: bool = False
     skipped: int = 0             # due runs skipped for overlap
 
-    parent = started = duration = exit_code = reason = stats = None
+    parent = started = duration = exit_code = reason = stats = errors = report_key = None
+    samples = ()
 
     @property
     def schedule(self):

@@ -120,8 +120,8 @@ def _text(value):
 
 
 def option(default=dataclasses.MISSING, *, help, parse=_text, schema=None, record=None, column=False, cli=None,
-           factory=dataclasses.MISSING):
-    """A RunOptions field: its API parameter (the field name), parser, JSON schema and help text.
+           factory=dataclasses.MISSING, param=None):
+    """A RunOptions field: its API parameter (`param`, default the field name), parser, JSON schema and help.
 
     `schema` is the request parameter's (text in a form), `record` the value's
     in a job record when that differs (an object, a number). `column` options
@@ -130,7 +130,7 @@ def option(default=dataclasses.MISSING, *, help, parse=_text, schema=None, recor
     """
     schema = schema or {"type": "string"}
     meta = {"help": help, "parse": parse, "schema": schema, "record": record or schema, "column": column,
-            "cli": cli}
+            "cli": cli, "param": param}
     if factory is not dataclasses.MISSING:
         return field(default_factory=factory, metadata=meta)
     return field(default=default, metadata=meta)
@@ -160,13 +160,21 @@ class RunOptions:
                                       "cancel-grace, and the job FAILED with reason timeout",
                                  schema={"type": "string", "description": "whole seconds, 1 to 604800"},
                                  record={"type": ["integer", "null"]})
+    fail_on_errors: bool | None = option(None, param="fail-on-errors", parse=lambda text: _optional_switch(
+                                             "fail-on-errors", text),
+                                         help="on or off: a crawl that exits 0 but raised in callbacks or logged "
+                                              "errors ends FAILED with reason errors (default: [scrapy-do] "
+                                              "fail-on-errors)",
+                                         schema={"type": "string", "enum": ["on", "off"]},
+                                         record={"type": ["boolean", "null"],
+                                                 "description": "null: the daemon's fail-on-errors"})
 
     @classmethod
     def from_params(cls, get):
         """Build the options from `get(name) -> str | None` (a request's parameters)."""
         values = {}
         for f in dataclasses.fields(cls):
-            raw = get(f.name)
+            raw = get(param_name(f))
             if raw is None:
                 if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
                     raise BadRequest(f"missing parameter {f.name!r}: {f.metadata['help']}")
@@ -178,15 +186,15 @@ class RunOptions:
     def parse_given(cls, get, names):
         """The fields among `names` that `get(name)` gives, parsed: {name: value} (for edits).
 
-        An empty `timeout` puts the field back to its default (no limit of its own: job-timeout applies).
+        An empty `timeout` or `fail-on-errors` puts the field back to its default (the daemon's setting applies).
         """
         fields = {f.name: f for f in dataclasses.fields(cls)}
         out = {}
         for name in names:
-            raw = get(name)
+            raw = get(param_name(fields[name]))
             if raw is None:
                 continue
-            if name == "timeout" and not raw.strip():
+            if name in ("timeout", "fail_on_errors") and not raw.strip():
                 out[name] = None
                 continue
             out[name] = fields[name].metadata["parse"](raw)
@@ -207,13 +215,22 @@ class RunOptions:
         return cls(**{k: v for k, v in data.items() if k in known}, **columns)
 
 
+def param_name(f):
+    """The API's name of an option field."""
+    return f.metadata.get("param") or f.name
+
+
+def _optional_switch(name, text):
+    return parse_switch(name, text) if text.strip() else None
+
+
 def _default(f):
     return f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
 
 
 OPTION_FIELDS = tuple(dataclasses.fields(RunOptions))
 #: What edit-job may change of a job's options (not its spider or payload: those make another job).
-EDITABLE_OPTIONS = ("description", "args", "settings", "priority", "timeout")
+EDITABLE_OPTIONS = ("description", "args", "settings", "priority", "timeout", "fail_on_errors")
 #: What databases of earlier versions always hold, whatever its value.
 _ALWAYS_STORED = {"description", "payload"}
 #: The options' defaults, by name (what a record shows for an option its stored JSON leaves out).

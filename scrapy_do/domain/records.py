@@ -9,7 +9,7 @@ from `RunOptions` itself.
 from dataclasses import dataclass
 
 from scrapy_do.domain import zones
-from scrapy_do.domain.options import OPTION_FIELDS
+from scrapy_do.domain.options import OPTION_FIELDS, param_name
 
 _TEXT = {"type": "string"}
 _INSTANT = {"type": ["string", "null"],
@@ -38,7 +38,7 @@ class RecordField:
 
 def _options():
     table = {"spider": 3, "description": 6, "payload": 10}
-    return [RecordField(f.name, f.name, "text", f.metadata["record"], contract=f.name in table,
+    return [RecordField(param_name(f), f.name, "text", f.metadata["record"], contract=f.name in table,
                         table=table.get(f.name), option=True) for f in OPTION_FIELDS]
 
 
@@ -65,6 +65,9 @@ _DECLARED = (
                 {"type": ["object", "null"], "description": "while RUNNING: items, requests, responses, errors, "
                  "items-per-minute, pages-per-minute, elapsed (refreshed every 2 s); at the end Scrapy's final "
                  "stats plus finish-reason"}),
+    RecordField("errors", "errors", "int",
+                {"type": ["integer", "null"], "description": "errors the crawl logged plus exceptions its callbacks "
+                 "raised (live while RUNNING); a SUCCESSFUL run with errors succeeded with errors"}),
     RecordField("parent", "parent", "text",
                 {"type": ["string", "null"], "description": "the schedule that made this run"}),
     RecordField("next-run", "next_run", "instant",

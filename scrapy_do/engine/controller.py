@@ -7,7 +7,6 @@ ending and a schedule coming due each call `_pump`, which asks
 
 import dataclasses
 import errno
-import hmac
 import os
 import re
 import secrets
@@ -20,6 +19,7 @@ from twisted.logger import Logger
 
 from scrapy_do import __version__
 from scrapy_do.domain import dispatch, zones
+from scrapy_do.domain import stats as job_stats
 from scrapy_do.domain import spec as specs
 from scrapy_do.domain.models import (
     ACTIVE, COMPLETED, Actor, JobStatus, Project, Run, RunOptions, Schedule, end_reason, new_run, new_schedule,
@@ -27,6 +27,7 @@ from scrapy_do.domain.models import (
 )
 from scrapy_do.errors import BadRequest, Conflict, Forbidden, LaunchError, NotFound, StartupError, StorageFull
 from scrapy_do.events import JobChanged, JobRemoved, ProjectPushed, ProjectRemoved
+from scrapy_do.engine.insight import Insight, ItemsFile, token_key
 from scrapy_do.engine.scheduler import SpecScheduler
 from scrapy_do.launchers.local import LaunchSpec
 
@@ -73,16 +74,19 @@ class _Slot:
         self.key = key  # (project, spider), for max-per-spider
         self.run = None
         self.deadline = None  # the call that ends the crawl at its time limit
-        self.token = None     # what the crawl's reports must carry
-        self.stats = None     # the whole Scrapy stats of its latest report
-        self.final = None     # its final stats (with finish-reason), once it sent them
+        self.insight = None   # its reports (stats, samples, items), when it makes them
+
+    def release(self):
+        if self.insight is not None:
+            self.insight.close()
 
 
 class Controller(Service):
     name = "controller"
 
-    def __init__(self, config, store, projects, launcher, clock, rng=None):
+    def __init__(self, config, store, projects, launcher, clock, rng=None, hub=None):
         self.config = config
+        self.hub = hub  # tells followers of a job's items of each batch written
         self.store = store
         self.projects = projects
         self.launcher = launcher
@@ -149,6 +153,8 @@ class Controller(Service):
             if crawl is not None and project is not None:
                 log.info("job {job} still runs; re-attached", job=run.identifier)
                 slot = _Slot(project.tree, (run.project, run.spider))
+                if run.report_key:
+                    slot.insight = self._insight(run.identifier, run.report_key, run.samples)
                 self._track(run.identifier, slot, crawl)
                 self._arm_deadline(run, slot, run.started or self.now())
                 continue
@@ -475,6 +481,20 @@ class Controller(Service):
     def _log_paths(self, identifier):
         return [str(Path(self.config.log_dir) / f"{identifier}.{kind}") for kind in LOG_KINDS]
 
+    def _items_path(self, identifier):
+        return str(Path(self.config.log_dir) / f"{identifier}.jl")
+
+    def items_path(self, identifier):
+        """Path of a job's items (JSON Lines); NotFound if the job is unknown or kept none."""
+        job = self.get_job(identifier)
+        path = Path(self._items_path(job.identifier))
+        if not path.is_file():
+            if isinstance(job, Run) and job.status.completed:
+                raise NotFound(f"job {job.identifier} has no items: it ended before it could report any, or "
+                               "items are not kept (keep-items = off)")
+            raise NotFound(f"job {job.identifier} has no items yet; it is {job.status.value}")
+        return path
+
     # -- running ----------------------------------------------------------
 
     def _pump(self):
@@ -524,9 +544,12 @@ class Controller(Service):
                                   transient=e.errno == errno.ENOSPC) from None
             report = None
             if self.report_url:
-                slot.token = secrets.token_urlsafe(24)
-                report = {"url": f"{self.report_url}/report/{run.identifier}.json", "token": slot.token,
+                token = secrets.token_urlsafe(24)
+                slot.insight = self._insight(run.identifier, token_key(token))
+                report = {"url": f"{self.report_url}/report/{run.identifier}.json", "token": token,
                           "interval": REPORT_INTERVAL}
+                if slot.insight.items is not None:
+                    report["items"] = f"{self.report_url}/report/{run.identifier}/items.jl"
             return self.launcher.launch(LaunchSpec(job_id=run.identifier, options=run.options, cwd=project.tree,
                                                    out_path=out_path, err_path=err_path,
                                                    env={"SPIDER_DATA_DIR": str(data)}, report=report))
@@ -544,7 +567,8 @@ class Controller(Service):
                 self._track(identifier, slot, crawl)
                 crawl.stop(self.config.cancel_grace)
                 return
-            self._save(transition(run, JobStatus.RUNNING, started=self.now(), handle=crawl.handle))
+            self._save(transition(run, JobStatus.RUNNING, started=self.now(), handle=crawl.handle,
+                                  report_key=slot.insight.key if slot.insight else None))
         except Exception as e:
             log.failure("recording the start of job {job} failed; stopping its crawl", job=identifier)
             self._abandon(identifier, slot, crawl, f"the daemon could not record the start of the crawl ({e})")
@@ -561,30 +585,48 @@ class Controller(Service):
             left = max(0.0, limit - (self.now() - started).total_seconds())
             slot.deadline = self.clock.callLater(left, self._time_out, run.identifier, limit)
 
+    def _insight(self, identifier, key, samples=()):
+        """What takes a run's reports; its items file is opened (made) now, so a crawl's items always have
+        somewhere to go."""
+        items = None
+        if self.config.keep_items:
+            try:
+                items = ItemsFile(self._items_path(identifier), self.config.max_items_size, hub=self.hub)
+            except OSError as e:
+                log.warn("job {job} keeps no items: {e}", job=identifier, e=e)
+        return Insight(key, items=items, samples=samples)
+
+    def _reporting(self, identifier, token):
+        slot = self.slots.get(check_job_id(identifier))
+        if slot is None or slot.insight is None:
+            raise Forbidden(f"no running job {identifier} takes reports with this token")
+        slot.insight.check(identifier, token)
+        return slot.insight
+
     def report(self, identifier, token, body):
         """A running crawl's report (scrapy_do.crawl.reporter): refused, changing nothing, unless its token is
         the one this run was given; a summary goes into the job's record (and to /events)."""
-        slot = self.slots.get(check_job_id(identifier))
-        if slot is None or slot.token is None or not hmac.compare_digest(slot.token, token or ""):
-            raise Forbidden(f"no running job {identifier} takes reports with this token")
-        stats, summary = body.get("stats"), body.get("summary")
-        if not isinstance(stats, dict) or not isinstance(summary, dict):
-            raise BadRequest("a report holds a 'stats' object and a 'summary' object")
-        slot.stats = stats
-        if body.get("final"):
-            slot.final = {**stats, "finish-reason": body.get("finish-reason")}
+        insight = self._reporting(identifier, token)
+        summary = insight.take_report(body)
         run = self.store.get_job(identifier)
         if run is not None and run.status is JobStatus.RUNNING:
-            self._save(dataclasses.replace(run, stats=summary))
+            errors = summary.get("errors")
+            self._save(dataclasses.replace(run, stats=summary, samples=insight.samples,
+                                           errors=errors if isinstance(errors, int) else run.errors))
+
+    def report_items(self, identifier, token, first, body):
+        """A batch of a running crawl's items: {"received": how many it has, "capped": no more wanted}."""
+        return self._reporting(identifier, token).take_items(first, body)
 
     def job_stats(self, identifier):
-        """The whole Scrapy stats of a job: the latest report of a running one, the final ones of a finished one."""
+        """The whole Scrapy stats of a job and its samples: the latest report of a running one, the final
+        ones of a finished one."""
         job = self.get_job(identifier)
         slot = self.slots.get(job.identifier)
-        if slot is not None and slot.stats is not None:
-            return slot.stats
+        if slot is not None and slot.insight is not None and slot.insight.stats is not None:
+            return slot.insight.stats, slot.insight.samples
         if isinstance(job, Run) and job.status.completed and job.stats is not None:
-            return job.stats
+            return job.stats, job.samples
         raise NotFound(f"job {job.identifier} has no stats yet; it is {job.status.value}")
 
     def _time_out(self, identifier, limit):
@@ -605,6 +647,7 @@ class Controller(Service):
     def _abandon(self, identifier, slot, crawl, reason):
         """Kill a crawl we cannot keep track of; its job fails once it is gone."""
         def gone(_):
+            slot.release()
             self.slots.pop(identifier, None)
             run = self.store.get_job(identifier)
             try:
@@ -619,7 +662,9 @@ class Controller(Service):
         crawl.stop(0)
 
     def _launch_failed(self, failure, identifier):
-        self.slots.pop(identifier, None)
+        slot = self.slots.pop(identifier, None)
+        if slot is not None:
+            slot.release()
         if failure.check(LaunchError) and failure.value.transient and identifier not in self._canceling:
             # Out of descriptors or processes: the job keeps its place and launches wait a little.
             delay, self._backoff_delay = self._backoff_delay, min(self._backoff_delay * 2, RETRY_MAX)
@@ -655,6 +700,7 @@ class Controller(Service):
 
     def _ended(self, code, identifier):
         slot = self.slots.pop(identifier)
+        slot.release()
         if slot.deadline is not None and slot.deadline.active():
             slot.deadline.cancel()
         timed_out = identifier in self._timed_out
@@ -681,9 +727,24 @@ class Controller(Service):
         else:
             status, counter = (JobStatus.SUCCESSFUL, "successful") if code == 0 else (JobStatus.FAILED, "failed")
         duration = round((now - job.started).total_seconds()) if job.started else None
+        reason = end_reason(code, canceled=canceled, timed_out=timed_out)
+        stats, errors, samples = job.stats, job.errors, job.samples
+        insight = slot.insight
+        if insight is not None and insight.final is not None:
+            stats, errors = insight.final, insight.errors
+            elapsed = stats.get("elapsed_time_seconds")
+            samples = job_stats.add_sample(insight.samples, elapsed if isinstance(elapsed, (int, float))
+                                           else (duration or 0), stats)
+        fail_on_errors = job.options.fail_on_errors
+        if fail_on_errors is None:
+            fail_on_errors = self.config.fail_on_errors
+        if status is JobStatus.SUCCESSFUL and errors and fail_on_errors:
+            status, counter, reason = JobStatus.FAILED, "failed", "errors"
+        if insight is not None and insight.items is not None and insight.items.capped:
+            capped = f"items capped at max-items-size ({self.config.max_items_size} bytes)"
+            reason = f"{reason}; {capped}" if reason else capped
         final = transition(job, status, finished=now, duration=duration, exit_code=code, handle=None,
-                           reason=end_reason(code, canceled=canceled, timed_out=timed_out),
-                           stats=slot.final or job.stats)
+                           reason=reason, stats=stats, errors=errors, samples=samples, report_key=None)
         log.info("job {job} ended: {status} (exit {code})", job=identifier, status=status.value, code=code)
         self._record_end(final, counter, RETRY_FIRST, announce=True)
         self._pump()
@@ -710,7 +771,7 @@ class Controller(Service):
 
     def _purge(self):
         for identifier in self.store.purge_completed(self.config.completed_cap):
-            for path in self._log_paths(identifier):
+            for path in [*self._log_paths(identifier), self._items_path(identifier)]:
                 try:
                     os.unlink(path)
                 except FileNotFoundError:

@@ -46,10 +46,10 @@ class LogHub:
             callback()
 
 
-def open_log(path):
+def open_log(path, readable=False):
     """Open (create) a log for appending without following a symlink; refuse anything but a regular file."""
     # O_NONBLOCK: a FIFO put in a log's place fails at once instead of hanging the reactor.
-    flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+    flags = (os.O_RDWR if readable else os.O_WRONLY) | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
     fd = os.open(path, flags, LOG_MODE)
     info = os.fstat(fd)
     if not stat.S_ISREG(info.st_mode):

@@ -164,8 +164,16 @@ END;
 """
 V3 += "".join(_COUNTED.format(table=table) for table in ("runs", "schedules"))
 
+# v3 -> v4: a run's error count (shown), its samples for a chart and the hash of its report token (not shown:
+# a crawl re-attached after a restart goes on reporting with the token it was given).
+V4 = """
+ALTER TABLE runs ADD COLUMN errors INTEGER;
+ALTER TABLE runs ADD COLUMN samples TEXT;
+ALTER TABLE runs ADD COLUMN report_key TEXT;
+"""
+
 # Each entry moves the schema from version i to i + 1.
-MIGRATIONS = [V1, split_schedules, V3]
+MIGRATIONS = [V1, split_schedules, V3, V4]
 
 
 def run_script(db, script):

@@ -31,12 +31,14 @@ from scrapy_do.store.migrations import Context, migrate
 COUNTERS = ("run", "successful", "failed", "canceled")
 
 _RUN_COLUMNS = ("identifier", "status", "actor", "project", "spider", "priority", "options", "timestamp", "started",
-                "finished", "duration", "exit_code", "handle", "schedule_id", "reason", "stats")
+                "finished", "duration", "exit_code", "handle", "schedule_id", "reason", "stats", "errors", "samples",
+                "report_key")
 _SCHEDULE_COLUMNS = ("identifier", "status", "actor", "project", "spider", "priority", "options", "spec",
                      "timestamp", "finished", "next_run", "timezone", "overlap", "catch_up", "paused", "skipped")
 # Both tables read into one row shape: kind, then the union of their columns.
 _SHAPE = ("identifier", "status", "actor", "project", "spider", "priority", "options", "timestamp", "started",
-          "finished", "duration", "exit_code", "handle", "schedule_id", "reason", "stats", "spec", "next_run",
+          "finished", "duration", "exit_code", "handle", "schedule_id", "reason", "stats", "errors", "samples",
+          "report_key", "spec", "next_run",
           "timezone",
           "overlap", "catch_up", "paused", "skipped")
 _OVERRIDES = {"runs": {"schedule": "'now'", "parent": "schedule_id"},
@@ -65,7 +67,10 @@ def _json_select(table):
     cols, overrides = _TABLE_COLUMNS[table], _OVERRIDES[table]
     parts = []
     for f in JOB_FIELDS:
-        if f.option and f.attr not in cols:
+        if f.option and f.attr not in cols and "boolean" in f.schema.get("type", ()):
+            expr = (f"json(CASE json_type(options, '$.{f.attr}') WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' "
+                    "ELSE 'null' END)")
+        elif f.option and f.attr not in cols:
             expr = f"coalesce(json_extract(options, '$.{f.attr}'), {_sql_literal(OPTION_DEFAULTS[f.attr])})"
         elif f.attr in overrides:
             expr = overrides[f.attr]
@@ -100,7 +105,9 @@ def _record(row):
     if row[0] == "runs":
         return Run(**common, started=zones.parse_shown(d["started"]), duration=d["duration"],
                    exit_code=d["exit_code"], handle=d["handle"], schedule_id=d["schedule_id"], reason=d["reason"],
-                   stats=json.loads(d["stats"]) if d["stats"] else None)
+                   stats=json.loads(d["stats"]) if d["stats"] else None, errors=d["errors"],
+                   samples=tuple(map(tuple, json.loads(d["samples"]))) if d["samples"] else (),
+                   report_key=d["report_key"])
     return Schedule(**common, spec=d["spec"], next_run=zones.parse_shown(d["next_run"]), timezone=d["timezone"],
                     overlap=d["overlap"], catch_up=bool(d["catch_up"]), paused=bool(d["paused"]),
                     skipped=d["skipped"])
@@ -187,7 +194,8 @@ class SqliteStore:
                 job.identifier, job.status.value, job.actor.value, job.project, job.options.spider,
                 job.options.priority, _options(job), self._t(job.timestamp), self._t(job.started),
                 self._t(job.finished), job.duration, job.exit_code, job.handle, job.schedule_id, job.reason,
-                None if job.stats is None else json.dumps(job.stats, ensure_ascii=False))
+                None if job.stats is None else json.dumps(job.stats, ensure_ascii=False), job.errors,
+                json.dumps(job.samples) if job.samples else None, job.report_key)
         return "schedules", _SCHEDULE_COLUMNS, (
             job.identifier, job.status.value, job.actor.value, job.project, job.options.spider,
             job.options.priority, _options(job), job.spec, self._t(job.timestamp), self._t(job.finished),

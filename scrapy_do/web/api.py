@@ -32,10 +32,11 @@ from scrapy_do.web.channel import GuardedSite, connection_cap
 from scrapy_do.web.logs import LogFollower, SafeFile, bounded_int, finished_log, parse_open_range
 from scrapy_do.domain.models import JobStatus, RunOptions
 from scrapy_do.domain.options import (
-    EDITABLE_OPTIONS, OPTION_FIELDS, SCHEDULE_PARAMS, parse_switch, schedule_settings,
+    EDITABLE_OPTIONS, OPTION_FIELDS, SCHEDULE_PARAMS, param_name, parse_switch, schedule_settings,
 )
 from scrapy_do.domain.records import to_record
 from scrapy_do.events import JobChanged
+from scrapy_do.web.items import CsvProducer
 from scrapy_do.web.openapi import openapi_document
 from scrapy_do.web.request import LimitedRequest, UploadSlots
 
@@ -53,15 +54,18 @@ ERROR_CODES = [
 ]
 
 #: What schedule-job.json takes: the project, the spec, the run options and how a schedule runs.
-SCHEDULE_FIELDS = {"project", "when", *(f.name for f in OPTION_FIELDS), *SCHEDULE_PARAMS}
+SCHEDULE_FIELDS = {"project", "when", *(param_name(f) for f in OPTION_FIELDS), *SCHEDULE_PARAMS}
 #: What edit-job.json takes.
-EDIT_FIELDS = {"job_id", "id", "when", *EDITABLE_OPTIONS, *SCHEDULE_PARAMS}
+EDIT_FIELDS = {"job_id", "id", "when", *(param_name(f) for f in OPTION_FIELDS if f.name in EDITABLE_OPTIONS),
+               *SCHEDULE_PARAMS}
 
 #: Data files served as text (the rest as bytes); always as attachments.
 TEXT_DATA = {"json", "jsonl", "jl", "csv", "txt", "log", "tsv", "ndjson"}
 
 #: The largest stats report a crawl may send.
 MAX_REPORT = 1 << 20
+#: The largest batch of items a crawl may send at once.
+MAX_BATCH = 8 << 20
 
 #: The longest wait-job.json waits, in seconds.
 MAX_WAIT = 3600
@@ -72,6 +76,7 @@ MAX_FIELD = 64 << 10
 BODY_SLACK = 1 << 20
 UI_DIR = Path(__file__).parents[1] / "ui"
 _LOG_NAME = re.compile(rf"^({UUID.pattern[1:-1]})\.({'|'.join(LOG_KINDS)})$")
+JSON_LINES = "application/x-ndjson; charset=utf-8"
 
 
 def format_uptime(seconds):
@@ -141,7 +146,7 @@ class UIFiles(File):
     render_HEAD = render_GET
 
 
-def _static_range(request, size):
+def _static_range(request, size, what="the log"):
     """Normalise the Range of a finished log before twisted.web.static.File sees it.
 
     File mishandles suffix ranges longer than the file and some sets of
@@ -168,7 +173,7 @@ def _static_range(request, size):
             start = size
     if start >= size:
         request.setHeader(b"content-range", f"bytes */{size}".encode())
-        return error_body(request, 416, f"the log has {size} bytes; ask for a range that starts within it")
+        return error_body(request, 416, f"{what} has {size} bytes; ask for a range that starts within it")
     request.requestHeaders.setRawHeaders(b"range", [f"bytes={start}-{end}".encode()])
     return None
 
@@ -489,10 +494,28 @@ class WebAPI:
         self.controller.report(job_id, token.strip() if scheme.lower() == "bearer" else "", data)
         return to_json(request, {"status": "ok"})
 
+    @app.route("/report/<job_id>/items.jl", methods=["POST"])
+    def report_items(self, request, job_id):
+        """A batch of a crawl's items as JSON Lines; `first` is the index of its first item."""
+        self._check_size(request)
+        scheme, _, token = (request.getHeader(b"authorization") or b"").decode("latin-1").partition(" ")
+        first = self._int_arg(request, "first", minimum=0, maximum=10 ** 12)
+        if first is None:
+            raise BadRequest("missing parameter 'first': the index of the batch's first item")
+        body = request.content.read(MAX_BATCH + 1) if request.content is not None else b""
+        if len(body) > MAX_BATCH:
+            raise errors.TooLarge(f"a batch of items is larger than {MAX_BATCH} bytes")
+        answer = self.controller.report_items(job_id, token.strip() if scheme.lower() == "bearer" else "",
+                                              first, body)
+        return to_json(request, {"status": "ok", **answer})
+
     @app.route("/get-stats/<job_id>.json", methods=["GET"])
     def get_stats(self, request, job_id):
-        """The whole Scrapy stats of a job: live while it runs, final once it ended."""
-        return to_json(request, {"status": "ok", "identifier": job_id, "stats": self.controller.job_stats(job_id)})
+        """The whole Scrapy stats of a job (live while it runs, final once it ended) and its samples for a chart:
+        [elapsed seconds, items, requests]."""
+        stats, samples = self.controller.job_stats(job_id)
+        return to_json(request, {"status": "ok", "identifier": job_id, "stats": stats,
+                                 "samples": [list(s) for s in samples]})
 
     @app.route("/list-jobs.json", methods=["GET"])
     def list_jobs(self, request):
@@ -589,6 +612,36 @@ class WebAPI:
             raise errors.NotFound(f"no log {filename!r}: ask for /get-log/data/<job-id>.out or .err")
         identifier, kind = m.groups()
         path = self.controller.log_path(identifier, kind)
+        return self._serve_output(request, identifier, path, "text/plain; charset=utf-8", "the log")
+
+    @app.route("/get-items/<job_id>.jl", methods=["GET", "HEAD"])
+    def get_items_jl(self, request, job_id):
+        """A job's scraped items as JSON Lines: ranges, and following a running job, as for logs."""
+        identifier, path = self._items_of(job_id)
+        return self._serve_output(request, identifier, path, JSON_LINES, "the items file")
+
+    @app.route("/get-items/<job_id>.csv", methods=["GET", "HEAD"])
+    def get_items_csv(self, request, job_id):
+        """A job's scraped items as CSV (a running job's: those it has now), as a download."""
+        identifier, path = self._items_of(job_id)
+        request.setHeader(b"content-type", b"text/csv; charset=utf-8")
+        request.setHeader(b"content-disposition", f'attachment; filename="{identifier}.csv"'.encode())
+        if request.method == b"HEAD":
+            return b""
+        try:
+            return CsvProducer(request, str(path)).start()
+        except OSError:
+            raise errors.NotFound(f"job {identifier} has no items file any more") from None
+
+    def _items_of(self, job_id):
+        """(identifier, path) of a job's items; what names no job is a 404, as for logs."""
+        if not UUID.match(job_id.strip().lower()):
+            raise errors.NotFound(f"no job {job_id[:80]!r}: items are at /get-items/<job-id>.jl or .csv")
+        path = self.controller.items_path(job_id)
+        return path.stem, path
+
+    def _serve_output(self, request, identifier, path, content_type, what):
+        """A job's log or items file: a running job's followed, a finished one's served as a static file."""
         job = self.controller.get_job(identifier)
         if job.status is JobStatus.RUNNING and request.method == b"GET":
             size = path.stat().st_size
@@ -597,20 +650,21 @@ class WebAPI:
                 start = parse_open_range(header, size) if header else 0
             except ValueError:
                 request.setHeader(b"content-range", f"bytes */{size}".encode())
-                return error_body(request, 416, f"the log has {size} bytes; ask for a range that starts "
+                return error_body(request, 416, f"{what} has {size} bytes; ask for a range that starts "
                                                 "within it")
             if start is not None:
-                return self._follow(request, path, start, size, identifier, partial=bool(header))
-        refused = _static_range(request, path.stat().st_size)
+                return self._follow(request, path, start, size, identifier, partial=bool(header),
+                                    content_type=content_type)
+        refused = _static_range(request, path.stat().st_size, what)
         if refused is not None:
             return refused
-        resource = finished_log(str(path), defaultType="text/plain; charset=utf-8")
-        resource.type, resource.encoding = "text/plain; charset=utf-8", None
-        resource.childNotFound = resource.forbidden = NotFound()  # a log removed meanwhile: JSON, not HTML
+        resource = finished_log(str(path), defaultType=content_type)
+        resource.type, resource.encoding = content_type, None
+        resource.childNotFound = resource.forbidden = NotFound()  # a file removed meanwhile: JSON, not HTML
         return resource
 
-    def _follow(self, request, path, start, size, identifier, partial):
-        request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+    def _follow(self, request, path, start, size, identifier, partial, content_type):
+        request.setHeader(b"content-type", content_type.encode())
         request.setHeader(b"accept-ranges", b"bytes")
         request.setHeader(b"x-scrapy-do-following", b"yes")
         if partial:

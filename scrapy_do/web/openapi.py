@@ -3,7 +3,7 @@
 import dataclasses
 
 from scrapy_do import __version__
-from scrapy_do.domain.options import EDITABLE_OPTIONS, OPTION_FIELDS, SCHEDULE_PARAMS
+from scrapy_do.domain.options import EDITABLE_OPTIONS, OPTION_FIELDS, SCHEDULE_PARAMS, param_name
 from scrapy_do.domain.records import JOB_FIELDS
 
 STATUSES = ["SCHEDULED", "PENDING", "RUNNING", "SUCCESSFUL", "FAILED", "CANCELED", "ACTIVE", "COMPLETED"]
@@ -48,7 +48,7 @@ def openapi_document():
     }
     schedule_params = {name: {"type": "string", "description": help_text}
                        for name, (_, _, help_text) in SCHEDULE_PARAMS.items()}
-    options = {f.name: {**f.metadata["schema"], "description": f.metadata["schema"].get(
+    options = {param_name(f): {**f.metadata["schema"], "description": f.metadata["schema"].get(
         "description", f.metadata["help"])} for f in OPTION_FIELDS}
     job_id_form = _form({"job_id": {"type": "string", "format": "uuid"}}, ["job_id"])
     one_job = _ok("the job as it is now", {"job": job}, ["job"])
@@ -91,7 +91,7 @@ def openapi_document():
                                                "'every 10 minutes', or a cron expression such as "
                                                "'*/15 9-17 * * mon-fri'"},
                                       **options, **schedule_params},
-                                     ["project"] + [f.name for f in OPTION_FIELDS
+                                     ["project"] + [param_name(f) for f in OPTION_FIELDS
                                                     if f.default is dataclasses.MISSING
                                                     and f.default_factory is dataclasses.MISSING]),
                 "responses": _responses(_ok("scheduled", {"identifier": _STR}, ["identifier"]),
@@ -108,7 +108,8 @@ def openapi_document():
                 "summary": "Change a SCHEDULED job in place (same identifier, next run recomputed), or the "
                            "priority of a PENDING job",
                 "requestBody": _form({"job_id": {"type": "string", "format": "uuid"}, "when": _STR,
-                                      **{k: options[k] for k in EDITABLE_OPTIONS}, **schedule_params}, ["job_id"]),
+                                      **{param_name(f): options[param_name(f)] for f in OPTION_FIELDS
+                                         if f.name in EDITABLE_OPTIONS}, **schedule_params}, ["job_id"]),
                 "responses": _responses(one_job, 400, 404, 409)}},
             "/list-jobs.json": {"get": {
                 "summary": "Jobs by status (newest first) or by id",
@@ -136,8 +137,22 @@ def openapi_document():
             "/get-stats/{job_id}.json": {"get": {
                 "summary": "A job's whole Scrapy stats: live while it runs (every 2 s), final once it ended",
                 "parameters": [_param("job_id", "the job's identifier", True, where="path")],
-                "responses": _responses(_ok("stats", {"identifier": _STR, "stats": {"type": "object"}},
-                                            ["identifier", "stats"]), 400, 404)}},
+                "responses": _responses(_ok("stats", {
+                    "identifier": _STR, "stats": {"type": "object"},
+                    "samples": {"type": "array", "description": "the job's progress for a chart, oldest first (at "
+                                "most 120): [elapsed seconds, items, requests]",
+                                "items": {"type": "array", "items": {"type": "number"}}}},
+                    ["identifier", "stats", "samples"]), 400, 404)}},
+            "/report/{job_id}/items.jl": {"post": {
+                "summary": "Where a crawl hands over its scraped items as JSON Lines, in batches (the daemon's own "
+                           "extension, with its job's token as Authorization: Bearer; not for users)",
+                "parameters": [_param("job_id", "the job's identifier", True, where="path"),
+                               _param("first", "the index of the batch's first item (a batch sent again is kept "
+                                      "once)", True, schema={"type": "integer", "minimum": 0})],
+                "requestBody": {"required": True, "content": {"application/x-ndjson": {"schema": _STR}}},
+                "responses": _responses(_ok("taken", {"received": {"type": "integer"},
+                                                      "capped": {"type": "boolean"}}, ["received", "capped"]),
+                                        400, 403, 413)}},
             "/report/{job_id}.json": {"post": {
                 "summary": "Where a crawl reports its stats (the daemon's own extension, with its job's token as "
                            "Authorization: Bearer; not for users)",
@@ -183,6 +198,23 @@ def openapi_document():
                               "206": {"description": "part of the log",
                                       "content": {"text/plain": {"schema": _STR}}},
                               "404": _ERROR, "416": _ERROR}}},
+            "/get-items/{job_id}.jl": {"get": {
+                "summary": "A job's scraped items as JSON Lines (one object per line); follows a running job "
+                           "until it ends",
+                "parameters": [_param("job_id", "the job's identifier", True, where="path"),
+                               _param("Range", "bytes=N- (from offset N) or bytes=-N (last N bytes)",
+                                      where="header")],
+                "responses": {"200": {"description": "the items",
+                                      "content": {"application/x-ndjson": {"schema": _STR}}},
+                              "206": {"description": "part of the items",
+                                      "content": {"application/x-ndjson": {"schema": _STR}}},
+                              "404": _ERROR, "416": _ERROR}}},
+            "/get-items/{job_id}.csv": {"get": {
+                "summary": "A job's scraped items as CSV: a column per key (first-seen order), nested values as "
+                           "JSON; a download",
+                "parameters": [_param("job_id", "the job's identifier", True, where="path")],
+                "responses": {"200": {"description": "the items", "content": {"text/csv": {"schema": _STR}}},
+                              "404": _ERROR}}},
             "/preview-schedule.json": {"get": {
                 "summary": "Check a scheduling spec and preview its next run times (in its zone, with offsets)",
                 "parameters": [_param("when", "a spec such as 'every 10 minutes', a cron expression, or 'now'"),

@@ -167,14 +167,16 @@ def test_record_contract_keys_first():
     """A record starts with exactly the contract's keys, in the contract's order, then extras."""
     keys = list(to_record(make_job()))
     assert keys[:len(CONTRACT_KEYS)] == CONTRACT_KEYS
-    assert keys[len(CONTRACT_KEYS):] == ["args", "settings", "priority", "timeout", "started", "finished",
-                                         "exit-code", "reason", "stats", "parent", "next-run", "timezone", "overlap",
+    assert keys[len(CONTRACT_KEYS):] == ["args", "settings", "priority", "timeout", "fail-on-errors", "started",
+                                         "finished", "exit-code", "reason", "stats", "errors", "parent", "next-run", "timezone", "overlap",
                                          "catch-up", "paused", "skipped"]
 
 
 def test_every_option_is_a_record_field():
     """Each RunOptions field shows up in job records without being listed by hand."""
-    assert {f.name for f in dataclasses.fields(RunOptions)} <= {f.key for f in JOB_FIELDS}
+    assert {f.name for f in dataclasses.fields(RunOptions)} <= {f.attr for f in JOB_FIELDS if f.option}
+    assert {f.key for f in JOB_FIELDS if f.option} == {"spider", "description", "payload", "args", "settings",
+                                                        "priority", "timeout", "fail-on-errors"}
 
 
 def test_client_table_is_the_0_5_0_column_order():
@@ -207,6 +209,7 @@ def test_record_values():
         "exit-code": 0,
         "reason": None,
         "stats": None,
+        "errors": None,
         "parent": "p",
         "next-run": None,
         "timezone": None,
@@ -218,6 +221,7 @@ def test_record_values():
         "settings": {},
         "priority": 0,
         "timeout": None,
+        "fail-on-errors": None,
     }
 
 
