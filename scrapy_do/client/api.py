@@ -135,13 +135,17 @@ class ScrapyDoClient:
             data = data.split(b"\n", 1)[1] if b"\n" in data else b""  # the first line is cut
         return "\n".join(data.decode("utf-8", "replace").splitlines()[-lines:])
 
-    def get_items(self, job_id, fmt="jl", follow=False):
+    def get_items(self, job_id, fmt="jl", follow=False, on_wait=None, clock=time, poll=0.2, max_poll=2.0):
         """The job's scraped items, chunk by chunk, as the daemon sends them: JSON lines or CSV (`fmt`).
 
         Without `follow`, a running job's items so far; with it the chunks go on
         until the job ends (the daemon keeps the answer open). Only JSON lines
         are followed: a CSV's header row, the union of all keys, is only known
         once it is written, so the daemon sends a snapshot.
+
+        A PENDING job has no items file yet (404): with `follow` it is waited
+        for (polled, `poll` s growing to `max_poll`; `on_wait(job)` is called
+        once first), so `get-items --follow` right after `schedule-job` works.
         """
         if fmt not in ITEM_FORMATS:
             raise ValueError(f"fmt must be one of {', '.join(ITEM_FORMATS)}, not {fmt!r}")
@@ -151,14 +155,31 @@ class ScrapyDoClient:
         if fmt == "jl" and not follow and self.get_job(job_id)["status"] == "RUNNING":
             # As get_log: the daemon follows a running job's file; a closed range asks for it as it is now.
             headers = {"Range": f"bytes=0-{1 << 62}"}
-        try:
-            response = self._call("GET", f"/get-items/{quote(job_id, safe='')}.{fmt}", stream=True,
-                                  headers=headers)
-        except ClientError as e:
-            if str(e).startswith("416"):  # an empty items file has no byte 0
-                return iter(())
-            raise
-        return _chunks(response)
+        for attempt in range(3):
+            try:
+                response = self._call("GET", f"/get-items/{quote(job_id, safe='')}.{fmt}", stream=True,
+                                      headers=headers)
+            except ClientError as e:
+                if str(e).startswith("416"):  # an empty items file has no byte 0
+                    return iter(())
+                if not (follow and str(e).startswith("404") and attempt < 2
+                        and self._wait_started(job_id, on_wait, clock, poll, max_poll)):
+                    raise
+                continue
+            return _chunks(response)
+
+    def _wait_started(self, job_id, on_wait, clock, poll, max_poll):
+        """Whether asking again may find the job's items file: once a PENDING job started (waited for here),
+        or when it was RUNNING already (it had just started)."""
+        job = self.get_job(job_id)
+        waited = job["status"] == "PENDING"
+        if waited and on_wait is not None:
+            on_wait(job)
+        while job["status"] == "PENDING":
+            clock.sleep(poll)
+            poll = min(poll * 1.5, max_poll)
+            job = self.get_job(job_id)
+        return job["status"] == "RUNNING" or (waited and job["status"] in TERMINAL)
 
     def get_stats(self, job_id):
         return self._json("GET", f"/get-stats/{job_id}.json")["stats"]

@@ -390,7 +390,10 @@ def run(args, client, out, stdout):
             stdout.buffer.write(chunk)
             stdout.buffer.flush()
     elif cmd == "get-items":
-        _write_items(client.get_items(args.job_id, args.format, follow=args.follow), args.output, stdout)
+        def waiting(job):
+            print(f"[i] Job {job['identifier']} is PENDING; waiting for it to start", file=sys.stderr)
+        _write_items(client.get_items(args.job_id, args.format, follow=args.follow, on_wait=waiting), args.output,
+                     stdout)
     elif cmd == "schedule-job":
         identifier = client.schedule_job(args.project, args.spider, args.when, args.description,
                                          _payload(args.payload), args=_pairs(args.spider_args),

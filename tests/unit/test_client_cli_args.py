@@ -8,7 +8,7 @@ import requests
 from requests.structures import CaseInsensitiveDict
 
 from scrapy_do.client.api import ScrapyDoClient
-from scrapy_do.client.cli import JOB_COLUMNS, build_parser, main
+from scrapy_do.client.cli import JOB_COLUMNS, WITH_ERRORS_NOTE, build_parser, main
 from scrapy_do.domain.records import TABLE_COLUMNS
 
 JOB = "5b30c8a2-42e5-4ad5-b143-4cb0420955a5"
@@ -380,7 +380,8 @@ def test_list_jobs_marks_a_job_that_succeeded_with_errors_and_explains_the_mark(
     rows = {r["identifier"]: (r["status"], r["errors"], r["reason"]) for r in rows_of(text)}
     assert rows == {"a": ("SUCCESSFUL*", "3", ""), "b": ("SUCCESSFUL", "0", ""), "c": ("FAILED", "2", "errors"),
                     "d": ("SUCCESSFUL*", "4", ""), "e": ("SUCCESSFUL", "0", "")}
-    assert text.splitlines()[-1] == "* succeeded with errors (see the errors column; get-log --job-id ID --log-type err)"
+    assert text.splitlines()[-1] == WITH_ERRORS_NOTE == \
+        "* succeeded with errors (see the errors column; get-log --job-id ID --log-type err)"
 
 
 def test_list_jobs_without_such_a_job_has_no_footnote_and_json_stays_the_records():
@@ -406,7 +407,8 @@ def test_wait_says_a_job_succeeded_with_errors_and_exits_0(capsys):
     assert code == 0 and "SUCCESSFUL" in text and "SUCCESSFUL*" not in text
     assert err == [f"[i] Job {JOB} succeeded with errors (2 errors); see them with scrapy-do-cl get-log "
                    f"--job-id {JOB} --log-type err"]
-    assert waited(a_job(duration=2, errors=1), capsys)[2][0].startswith(f"[i] Job {JOB} succeeded with errors (1 error);")
+    one = waited(a_job(duration=2, errors=1), capsys)[2]
+    assert one[0].startswith(f"[i] Job {JOB} succeeded with errors (1 error);")
     assert waited(a_job(duration=2, errors=0), capsys)[2] == []
 
 
@@ -424,3 +426,38 @@ def test_wait_says_a_job_failed_on_its_errors_and_exits_3(capsys):
     # Another reason reads as before.
     assert waited(a_job(status="FAILED", duration=2, errors=3, reason="exit code 1"), capsys)[2][0] == \
         f"[!] Job {JOB} ended FAILED (exit code 1); the last lines of its error log:"
+
+
+class Clock:
+    def __init__(self):
+        self.slept = []
+
+    def sleep(self, seconds):
+        self.slept.append(seconds)
+
+
+def test_follow_waits_for_a_pending_job_to_start():
+    """A PENDING job has no items file yet (404): --follow waits for its start instead of failing."""
+    session = FakeSession({
+        f"/get-items/{JOB}.jl": [response(404, {"status": "error", "msg": f"job {JOB} has no items yet; it is "
+                                                                          "PENDING"}),
+                                 streamed([b'{"n": 0}\n'])],
+        "/list-jobs.json": [job_list(a_job(status=s)) for s in ("PENDING", "PENDING", "PENDING", "RUNNING")],
+    })
+    clock, waited = Clock(), []
+    chunks = ScrapyDoClient("http://daemon", session=session).get_items(JOB, follow=True, on_wait=waited.append,
+                                                                         clock=clock)
+    assert b"".join(chunks) == b'{"n": 0}\n'
+    assert [j["status"] for j in waited] == ["PENDING"] and clock.slept == pytest.approx([0.2, 0.3, 0.45])
+
+
+@pytest.mark.parametrize("status, follow", [("SUCCESSFUL", True), ("PENDING", False), ("SCHEDULED", True)])
+def test_no_items_is_an_error_at_once_unless_following_a_pending_job(capsys, status, follow):
+    """A finished job without items, a periodic job (its runs are other jobs), or no --follow: no waiting."""
+    session = FakeSession({
+        f"/get-items/{JOB}.jl": response(404, {"status": "error", "msg": f"job {JOB} has no items"}),
+        "/list-jobs.json": job_list(a_job(status=status)),
+    })
+    code, _ = run_cl(session, "get-items", "--job-id", JOB, *(["--follow"] if follow else []))
+    assert code == 1 and capsys.readouterr().err == f"[!] 404: job {JOB} has no items\n"
+    assert [p for _, p, _ in session.requests].count(f"/get-items/{JOB}.jl") == 1
