@@ -68,7 +68,65 @@ export const api = {
   /** Next run times of a spec, shown in `timezone` (the daemon's zone when empty). */
   preview: (when, count, signal, timezone) =>
     call('/preview-schedule.json', {params: {when, count, timezone}, signal}),
+  /** {stats, samples}: a job's whole Scrapy stats and its [elapsed, items, requests] samples. */
+  stats: (id, signal) => call(`/get-stats/${encodeURIComponent(id)}.json`, {signal}),
+  /** {files: [{path, size, modified}], truncated}: what a project's crawls wrote in its data directory. */
+  listData: (project, signal) => call('/list-data.json', {params: {project}, signal}),
 };
+
+/** A job's items as JSON Lines (`jl`) or CSV (`csv`). */
+export function itemsUrl(id, format) {
+  return `/get-items/${encodeURIComponent(id)}.${format}`;
+}
+
+/** A data file's download address: each path segment encoded on its own, the slashes kept. */
+export function dataUrl(project, path) {
+  return `/get-data/${encodeURIComponent(project)}/${String(path).split('/').map(encodeURIComponent).join('/')}`;
+}
+
+/** At most this many bytes of the items file are read for the first items. */
+export const ITEMS_BYTES = 256 * 1024;
+
+/**
+ * The first `max` items of a job: {items, more}. Only whole lines are parsed (a closed range
+ * can cut one, and a running crawl may be writing one), so an item never shows half read.
+ * An empty file is no items; a job with no items file is an ApiError (404) with the daemon's message.
+ */
+export async function firstItems(id, max, signal) {
+  const response = await fetch(itemsUrl(id, 'jl'), {headers: {Range: `bytes=0-${ITEMS_BYTES - 1}`}, signal,
+    cache: 'no-store'});
+  if (response.status === 416) return {items: [], more: false};
+  if (!response.ok) throw await errorFrom(response);
+  const bytes = await readAtMost(response, ITEMS_BYTES);
+  const end = bytes.lastIndexOf(10);
+  const lines = new TextDecoder().decode(bytes.subarray(0, Math.max(0, end))).split('\n').filter((l) => l.trim());
+  const items = [];
+  for (const line of lines.slice(0, max)) {
+    try {
+      items.push(JSON.parse(line));
+    } catch { /* a line that is not JSON: skip it rather than fail the table */ }
+  }
+  const total = /\/(\d+)$/.exec(response.headers.get('content-range') || '');
+  return {items, more: lines.length > max || (total !== null && Number(total[1]) > bytes.length)};
+}
+
+/** The first `limit` bytes of a response's body; the rest is not read (a 200 may be a whole large file). */
+async function readAtMost(response, limit) {
+  const reader = response.body.getReader();
+  const chunks = [];
+  let size = 0;
+  while (size < limit) {
+    const {done, value} = await reader.read();
+    if (done) break;
+    chunks.push(value);
+    size += value.length;
+  }
+  if (size >= limit) reader.cancel().catch(() => {});
+  const bytes = new Uint8Array(size);
+  let at = 0;
+  for (const c of chunks) { bytes.set(c, at); at += c.length; }
+  return bytes.subarray(0, Math.min(size, limit));
+}
 
 export function logUrl(id, kind) {
   return `/get-log/data/${encodeURIComponent(id)}.${kind}`;

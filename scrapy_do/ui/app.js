@@ -1,6 +1,6 @@
 // Scrapy Do dashboard: hash routes, one live event stream, one view at a time.
 //   #/dashboard  #/projects  #/jobs?project=&spider=&status=&page=
-//   #/schedule?project=&spider=  #/log/<job-id>/<out|err>
+//   #/schedule?project=&spider=  #/job/<job-id>  #/log/<job-id>/<out|err>
 
 import {h} from './dom.js';
 import {connect} from './events.js';
@@ -11,8 +11,9 @@ import * as projects from './views/projects.js';
 import * as jobs from './views/jobs.js';
 import * as schedule from './views/schedule.js';
 import * as log from './views/log.js';
+import * as job from './views/job.js';
 
-const views = {dashboard, projects, jobs, schedule, log};
+const views = {dashboard, projects, jobs, schedule, log, job};
 const main = document.getElementById('main');
 let unmount = null;
 
@@ -33,7 +34,7 @@ function render() {
   main.replaceChildren();
   main.dataset.view = view ? route.name : 'not-found';
   for (const a of document.querySelectorAll('#nav a')) {
-    const current = a.dataset.route === route.name || (route.name === 'log' && a.dataset.route === 'jobs');
+    const current = a.dataset.route === route.name || (['log', 'job'].includes(route.name) && a.dataset.route === 'jobs');
     a.classList.toggle('active', current);
     if (current) a.setAttribute('aria-current', 'page'); else a.removeAttribute('aria-current');
   }

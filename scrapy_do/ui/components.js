@@ -2,35 +2,121 @@
 
 import {api} from './api.js';
 import {h, toast} from './dom.js';
-import {formatDuration, fullTime, parseServerTime, secondsSince, serverNow, shortId, shortTime} from './format.js';
+import {formatCount, formatDuration, formatRate, fullTime, parseServerTime, secondsSince, serverNow, shortId,
+  shortTime} from './format.js';
 import {state} from './state.js';
 
-export function statusBadge(status) {
-  return h('span', {class: ['badge', `s-${String(status).toLowerCase()}`], 'data-testid': 'job-status'}, status);
+export function statusBadge(status, extra) {
+  return h('span', {class: ['badge', `s-${String(status).toLowerCase()}`, extra], 'data-testid': 'job-status'}, status);
+}
+
+/** A job's error count: the record's `errors`, or while it runs its stats summary's (null if unknown). */
+export function errorCount(job) {
+  const n = job.errors ?? (job.status === 'RUNNING' ? job.stats?.errors : null);
+  return typeof n === 'number' ? n : null;
+}
+
+/** A SUCCESSFUL job that logged errors: its crawl exited 0, but not everything went right. */
+export function succeededWithErrors(job) {
+  return job.status === 'SUCCESSFUL' && errorCount(job) > 0;
+}
+
+const plural = (n, word) => `${formatCount(n)} ${word}${n === 1 ? '' : 's'}`;
+
+/** The status badge; a SUCCESSFUL job with errors gets the warning look (not the failed one). */
+export function outcomeBadge(job) {
+  const mixed = succeededWithErrors(job);
+  const badge = statusBadge(job.status, mixed ? 's-with-errors' : null);
+  if (mixed) badge.title = `Succeeded with errors: the crawl exited 0 but logged ${plural(errorCount(job), 'error')}`;
+  return badge;
+}
+
+/** "succeeded with 2 errors", under the badge of a job that did. */
+function withErrorsNote(job) {
+  if (!succeededWithErrors(job)) return null;
+  return h('span', {class: 'with-errors small', 'data-testid': 'job-with-errors',
+    title: 'Errors logged and spider exceptions; its log says which'}, `succeeded with ${plural(errorCount(job), 'error')}`);
 }
 
 const REASONS = {
   timeout: 'it reached its time limit (whatever its exit code)',
   canceled: 'it was canceled',
   'failed to start': 'the crawl could not start; its log says why',
+  errors: 'it logged errors and fails on errors (fail-on-errors)',
 };
 
-/** Why a completed job ended as it did ("timeout", "canceled", "exit code 1", ...), or null. */
-export function reasonText(job) {
-  if (!job.reason) return null;
-  const why = REASONS[job.reason] || (job.reason.startsWith('signal') ? `a signal ended it (${job.reason})`
-    : `the crawl ended with ${job.reason}`);
-  return h('span', {class: 'reason small', 'data-testid': 'job-reason', title: `Ended this way because ${why}`},
-    job.reason);
+/** Why one part of a reason happened, for the tooltip. */
+function why(part) {
+  if (REASONS[part]) return REASONS[part];
+  if (part.startsWith('signal')) return `a signal ended it (${part})`;
+  if (part.startsWith('items capped')) return 'its items outgrew max-items-size: only the first ones were kept';
+  return `the crawl ended with ${part}`;
 }
 
-/** The status badge, a PAUSED badge for a paused schedule, and why a completed job ended. */
+/** Why a completed job ended as it did ("timeout", "exit code 1", "errors; items capped at ...", ...), or null. */
+export function reasonText(job) {
+  if (!job.reason) return null;
+  const parts = String(job.reason).split('; ').filter(Boolean);
+  return h('span', {class: 'reason small', 'data-testid': 'job-reason',
+    title: `Ended this way because ${parts.map(why).join('; and ')}`}, job.reason);
+}
+
+/** The status badge, a PAUSED badge for a paused schedule, errors of a successful job, why a completed job ended. */
 export function statusCell(job) {
   return h('div', {class: 'status-cell'},
-    statusBadge(job.status),
+    outcomeBadge(job),
     job.status === 'SCHEDULED' && job.paused ? h('span', {class: 'badge s-paused', 'data-testid': 'job-paused',
       title: 'Paused: it spawns no runs until it is resumed'}, 'PAUSED') : null,
+    withErrorsNote(job),
     reasonText(job));
+}
+
+/** A running job's live counts, from its stats summary (refreshed every ~2 s through /events). */
+export function progressCell(job) {
+  const s = job.status === 'RUNNING' ? job.stats : null;
+  if (!s || s.items === undefined) {
+    return h('span', {class: 'muted small', 'data-testid': 'job-progress',
+      title: job.status === 'RUNNING' ? 'the crawl has not reported its stats yet' : null}, '—');
+  }
+  const errors = errorCount(job) ?? 0;
+  return h('div', {class: 'progress-cell', 'data-testid': 'job-progress'},
+    h('span', null, h('strong', {'data-testid': 'job-items'}, formatCount(s.items)), ' items · ',
+      h('span', {'data-testid': 'job-rate', title: 'items a minute, over the last minute'},
+        formatRate(s['items-per-minute'])), '/min'),
+    h('span', {class: 'muted small'},
+      h('span', {'data-testid': 'job-requests'}, formatCount(s.requests)), ' requests · ',
+      h('span', {class: errors ? 'error' : null, 'data-testid': 'job-errors'}, formatCount(errors)),
+      errors === 1 ? ' error' : ' errors'));
+}
+
+/** A job's args or settings: compact JSON, or a dash for none. */
+function jsonCode(object) {
+  return object && Object.keys(object).length ? h('code', null, JSON.stringify(object)) : '—';
+}
+
+/** What a job was given and how it ended, as the definition list atop its log and its page. */
+export function jobDetails(job) {
+  const errors = errorCount(job);
+  const rows = [
+    ['Job', h('code', {title: job.identifier}, job.identifier)],
+    ['Project', job.project],
+    ['Description', job.description || h('span', {class: 'muted'}, '—')],
+    ['Schedule', job.schedule],
+    ['Payload', h('code', null, job.payload)],
+    ['Created', timeCell(job.timestamp)],
+    ['Started', timeCell(job.started)],
+    ['Finished', timeCell(job.finished)],
+    ['Duration', job.status === 'RUNNING' && job.started ? elapsed(job.started) : formatDuration(job.duration)],
+    ['Exit code', job['exit-code'] ?? '—'],
+    ['Ended because', job.reason ? reasonText(job) : '—'],
+    ['Errors', errors === null ? '—' : h('span', {class: errors ? 'with-errors' : null, 'data-testid': 'job-error-count'},
+      formatCount(errors))],
+    ['Priority', String(job.priority ?? 0)],
+    ['Time limit', job.timeout ? `${formatDuration(job.timeout)} (${job.timeout} s)` : '—'],
+    ['Arguments', jsonCode(job.args)],
+    ['Settings', jsonCode(job.settings)],
+  ];
+  return h('dl', {class: 'meta'}, rows.map(([k, v]) => h('div', null, h('dt', null, k), h('dd', null, v))));
 }
 
 export function timeCell(text) {
@@ -59,9 +145,15 @@ export function jobDuration(job) {
   return h('span', {class: 'muted'}, '—');
 }
 
+/** The job's page: its options, stats, chart and first items. */
+export function jobHref(id) {
+  return `#/job/${encodeURIComponent(id)}`;
+}
+
 export function spiderCell(job) {
   return h('div', {class: 'spider-cell'},
-    h('span', {class: 'spider-name', 'data-testid': 'job-spider'}, job.spider),
+    h('a', {href: jobHref(job.identifier), class: 'job-link', 'data-testid': 'job-link',
+      title: 'Details, stats and items'}, h('span', {class: 'spider-name', 'data-testid': 'job-spider'}, job.spider)),
     h('span', {class: 'muted small'}, job.project));
 }
 

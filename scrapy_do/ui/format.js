@@ -86,3 +86,16 @@ export function formatBytes(n) {
 export function shortId(id) {
   return String(id || '').slice(0, 8);
 }
+
+/** A count with thousands separators ("12,345"); "—" when unknown. */
+export function formatCount(n) {
+  if (n === null || n === undefined || Number.isNaN(Number(n))) return '—';
+  return Math.round(Number(n)).toLocaleString('en-US');
+}
+
+/** A rate per minute: one decimal under 10, whole numbers above ("0.5", "42", "1,234"). */
+export function formatRate(n) {
+  if (n === null || n === undefined || Number.isNaN(Number(n))) return '—';
+  const v = Number(n);
+  return v < 10 ? v.toFixed(1).replace(/\.0$/, '') : formatCount(v);
+}

@@ -1,8 +1,8 @@
-// Dashboard: daemon status and counters, running and pending jobs, the last completed ones
+// Dashboard: daemon status and counters, running and pending jobs (with their live counts), the last completed ones
 // (last finished first: loaded once, then kept current from the event stream, see history.js).
 
-import {cancelButton, descriptionCell, emptyRow, jobDuration, logLinks, runAgainButton, spiderCell, statusBadge,
-  statusCell, timeCell} from '../components.js';
+import {cancelButton, descriptionCell, emptyRow, jobDuration, logLinks, progressCell, runAgainButton, spiderCell,
+  statusBadge, statusCell, timeCell} from '../components.js';
 import {debounce, fill, h} from '../dom.js';
 import {formatDuration, serverToday, shortTime} from '../format.js';
 import {loadCompleted, matches, upsert, without} from '../history.js';
@@ -59,6 +59,7 @@ function activeRow(job) {
     h('td', {class: 'desc'}, descriptionCell(job)),
     h('td', null, timeCell(job.started || job.timestamp)),
     h('td', {class: 'num'}, jobDuration(job)),
+    h('td', {class: 'progress'}, progressCell(job)),
     h('td', {class: 'row-actions'}, logLinks(job), cancelButton(job)));
 }
 
@@ -108,7 +109,7 @@ export function mount(root) {
     const scheduled = schedules.length;
     const paused = schedules.filter((j) => j.paused).length;
     fill(activeBox,
-      table('dashboard-active', ['Status', 'Spider', 'Description', 'Started', 'Elapsed', 'Logs'],
+      table('dashboard-active', ['Status', 'Spider', 'Description', 'Started', 'Elapsed', 'Progress', 'Logs'],
         jobs.map(activeRow), state.loaded ? 'Nothing is running or waiting.' : 'Loading…'),
       scheduled ? h('p', {class: 'muted small footnote'},
         `${scheduled} scheduled job${scheduled === 1 ? '' : 's'} will spawn runs at their times`,

@@ -5,8 +5,8 @@
 // (?parent=). SCHEDULED jobs can be paused, resumed, edited (in the schedule form)
 // and canceled, completed ones run again; every change shows up through /events.
 
-import {cancelButton, descriptionCell, editLink, emptyRow, jobDuration, logLinks, pauseResumeButton, runAgainButton,
-  runsLink, spiderCell, statusCell, timeCell} from '../components.js';
+import {cancelButton, descriptionCell, editLink, emptyRow, jobDuration, logLinks, pauseResumeButton, progressCell,
+  runAgainButton, runsLink, spiderCell, statusCell, timeCell} from '../components.js';
 import {debounce, fill, h, select} from '../dom.js';
 import {serverToday, shortId} from '../format.js';
 import {loadCompleted as loadAll, loadPage, matches, upsert, without} from '../history.js';
@@ -31,13 +31,13 @@ function row(job, active) {
     h('td', null, timeCell(job.started || job.timestamp)),
     active ? null : h('td', {'data-testid': 'job-finished'}, timeCell(job.finished)),
     h('td', {class: 'num'}, jobDuration(job)),
-    h('td', {class: 'num'}, active ? null : (job['exit-code'] ?? '—')),
+    active ? h('td', {class: 'progress'}, progressCell(job)) : h('td', {class: 'num'}, job['exit-code'] ?? '—'),
     h('td', {class: 'row-actions'}, actions(job, active)));
 }
 
 function table(testid, rows, active, empty) {
   const head = active
-    ? ['Status', 'Actor', 'Spider', 'Description', 'Created / started', 'Elapsed', '', '']
+    ? ['Status', 'Actor', 'Spider', 'Description', 'Created / started', 'Elapsed', 'Progress', '']
     : ['Status', 'Actor', 'Spider', 'Description', 'Started', 'Finished', 'Duration', 'Exit', ''];
   return h('div', {class: 'table-wrap'},
     h('table', {class: 'jobs', 'data-testid': testid},

@@ -4,17 +4,13 @@
 // ends). The text kept in the page is capped, so a 50 MB log stays responsive.
 
 import {api, logFollow, logSize, logSlice, logUrl} from '../api.js';
-import {cancelButton, elapsed, reasonText, runAgainButton, statusBadge, timeCell} from '../components.js';
+import {cancelButton, jobDetails, jobHref, outcomeBadge, runAgainButton} from '../components.js';
 import {fill, h} from '../dom.js';
-import {formatBytes, formatDuration} from '../format.js';
+import {formatBytes} from '../format.js';
 import {state, subscribe} from '../state.js';
 
 export const title = 'Log';
 
-/** A job's args or settings: compact JSON, or a dash for none. */
-function jsonCode(object) {
-  return object && Object.keys(object).length ? h('code', null, JSON.stringify(object)) : '—';
-}
 export const TAIL = 64 * 1024;       // first load: the last 64 KiB
 export const CHUNK = 64 * 1024;      // each "load earlier"
 export const CAP = 1024 * 1024;      // at most this much text in the page
@@ -191,30 +187,15 @@ export function mount(root, route) {
       fill(headBox, h('h1', null, 'Log'), h('p', {class: 'muted mono'}, id));
       return;
     }
-    const rows = [
-      ['Job', h('code', {title: job.identifier}, job.identifier)],
-      ['Project', job.project],
-      ['Description', job.description || h('span', {class: 'muted'}, '—')],
-      ['Schedule', job.schedule],
-      ['Payload', h('code', null, job.payload)],
-      ['Created', timeCell(job.timestamp)],
-      ['Started', timeCell(job.started)],
-      ['Finished', timeCell(job.finished)],
-      ['Duration', job.status === 'RUNNING' && job.started ? elapsed(job.started) : formatDuration(job.duration)],
-      ['Exit code', job['exit-code'] ?? '—'],
-      ['Ended because', job.reason ? reasonText(job) : '—'],
-      ['Priority', String(job.priority ?? 0)],
-      ['Time limit', job.timeout ? `${formatDuration(job.timeout)} (${job.timeout} s)` : '—'],
-      ['Arguments', jsonCode(job.args)],
-      ['Settings', jsonCode(job.settings)],
-    ];
     fill(headBox,
       h('div', {class: 'log-title'},
         h('a', {href: '#/jobs', class: 'muted small'}, '← Jobs'),
         h('h1', null, job.spider, ' ', h('span', {class: 'muted'}, `· ${kind === 'err' ? 'stderr' : 'stdout'}`)),
-        statusBadge(job.status),
-        ['SCHEDULED', 'PENDING', 'RUNNING'].includes(job.status) ? cancelButton(job) : runAgainButton(job)),
-      h('dl', {class: 'meta'}, rows.map(([k, v]) => h('div', null, h('dt', null, k), h('dd', null, v)))));
+        outcomeBadge(job),
+        ['SCHEDULED', 'PENDING', 'RUNNING'].includes(job.status) ? cancelButton(job) : runAgainButton(job),
+        h('a', {href: jobHref(job.identifier), class: 'small', 'data-testid': 'job-page-link'},
+          'stats and items →')),
+      jobDetails(job));
   }
 
   async function loadTail() {

@@ -1,10 +1,34 @@
-// Projects: push an archive, see each project's spiders and jobs, remove a project.
+// Projects: push an archive, see each project's spiders, jobs and data files (what its
+// crawls wrote, as downloads), remove a project.
 
-import {api} from '../api.js';
-import {fill, h} from '../dom.js';
-import {activeJobs, projectNames, state, subscribe} from '../state.js';
+import {api, dataUrl} from '../api.js';
+import {timeCell} from '../components.js';
+import {debounce, fill, h} from '../dom.js';
+import {formatBytes} from '../format.js';
+import {COMPLETED, activeJobs, projectNames, state, subscribe} from '../state.js';
 
 export const title = 'Projects';
+
+const FEW = 10;   // data files shown per project until "show all"
+
+/** A project's data files as download links, or why there are none. `data`: {files, truncated} | {error} | null. */
+function dataFiles(name, data, all, showAll) {
+  if (!data) return h('p', {class: 'muted small', 'data-testid': 'data-loading'}, 'Looking for data files…');
+  if (data.error) return h('p', {class: 'error small', 'data-testid': 'data-error'}, data.error);
+  if (!data.files.length) return h('p', {class: 'muted small', 'data-testid': 'no-data-files'}, 'No data files yet.');
+  return h('div', {class: 'table-wrap'},
+    h('table', {class: 'grid data-files', 'data-testid': 'data-files'},
+      h('thead', null, h('tr', null, h('th', null, 'Data file'), h('th', {class: 'num'}, 'Size'), h('th', null, 'Modified'))),
+      h('tbody', null, (all ? data.files : data.files.slice(0, FEW)).map((f) => h('tr', {'data-path': f.path},
+        h('td', {class: 'mono'}, h('a', {href: dataUrl(name, f.path), download: f.path.split('/').pop(),
+          'data-testid': 'data-file', title: `Download ${f.path}`}, f.path)),
+        h('td', {class: 'num'}, formatBytes(f.size)),
+        h('td', null, timeCell(f.modified)))))),
+    !all && data.files.length > FEW ? h('button', {type: 'button', class: 'link small', 'data-testid': 'data-show-all',
+      onclick: showAll}, `show all ${data.files.length}`) : null,
+    data.truncated ? h('p', {class: 'muted small', 'data-testid': 'data-truncated'},
+      'The daemon lists only the first files.') : null);
+}
 
 export function mount(root) {
   const listBox = h('div', {class: 'project-list', 'data-testid': 'project-list'});
@@ -27,6 +51,7 @@ export function mount(root) {
       const body = await api.pushProject(file);
       state.projects.set(body.name, body.spiders);
       renderList();
+      refreshData([body.name]);
       fill(pushResult, h('p', {class: 'success', 'data-testid': 'push-success'},
         'Pushed ', h('strong', null, body.name), ` with ${body.spiders.length} spider${body.spiders.length === 1 ? '' : 's'}: `,
         body.spiders.join(', '), '. ',
@@ -63,6 +88,7 @@ export function mount(root) {
     try {
       await api.removeProject(name);
       state.projects.delete(name);
+      data.delete(name);
       renderList();
       dialog.close();
       fill(pushResult, h('p', {class: 'success', 'data-testid': 'remove-success'}, `Removed project ${name}.`));
@@ -98,12 +124,39 @@ export function mount(root) {
       h('ul', {class: 'chips', 'data-testid': 'project-spiders'},
         spiders.map((s) => h('li', null, h('a', {class: 'chip', 'data-testid': 'spider', title: `Schedule ${s}`,
           href: `#/schedule?project=${q}&spider=${encodeURIComponent(s)}`}, s)))),
+      h('div', {class: 'project-data', 'data-testid': 'project-data'},
+        dataFiles(name, data.get(name), expanded.has(name), () => { expanded.add(name); renderList(); })),
       h('div', {class: 'project-actions'},
         h('a', {class: 'button', href: `#/schedule?project=${q}`}, 'Schedule'),
         h('a', {class: 'button', href: `#/jobs?project=${q}`}, 'Jobs'),
         h('button', {type: 'button', class: 'danger-outline', 'data-testid': 'remove-project',
           onclick: () => askRemove(name)}, 'Remove')));
   }
+
+  // Each project's data files: loaded once, again when one of its jobs ends (it may have written some).
+  const data = new Map();       // name -> {files, truncated} | {error}
+  const expanded = new Set();   // projects whose every listed file is shown
+  const controller = new AbortController();
+  const loadData = async (name) => {
+    try {
+      const body = await api.listData(name, controller.signal);
+      data.set(name, {files: body.files || [], truncated: !!body.truncated});
+    } catch (err) {
+      if (err.name === 'AbortError') return;
+      data.set(name, {error: err.message});
+    }
+    renderList();
+  };
+  const stale = new Set();
+  const reloadData = debounce(() => {
+    const names = [...stale];
+    stale.clear();
+    names.forEach(loadData);
+  }, 300);
+  const refreshData = (names) => {
+    names.forEach((n) => stale.add(n));
+    reloadData();
+  };
 
   function renderList() {
     const names = projectNames();
@@ -121,8 +174,12 @@ export function mount(root) {
     h('section', {class: 'card'}, h('h2', null, 'Projects on the daemon'), listBox),
     dialog);
   renderList();
-  const off = subscribe((kind) => {
+  projectNames().forEach(loadData);
+  const off = subscribe((kind, event) => {
     if (['projects', 'reset', 'job', 'job-removed'].includes(kind)) renderList();
+    if (kind === 'reset') refreshData(projectNames());
+    else if (kind === 'projects') refreshData([event.name]);
+    else if (kind === 'job' && COMPLETED.includes(event.status)) refreshData([event.project]);
   });
-  return () => { off(); if (dialog.open) dialog.close(); };
+  return () => { off(); reloadData.cancel(); controller.abort(); if (dialog.open) dialog.close(); };
 }
