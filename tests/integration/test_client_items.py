@@ -217,3 +217,16 @@ def test_follow_of_a_pending_job_waits_for_its_start(daemon):
     assert code == 0, err
     assert json_lines(out) == [{"body": f"page{i}"} for i in range(10)]
     assert daemon.job(job["identifier"])["status"] == "SUCCESSFUL"
+
+
+def test_fail_on_errors_of_a_periodic_job_is_set_edited_and_put_back_to_the_default(daemon):
+    code, job, err = schedule(daemon, "erring", None, "--when", "every 3 hours", "--fail-on-errors", "yes")
+    assert code == 0, err
+    ident = job["identifier"]
+    try:
+        assert daemon.job(ident)["fail-on-errors"] is True
+        for value, expected in (("no", False), ("default", None)):
+            code, out, err = cl(daemon, "--json", "edit-job", "--job-id", ident, "--fail-on-errors", value)
+            assert code == 0 and json.loads(out)["fail-on-errors"] is expected, err
+    finally:
+        assert cl(daemon, "cancel-job", "--job-id", ident)[0] == 0
