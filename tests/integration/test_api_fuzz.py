@@ -30,10 +30,21 @@ EXAMPLES = 25
 #: No single operation may take longer than this (seconds); the whole test stays well under two minutes.
 OPERATION_BUDGET = 40
 SKIPPED = {"/events"}
+
+
+@schemathesis.serializer("application/x-ndjson")
+def _json_lines(ctx, value):
+    """A crawl's batch of items: whatever was generated, as text lines (mostly refused: not JSON objects)."""
+    return value if isinstance(value, bytes) else str(value).encode("utf-8", "surrogatepass")
+
+
+@schemathesis.deserializer("application/x-ndjson", "text/csv")
+def _text(ctx, response):
+    return response.content.decode("utf-8")
 #: Read-only operations first, then the ones that change state; /remove-project last.
 ORDER = ["/status.json", "/list-projects.json", "/list-spiders.json", "/list-jobs.json", "/wait-job.json",
          "/preview-schedule.json", "/list-data.json", "/get-data/{project}/{path}", "/get-stats/{job_id}.json",
-         "/report/{job_id}.json",
+         "/report/{job_id}.json", "/report/{job_id}/items.jl", "/get-items/{job_id}.jl", "/get-items/{job_id}.csv",
          "/get-log/data/{filename}", "/openapi.json", "/", "/schedule-job.json", "/pause-job.json",
          "/resume-job.json", "/edit-job.json", "/cancel-job.json",
          "/push-project.json", "/remove-project.json"]
@@ -87,6 +98,9 @@ def steer(case, data, target):
     elif path == "/get-log/data/{filename}":
         set_field(case.path_parameters, "filename", f"{target.finished}.out", f"{target.finished}.err",
                   f"{target.guard}.out")
+    elif path in ("/get-items/{job_id}.jl", "/get-items/{job_id}.csv", "/get-stats/{job_id}.json",
+                  "/report/{job_id}/items.jl"):
+        set_field(case.path_parameters, "job_id", target.finished, target.guard)
     elif path == "/schedule-job.json":
         set_field(case.body, "project", "offline")
         set_field(case.body, "spider", "quick", "broken")

@@ -247,3 +247,13 @@ def test_items_files_go_with_the_job_when_completed_cap_purges_it(controller, la
         job = controller.schedule_job("proj", "quick")
         launcher.by_job(job.identifier).finish(0)
     assert not path.exists()
+
+
+def test_a_batch_the_daemon_refuses_is_dropped_and_counted_not_sent_forever(monkeypatch):
+    r = items_reporter(monkeypatch, batch=30)
+    for i in range(4):
+        r.item_scraped({"n": i}, None)
+    url, data, d = r._post.batches[0]
+    d.errback(reporter.Refused(400, b'{"status": "error"}'))
+    assert r.crawler.stats.values[reporter.DROPPED] == data.count(b"\n") and r.acked == data.count(b"\n")
+    assert len(r.pending) == 4 - r.acked
