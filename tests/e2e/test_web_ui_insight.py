@@ -176,3 +176,30 @@ def test_data_files_empty_and_hostile_names(page, daemon, project):
     page.goto("/#/dashboard")
     page.goto("/#/projects")
     expect(card.get_by_test_id("no-data-files")).to_have_text("No data files yet.")
+
+
+def test_items_are_text_and_only_whole_lines(page, daemon, project):
+    """Crawled items are untrusted: markup in keys and values shows as text; a cut last line is not shown."""
+    code, body = daemon.get("/list-jobs.json", status="SUCCESSFUL", spider="mixed", limit=1)
+    assert code == 200 and body["jobs"], body
+    job = body["jobs"][0]["identifier"]
+    hostile = {"<b>key</b>": '<img src=x onerror="window.__xss = 1">', "n": {"a": "<i>x</i>"}}
+    text = json.dumps(hostile) + "\n" + '{"cut": "in the mid'
+    ranges = []
+
+    def answer(route):
+        ranges.append(route.request.headers.get("range"))
+        route.fulfill(status=206, body=text.encode(), content_type="application/x-ndjson; charset=utf-8",
+                      headers={"content-range": f"bytes 0-{len(text.encode()) - 1}/999999"})
+
+    page.route(f"**/get-items/{job}.jl", answer)
+    page.goto(f"/#/job/{job}")
+    table = page.get_by_test_id("items-table")
+    expect(table.get_by_test_id("item-row")).to_have_count(1)
+    expect(table.locator("thead th")).to_have_text(["#", "<b>key</b>", "n"])
+    expect(table.get_by_test_id("item-row").locator("td")).to_have_text(
+        ["1", hostile["<b>key</b>"], '{"a":"<i>x</i>"}'])
+    assert table.locator("img, b, i").count() == 0
+    assert page.evaluate("window.__xss") is None
+    expect(page.get_by_test_id("items-count")).to_contain_text("more in the downloads")
+    assert ranges and ranges[0] == "bytes=0-262143"

@@ -6,7 +6,7 @@
 // Items are crawled data: they only ever go into the page as text.
 
 import {api, firstItems, itemsUrl} from '../api.js';
-import {cancelButton, jobDetails, outcomeBadge, runAgainButton} from '../components.js';
+import {cancelButton, jobDetails, outcomeBadge, runAgainButton, runsLink} from '../components.js';
 import {fill, h} from '../dom.js';
 import {formatCount, formatDuration, formatRate} from '../format.js';
 import {ACTIVE, COMPLETED, state, subscribe} from '../state.js';
@@ -201,24 +201,20 @@ export function mount(root, route) {
         ACTIVE.includes(job.status) ? cancelButton(job) : runAgainButton(job),
         ['RUNNING', ...COMPLETED].includes(job.status) ? h('span', {class: 'log-links'},
           h('a', {href: `#/log/${q}/err`, 'data-testid': 'log-link'}, 'log'),
-          h('a', {href: `#/log/${q}/out`, class: 'muted', 'data-testid': 'out-link'}, 'out')) : null),
+          h('a', {href: `#/log/${q}/out`, class: 'muted', 'data-testid': 'out-link'}, 'out'))
+          : job.status === 'SCHEDULED' ? h('span', {class: 'log-links'}, runsLink(job)) : null),
       jobDetails(job));
   }
 
   function renderStats() {
     kindNote.textContent = final ? 'final, as Scrapy reported them' : running() ? 'live summary, every ~2 s' : '';
-    if (statsError && !final) {
-      fill(statsBox, h('p', {class: 'muted', 'data-testid': 'stats-empty'}, statsError));
-      return;
-    }
-    if (final) {
-      fill(statsBox, statsTable(finalRows(final), 'stats-table'));
-    } else if (running() && job.stats && 'items' in job.stats) {
-      fill(statsBox, statsTable(summaryRows(job.stats), 'stats-table'));
-    } else {
-      fill(statsBox, h('p', {class: 'muted', 'data-testid': 'stats-empty'},
-        !job ? 'Loading…' : ended() ? 'Loading the final stats…' : running() ? 'No stats reported yet.'
-          : 'No stats: the job has not run.'));
+    const summary = running() && job.stats && 'items' in job.stats;
+    if (final) fill(statsBox, statsTable(finalRows(final), 'stats-table'));
+    else if (summary) fill(statsBox, statsTable(summaryRows(job.stats), 'stats-table'));
+    else {
+      fill(statsBox, h('p', {class: 'muted', 'data-testid': 'stats-empty'}, statsError ||
+        (!job ? 'Loading…' : ended() ? 'Loading the final stats…' : running() ? 'No stats reported yet.'
+          : 'No stats: the job has not run.')));
     }
   }
 
