@@ -31,8 +31,8 @@ export function outcomeBadge(job) {
   return badge;
 }
 
-/** "succeeded with 2 errors", under the badge of a job that did. */
-function withErrorsNote(job) {
+/** "succeeded with 2 errors", under the badge of a job that did (null for any other job). */
+export function withErrorsNote(job) {
   if (!succeededWithErrors(job)) return null;
   return h('span', {class: 'with-errors small', 'data-testid': 'job-with-errors',
     title: 'Errors logged and spider exceptions; its log says which'}, `succeeded with ${plural(errorCount(job), 'error')}`);

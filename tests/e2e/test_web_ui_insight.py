@@ -125,6 +125,7 @@ def test_a_successful_job_with_errors_is_marked(page, daemon, project):
     expect(page.get_by_test_id("connection")).to_have_attribute("data-state", "live")
     erring = submit(daemon, "erring")
     quick = submit(daemon, "quick")
+    strict = submit(daemon, "erring", **{"fail-on-errors": "on"})
     recent = row(page, "dashboard-recent", erring)
     expect(recent.get_by_test_id("job-status")).to_have_text("SUCCESSFUL")
     job = daemon.job(erring)
@@ -138,8 +139,16 @@ def test_a_successful_job_with_errors_is_marked(page, daemon, project):
     expect(row(page, "dashboard-recent", quick).get_by_test_id("job-status")).not_to_have_class(
         re.compile(r"s-with-errors"))
 
+    # With fail-on-errors the same run fails, and says why.
+    failed = row(page, "dashboard-recent", strict)
+    expect(failed.get_by_test_id("job-status")).to_have_text("FAILED")
+    expect(failed.get_by_test_id("job-reason")).to_have_text("errors")
+    expect(failed.get_by_test_id("job-with-errors")).to_have_count(0)
+
     recent.get_by_test_id("job-link").click()
-    expect(page.get_by_test_id("job-head").get_by_test_id("job-status")).to_have_class(re.compile(r"\bs-with-errors\b"))
+    head = page.get_by_test_id("job-head")
+    expect(head.get_by_test_id("job-status")).to_have_class(re.compile(r"\bs-with-errors\b"))
+    expect(head.get_by_test_id("job-with-errors")).to_contain_text("succeeded with")
     expect(page.get_by_test_id("job-error-count")).to_have_text(str(job["errors"]))
     expect(page.get_by_test_id("items-table").get_by_test_id("item-row")).to_have_count(1)
 

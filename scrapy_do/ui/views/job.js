@@ -6,7 +6,7 @@
 // Items are crawled data: they only ever go into the page as text.
 
 import {api, firstItems, itemsUrl} from '../api.js';
-import {cancelButton, jobDetails, outcomeBadge, runAgainButton, runsLink} from '../components.js';
+import {cancelButton, jobDetails, outcomeBadge, runAgainButton, runsLink, withErrorsNote} from '../components.js';
 import {fill, h} from '../dom.js';
 import {formatCount, formatDuration, formatRate} from '../format.js';
 import {ACTIVE, COMPLETED, state, subscribe} from '../state.js';
@@ -198,6 +198,7 @@ export function mount(root, route) {
         h('a', {href: '#/jobs', class: 'muted small'}, '← Jobs'),
         h('h1', null, job.spider, ' ', h('span', {class: 'muted'}, `· ${job.project}`)),
         outcomeBadge(job),
+        withErrorsNote(job),
         ACTIVE.includes(job.status) ? cancelButton(job) : runAgainButton(job),
         ['RUNNING', ...COMPLETED].includes(job.status) ? h('span', {class: 'log-links'},
           h('a', {href: `#/log/${q}/err`, 'data-testid': 'log-link'}, 'log'),

@@ -4,7 +4,7 @@
 // ends). The text kept in the page is capped, so a 50 MB log stays responsive.
 
 import {api, logFollow, logSize, logSlice, logUrl} from '../api.js';
-import {cancelButton, jobDetails, jobHref, outcomeBadge, runAgainButton} from '../components.js';
+import {cancelButton, jobDetails, jobHref, outcomeBadge, runAgainButton, withErrorsNote} from '../components.js';
 import {fill, h} from '../dom.js';
 import {formatBytes} from '../format.js';
 import {state, subscribe} from '../state.js';
@@ -192,6 +192,7 @@ export function mount(root, route) {
         h('a', {href: '#/jobs', class: 'muted small'}, '← Jobs'),
         h('h1', null, job.spider, ' ', h('span', {class: 'muted'}, `· ${kind === 'err' ? 'stderr' : 'stdout'}`)),
         outcomeBadge(job),
+        withErrorsNote(job),
         ['SCHEDULED', 'PENDING', 'RUNNING'].includes(job.status) ? cancelButton(job) : runAgainButton(job),
         h('a', {href: jobHref(job.identifier), class: 'small', 'data-testid': 'job-page-link'},
           'stats and items →')),
