@@ -113,6 +113,8 @@ export function jobDetails(job) {
       formatCount(errors))],
     ['Priority', String(job.priority ?? 0)],
     ['Time limit', job.timeout ? `${formatDuration(job.timeout)} (${job.timeout} s)` : '—'],
+    ['On errors', job['fail-on-errors'] === true ? 'fail' : job['fail-on-errors'] === false ? 'succeed'
+      : h('span', {class: 'muted', title: 'the daemon\u2019s fail-on-errors decides'}, 'daemon\u2019s default')],
     ['Arguments', jsonCode(job.args)],
     ['Settings', jsonCode(job.settings)],
   ];
@@ -168,6 +170,10 @@ function jobTags(job) {
   if (args) tag(`${args} arg${args === 1 ? '' : 's'}`, 'job-args', `Spider arguments: ${JSON.stringify(job.args)}`);
   if (settings) {
     tag(`${settings} setting${settings === 1 ? '' : 's'}`, 'job-settings', `Scrapy settings: ${JSON.stringify(job.settings)}`);
+  }
+  if (job['fail-on-errors'] === true) tag('fails on errors', 'job-fail-on-errors', 'Fails if the crawl logs errors, even if it exits 0');
+  if (job['fail-on-errors'] === false) {
+    tag('errors do not fail', 'job-fail-on-errors', 'Succeeds (marked with errors) if the crawl exits 0 after errors');
   }
   if (job.status === 'SCHEDULED') {
     if (job['catch-up']) tag('catch-up', 'job-catch-up', 'Makes up once for runs missed while the daemon was down');
@@ -303,10 +309,11 @@ export function runAgainFields(job) {
   if (job.settings && Object.keys(job.settings).length) fields.settings = JSON.stringify(job.settings);
   if (job.priority) fields.priority = String(job.priority);
   if (job.timeout) fields.timeout = String(job.timeout);
+  if (typeof job['fail-on-errors'] === 'boolean') fields['fail-on-errors'] = job['fail-on-errors'] ? 'on' : 'off';
   return fields;
 }
 
-/** Schedule a completed job again, now, with the same payload, arguments, settings, priority and time limit. */
+/** Schedule a completed job again, now, with the same payload, arguments, settings, priority, time limit and fail-on-errors. */
 export function runAgainButton(job) {
   const periodic = job.schedule && job.schedule !== 'now';
   return jobButton(job, {action: 'again', label: 'Run again', busyLabel: 'Scheduling…', testid: 'run-again',

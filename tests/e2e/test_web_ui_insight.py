@@ -212,3 +212,21 @@ def test_items_are_text_and_only_whole_lines(page, daemon, project):
     assert page.evaluate("window.__xss") is None
     expect(page.get_by_test_id("items-count")).to_contain_text("more in the downloads")
     assert ranges and ranges[0] == "bytes=0-262143"
+
+
+def test_fail_on_errors_from_the_form_and_run_again(page, daemon, project):
+    page.goto("/#/schedule?project=offline&spider=erring")
+    expect(page.get_by_test_id("spider")).to_have_value("erring")
+    page.get_by_test_id("fail-on-errors").select_option("on")
+    page.get_by_test_id("schedule-submit").click()
+    identifier = page.get_by_test_id("new-job-id").inner_text()
+    assert daemon.job(identifier)["fail-on-errors"] is True
+    page.get_by_test_id("new-job-page").click()
+    expect(page.get_by_test_id("job-head").get_by_test_id("job-status")).to_have_text("FAILED")
+    expect(page.get_by_test_id("job-head").get_by_test_id("job-reason")).to_have_text("errors")
+
+    # Run again keeps the option.
+    page.get_by_test_id("job-head").get_by_test_id("run-again").click()
+    again = page.get_by_test_id("toast").get_by_test_id("run-again-id").inner_text()
+    assert daemon.job(again)["fail-on-errors"] is True
+    assert finished(daemon, again)["status"] == "FAILED"

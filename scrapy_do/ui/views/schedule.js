@@ -8,6 +8,7 @@
 // saves with /edit-job.json (only the fields that changed are sent).
 
 import {api} from '../api.js';
+import {jobHref} from '../components.js';
 import {debounce, fill, h, select} from '../dom.js';
 import {formatDuration, fullTime, shortId} from '../format.js';
 import {KeyValueRows, argumentKeyError, settingNameError} from '../keyvalue.js';
@@ -65,6 +66,11 @@ function daemonZone() {
 }
 
 /** One labelled input with its message box below it. */
+/** A record's on/off option (true, false or null: the daemon's default) as the select's value. */
+function switchValue(value) {
+  return value === true ? 'on' : value === false ? 'off' : '';
+}
+
 function field(id, label, input, extra) {
   return h('div', {class: 'field'}, h('label', {for: id}, label, input), extra || null);
 }
@@ -113,6 +119,10 @@ export function mount(root, route) {
   const timeout = h('input', {id: 'timeout', name: 'timeout', type: 'text', inputmode: 'numeric',
     autocomplete: 'off', placeholder: 'none', 'data-testid': 'timeout', 'aria-describedby': 'timeout-error'});
   const timeoutMsg = h('div', {id: 'timeout-error', class: 'field-msg', 'aria-live': 'polite'});
+  // Whether a crawl that exits 0 but logged errors fails: '' leaves it to the daemon's fail-on-errors.
+  const failOnErrors = select({id: 'fail-on-errors', name: 'fail-on-errors', 'data-testid': 'fail-on-errors'},
+    [['', 'the daemon\u2019s default (fail-on-errors)'], ['on', 'fail the job'],
+      ['off', 'succeed, marked \u201cwith errors\u201d']], '');
   const payload = h('textarea', {id: 'payload', name: 'payload', rows: 4, spellcheck: 'false',
     placeholder: '{"pages": 10}', 'data-testid': 'payload', 'aria-describedby': 'payload-error'});
   payload.value = '{}';
@@ -257,7 +267,7 @@ export function mount(root, route) {
     }
     const when = whenInput.value.trim() || 'now';
     return {when, args: a.value, settings: s.value, priority: priority.value.trim(), timeout: timeout.value.trim(),
-      timezone: zoneInput.value.trim(), overlap: overlap.value, catchUp: catchUp.checked,
+      failOnErrors: failOnErrors.value, timezone: zoneInput.value.trim(), overlap: overlap.value, catchUp: catchUp.checked,
       description: description.value, payload: payload.value.trim() || '{}', periodic: !isNow(when)};
   };
 
@@ -269,6 +279,7 @@ export function mount(root, route) {
     if (Object.keys(v.settings).length) fields.settings = JSON.stringify(v.settings);
     if (v.priority) fields.priority = v.priority;
     if (v.timeout) fields.timeout = v.timeout;
+    if (v.failOnErrors) fields['fail-on-errors'] = v.failOnErrors;
     if (v.periodic) {
       if (v.timezone) fields.timezone = v.timezone;
       fields.overlap = v.overlap;
@@ -290,6 +301,8 @@ export function mount(root, route) {
     if (Number(v.priority || 0) !== (job.priority || 0)) fields.priority = v.priority || '0';
     // An empty timeout removes the job's own limit.
     if ((v.timeout ? Number(v.timeout) : null) !== (job.timeout ?? null)) fields.timeout = v.timeout;
+    // An empty choice puts the daemon's default back.
+    if (v.failOnErrors !== switchValue(job['fail-on-errors'])) fields['fail-on-errors'] = v.failOnErrors;
     if (v.description !== (job.description || '')) fields.description = v.description;
     return fields;
   };
@@ -302,6 +315,8 @@ export function mount(root, route) {
       h('p', null, now ? 'Job submitted: ' : 'Scheduled: ', h('code', {'data-testid': 'new-job-id'}, id)),
       h('p', null,
         now ? h('a', {href: `#/log/${id}/err`, 'data-testid': 'new-job-log'}, 'Follow its log →') : null,
+        now ? ' · ' : null,
+        now ? h('a', {href: jobHref(id), 'data-testid': 'new-job-page'}, 'Its stats and items →') : null,
         now ? ' · ' : null,
         h('a', {href: `#/jobs?project=${encodeURIComponent(chosen.project)}&spider=${encodeURIComponent(chosen.spider)}`,
           'data-testid': 'new-job-link'}, 'See it in Jobs →'))));
@@ -361,6 +376,8 @@ export function mount(root, route) {
       priority, priorityMsg),
     field('timeout', h('span', null, 'Timeout in seconds ', h('span', {class: 'muted small'}, '(optional time limit)')),
       timeout, timeoutMsg)),
+  field('fail-on-errors', h('span', null, 'When the crawl logs errors ',
+    h('span', {class: 'muted small'}, '(and exits 0)')), failOnErrors),
   h('label', {for: 'payload'}, h('span', null, 'Payload ', h('span', {class: 'muted small'}, editing
     ? '(cannot be changed: cancel the job and schedule a new one)'
     : ['(optional JSON object, given to the spider as the argument ', h('code', null, 'payload'), ')'])), payload),
@@ -394,7 +411,8 @@ export function mount(root, route) {
 
   // -- editing an existing job -------------------------------------------------
   const editable = (job) => Boolean(job) && job.status === 'SCHEDULED';
-  const EDITED = ['schedule', 'timezone', 'overlap', 'catch-up', 'args', 'settings', 'priority', 'timeout', 'description'];
+  const EDITED = ['schedule', 'timezone', 'overlap', 'catch-up', 'args', 'settings', 'priority', 'timeout', 'fail-on-errors',
+    'description'];
   const differs = (a, b) => EDITED.some((k) => JSON.stringify(a[k] ?? null) !== JSON.stringify(b[k] ?? null));
   const fillFrom = (job) => {
     base = job;
@@ -407,6 +425,7 @@ export function mount(root, route) {
     settings.set(job.settings);
     priority.value = job.priority ? String(job.priority) : '';
     timeout.value = job.timeout ? String(job.timeout) : '';
+    failOnErrors.value = switchValue(job['fail-on-errors']);
     payload.value = job.payload || '{}';
     for (const input of [priority, timeout]) input.removeAttribute('aria-invalid');
     fill(priorityMsg);
