@@ -376,7 +376,7 @@ export function mount(root, route) {
       priority, priorityMsg),
     field('timeout', h('span', null, 'Timeout in seconds ', h('span', {class: 'muted small'}, '(optional time limit)')),
       timeout, timeoutMsg)),
-  field('fail-on-errors', h('span', null, 'When the crawl logs errors ',
+  field('fail-on-errors', h('span', null, 'If the crawl logs errors ',
     h('span', {class: 'muted small'}, '(and exits 0)')), failOnErrors),
   h('label', {for: 'payload'}, h('span', null, 'Payload ', h('span', {class: 'muted small'}, editing
     ? '(cannot be changed: cancel the job and schedule a new one)'
