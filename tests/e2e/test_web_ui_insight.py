@@ -230,3 +230,22 @@ def test_fail_on_errors_from_the_form_and_run_again(page, daemon, project):
     again = page.get_by_test_id("toast").get_by_test_id("run-again-id").inner_text()
     assert daemon.job(again)["fail-on-errors"] is True
     assert finished(daemon, again)["status"] == "FAILED"
+
+
+def test_chart_from_samples(page, daemon, project):
+    """The chart's polylines from get-stats samples: from the start (0 s, nothing yet) on, scaled to the largest count."""
+    page.goto("/#/dashboard")
+    drawn = page.evaluate("""async () => {
+        const {chart} = await import('/ui/views/job.js');
+        const points = (svg) => svg && ['items', 'requests'].map((k) =>
+            svg.querySelector(`[data-testid="chart-${k}"]`).getAttribute('points'));
+        return {none: chart([]), one: points(chart([[0, 25, 1]])),
+                two: points(chart([[2, 10, 20], [4, 30, 40]])), xss: chart([['<b>', 'x', null]]).outerHTML};
+    }""")
+    assert drawn["none"] is None
+    # One sample at 0 s (a crawl shorter than the sampling): from nothing to it, across the width.
+    assert drawn["one"][0].split(" ") == ["44.0,158.0", "890.0,10.0"]
+    # Times along the width (0 s to 4 s), counts up to the largest (40 requests at the top).
+    assert drawn["two"][0].split(" ") == ["44.0,158.0", "467.0,121.0", "890.0,47.0"]
+    assert drawn["two"][1].split(" ") == ["44.0,158.0", "467.0,84.0", "890.0,10.0"]
+    assert "<b>" not in drawn["xss"]
