@@ -30,9 +30,10 @@ class WebServer(Service):
 
     name = "web"
 
-    def __init__(self, reactor, site, interfaces, tls=None, on_bound=None):
+    def __init__(self, reactor, site, interfaces, tls=None, on_bound=None, report_site=None):
         self._reactor = reactor
         self.site = site
+        self.report_site = report_site  # what an HTTPS daemon's crawls report to, on loopback
         self.interfaces = interfaces
         self.tls = tls
         self.on_bound = on_bound  # called with the daemon's own URL once the first port listens
@@ -51,9 +52,18 @@ class WebServer(Service):
             shown = f"[{host}]" if ":" in host else host
             log.info("Scrapy Do web interface is available at {scheme}://{addr}:{port}/",
                      scheme=scheme, addr=shown, port=self.ports[-1].getHost().port)
-        if self.on_bound is not None and self.ports and not self.tls:
-            # Crawls report to the first interface (a wildcard address: its loopback). Over HTTPS they
-            # would need the daemon's certificate: no reports there yet.
+        if self.on_bound is not None and self.ports and self.tls and self.report_site is not None:
+            # Crawls would need to trust the daemon's certificate (and it changes at renewals): an HTTPS
+            # daemon takes its crawls' reports, and only those, over plain HTTP on loopback.
+            try:
+                port = self._reactor.listenTCP(0, self.report_site, interface="127.0.0.1")
+            except Exception as e:
+                raise StartupError(f"cannot listen on 127.0.0.1 for the crawls' reports: {e}") from None
+            self.ports.append(port)
+            log.info("crawls report over loopback port {port} (report endpoints only)", port=port.getHost().port)
+            self.on_bound(f"http://127.0.0.1:{port.getHost().port}")
+        elif self.on_bound is not None and self.ports and not self.tls:
+            # Crawls report to the first interface (a wildcard address: its loopback).
             host, _ = self.interfaces[0]
             host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
             self.on_bound(f"http://{f'[{host}]' if ':' in host else host}:{self.ports[0].getHost().port}")
@@ -205,7 +215,8 @@ def make_service(config, reactor):
     api = WebAPI(controller, config, reactor, watcher=watcher)
     # The ports are bound first: a busy port stops start-up before any crawl starts.
     WebServer(reactor, api.site(wrap), config.interfaces, tls,
-              on_bound=lambda url: setattr(controller, "report_url", url)).setServiceParent(top)
+              on_bound=lambda url: setattr(controller, "report_url", url),
+              report_site=api.site(wrap, reports_only=True) if tls else None).setServiceParent(top)
     StoreService(config, store).setServiceParent(top)
     CrawlAccount(config, launcher, projects).setServiceParent(top)
     controller.setServiceParent(top)

@@ -121,6 +121,26 @@ class NotFound(web_resource.Resource):
         return self
 
 
+class ReportsOnly:
+    """The API's report endpoints and nothing else (the loopback listener an HTTPS daemon's crawls report to)."""
+
+    isLeaf = False
+    PREFIX = b"/report/"
+
+    def __init__(self, resource):
+        self._resource = resource
+
+    def _allowed(self, request):
+        return self._resource if request.path.startswith(self.PREFIX) else NotFound()
+
+    def render(self, request):
+        return self._allowed(request).render(request)
+
+    def getChildWithDefault(self, path, request):
+        request.postpath.insert(0, request.prepath.pop())
+        return self._allowed(request)
+
+
 class UIFiles(File):
     """The dashboard's files under /ui/: regular files only, no directory listings, no index pages.
 
@@ -194,8 +214,9 @@ class WebAPI:
         self._process.cpu_percent()
         self._sample = (float("-inf"), 0.0, 0.0)
 
-    def site(self, wrap=None):
-        """A Site serving this API (through `wrap`, e.g. authentication), refusing bodies over the limit.
+    def site(self, wrap=None, reports_only=False):
+        """A Site serving this API (through `wrap`, e.g. authentication), refusing bodies over the limit;
+        `reports_only`: its report endpoints only.
 
         It gives each request `header-timeout` seconds for its headers and serves at most
         `max-connections` connections at once, fewer if the open-file limit needs it (see web.channel).
@@ -214,7 +235,10 @@ class WebAPI:
 
         cap, files, reserve = connection_cap(self.config.max_connections, self.config.job_slots,
                                              self.config.max_uploads)
-        site = GuardedSite(wrap(resource) if wrap else resource, cap, self.config.header_timeout,
+        root = wrap(resource) if wrap else resource
+        if reports_only:
+            root = ReportsOnly(root)
+        site = GuardedSite(root, cap, self.config.header_timeout,
                            limit=files, reserve=reserve, reactor=self._reactor)
         site.requestFactory = Request
         site.displayTracebacks = False

@@ -205,3 +205,34 @@ def test_with_auth_on_crawls_report_with_their_token_and_nobody_else_gets_in(tmp
                              timeout=30).status_code == 403
     finally:
         daemon.stop()
+
+
+def test_an_https_daemons_crawls_report_stats_and_items_over_loopback_only(secure):
+    """Over HTTPS the crawls report to a loopback listener that serves the report endpoints and nothing else."""
+    import json
+    import re
+
+    from tests.helpers import offline_zip
+
+    auth = HTTPDigestAuth("alice", "s3cret")
+    pushed = requests.post(secure.url + "/push-project.json", files={"archive": ("o.zip", offline_zip())},
+                           auth=auth, verify=secure.cafile, timeout=60)
+    assert pushed.status_code == 200, pushed.text
+    job = requests.post(secure.url + "/schedule-job.json", auth=auth, verify=secure.cafile, timeout=30,
+                        data={"project": "offline", "spider": "mixed", "payload": '{"count": 7}'}).json()["identifier"]
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        record = get(secure, f"/list-jobs.json?id={job}", auth).json()["jobs"][0]
+        if record["status"] in ("SUCCESSFUL", "FAILED"):
+            break
+        time.sleep(0.2)
+    assert record["status"] == "SUCCESSFUL" and record["stats"]["item_scraped_count"] == 7, record
+    items = get(secure, f"/get-items/{job}.jl", auth)
+    assert items.status_code == 200 and len(items.content.splitlines()) == 7
+    port = int(re.search(r"crawls report over loopback port (\d+)", secure.log.read_text()).group(1))
+    for path in ("/status.json", "/", f"/get-items/{job}.jl", "/list-jobs.json?status=ACTIVE"):
+        answer = requests.get(f"http://127.0.0.1:{port}{path}", timeout=10)
+        assert answer.status_code == 404 and json.loads(answer.content)["status"] == "error", path
+    late = requests.post(f"http://127.0.0.1:{port}/report/{job}.json", json={"stats": {}, "summary": {}},
+                         headers={"Authorization": "Bearer x"}, timeout=10)
+    assert late.status_code == 403

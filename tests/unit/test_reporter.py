@@ -257,3 +257,41 @@ def test_a_batch_the_daemon_refuses_is_dropped_and_counted_not_sent_forever(monk
     d.errback(reporter.Refused(400, b'{"status": "error"}'))
     assert r.crawler.stats.values[reporter.DROPPED] == data.count(b"\n") and r.acked == data.count(b"\n")
     assert len(r.pending) == 4 - r.acked
+
+
+def test_a_crawl_re_attached_after_a_daemon_restart_goes_on_reporting_with_its_token(config, store, clock,
+                                                                                    tmp_path):
+    from scrapy_do.engine.controller import Controller
+    from tests.fakes import FakeCrawl, FakeLauncher, FakeProjects
+    from tests.helpers import result_of
+
+    projects = FakeProjects(tmp_path / "trees")
+    first_launcher = FakeLauncher()
+    first = Controller(config, store, projects, first_launcher, clock)
+    first.startService()
+    projects.next = ("proj", ("slow",))
+    result_of(first.push_project(b"zip"))
+    first.report_url = "http://127.0.0.1:7654"
+    job = first.schedule_job("proj", "slow")
+    crawl = first_launcher.by_job(job.identifier)
+    token = crawl.request.report["token"]
+    first.report_items(job.identifier, token, 0, _lines({"n": 0}, {"n": 1}))
+    # The daemon dies (no stopService: its crawl goes on); a new one finds the crawl still running.
+    assert store.get_job(job.identifier).report_key not in (None, token)
+    second_launcher = FakeLauncher()
+    crawl = FakeCrawl(crawl.request)  # the same process, as the new daemon's launcher re-attaches to it
+    second_launcher.alive[store.get_job(job.identifier).handle] = crawl
+    second = Controller(config, store, projects, second_launcher, clock)
+    second.startService()
+    assert second.report_items(job.identifier, token, 1, _lines({"n": 1}, {"n": 2})) == {"received": 3,
+                                                                                        "capped": False}
+    with pytest.raises(Forbidden):
+        second.report_items(job.identifier, "guess", 3, _lines({"n": 3}))
+    second.report(job.identifier, token, {"stats": {"item_scraped_count": 3}, "summary": {"items": 3, "elapsed": 1},
+                                          "final": True, "finish-reason": "finished"})
+    crawl.finish(0)
+    done = second.get_job(job.identifier)
+    assert done.status is JobStatus.SUCCESSFUL and done.stats["item_scraped_count"] == 3
+    assert done.report_key is None  # the token dies with the run
+    assert [json.loads(x)["n"] for x in second.items_path(job.identifier).read_bytes().splitlines()] == [0, 1, 2]
+    second.stopService()
