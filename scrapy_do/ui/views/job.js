@@ -115,6 +115,14 @@ export function chart(samples) {
   line(1, 'chart-items', 'items'));
 }
 
+/** The chart's last sample in words (the axis labels are too small to read on a phone). */
+function caption(samples) {
+  const points = series(samples);
+  const [t, items, requests] = points[points.length - 1];
+  return h('p', {class: 'muted small chart-caption', 'data-testid': 'chart-caption'},
+    `${formatCount(items)} items and ${formatCount(requests)} requests after ${formatDuration(t)}`);
+}
+
 function legend() {
   return h('span', {class: 'chart-legend small'},
     h('span', {class: 'key key-items'}), 'items ', h('span', {class: 'key key-requests'}), 'requests');
@@ -221,7 +229,7 @@ export function mount(root, route) {
 
   function renderChart() {
     const drawn = samples ? chart(samples) : null;
-    fill(chartBox, drawn || h('p', {class: 'muted small', 'data-testid': 'chart-empty'},
+    fill(chartBox, drawn ? [drawn, caption(samples)] : h('p', {class: 'muted small', 'data-testid': 'chart-empty'},
       samples ? 'No samples yet.' : running() || ended() ? 'Loading…' : 'Nothing to draw before the job runs.'));
   }
 
