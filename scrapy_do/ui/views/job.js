@@ -266,7 +266,8 @@ export function mount(root, route) {
       itemsError = null;
     } catch (err) {
       if (err.name === 'AbortError') return;
-      itemsError = err.code === 404 ? 'No items kept for this job.' : err.message;
+      // A crawl that just started may have no items file yet; after its end the daemon says why.
+      itemsError = err.code === 404 && running() ? 'No items yet.' : err.message;
     }
   }
 
