@@ -305,11 +305,13 @@ class Reporter:
             d.addCallback(refused)
         return d
 
-    def spider_closed(self, spider, reason):
+    async def spider_closed(self, spider, reason):
         """Hand over the last items, then the last report with Scrapy's final stats; Scrapy waits for both
         (seconds at most)."""
+        from scrapy.utils.defer import maybe_deferred_to_future
+
         if self.loop is not None and self.loop.running:
             self.loop.stop()
         d = self._drain()
         d.addCallback(lambda _: self.report(final=True, reason=reason))
-        return d
+        await maybe_deferred_to_future(d)

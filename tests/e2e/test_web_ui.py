@@ -41,7 +41,7 @@ def test_push_project_through_the_form(page, daemon, archive, tmp_path):
     page.get_by_test_id("push-submit").click()
     expect(page.get_by_test_id("push-success")).to_contain_text("offline")
     card = page.locator('[data-testid="project"][data-project="offline"]')
-    expect(card.get_by_test_id("spider")).to_have_text(["broken", "quick", "slow"])
+    expect(card.get_by_test_id("spider")).to_have_text(["broken", "bulk", "erring", "mixed", "quick", "slow"])
     assert daemon.get("/list-projects.json")[1]["projects"] == ["offline"]
     shoot(page, "projects")
 

@@ -25,6 +25,7 @@ CONF = "[scrapy-do]\njob-slots = 2\ncancel-grace = 2\n{extra}[web]\ninterfaces =
 
 
 def start(workdir, extra=""):
+    workdir.mkdir(exist_ok=True)
     d = DaemonProcess(workdir, CONF.format(extra=extra)).start()
     code, body = d.request("/push-project.json", {"archive": ("offline.zip", offline_zip())})
     assert code == 200, body
@@ -179,3 +180,44 @@ def test_a_crawl_killed_mid_write_or_at_its_time_limit_leaves_whole_lines(daemon
     ended = daemon.wait_job(limited, {"FAILED", "SUCCESSFUL"}, timeout=60)
     assert ended["reason"] == "timeout"
     assert _whole_lines(log_dir / f"{limited}.jl") > 1000
+
+
+def test_a_daemon_that_stops_for_a_while_misses_no_item(daemon):
+    """The daemon frozen (SIGSTOP) for 7 s while a crawl runs, longer than the reporter waits for an answer:
+    the crawl goes on, sends again what got no answer, and each item is kept once."""
+    job = schedule(daemon, "slow", payload='{"pages": 40}')
+    daemon.wait_job(job, {"RUNNING"}, timeout=30)
+    time.sleep(1)
+    daemon.proc.send_signal(signal.SIGSTOP)
+    try:
+        time.sleep(7)
+    finally:
+        daemon.proc.send_signal(signal.SIGCONT)
+    ended = daemon.wait_job(job, {"SUCCESSFUL", "FAILED"}, timeout=60)
+    assert ended["status"] == "SUCCESSFUL" and ended["stats"]["item_scraped_count"] == 40, ended
+    _, _, body = fetch(daemon, f"/get-items/{job}.jl")
+    assert [json.loads(line)["body"] for line in body.splitlines()] == [f"page{i}" for i in range(40)]
+
+
+def test_max_items_size_keeps_the_head_and_keep_items_off_keeps_none(tmp_path):
+    capped = start(tmp_path / "capped", "max-items-size = 1K\n")
+    try:
+        job = schedule(capped, "mixed", payload='{"count": 100}')
+        ended = capped.wait_job(job, {"SUCCESSFUL", "FAILED"}, timeout=60)
+        assert ended["status"] == "SUCCESSFUL" and ended["stats"]["item_scraped_count"] == 100, ended
+        assert ended["reason"] == "items capped at max-items-size (1024 bytes)"
+        _, _, body = fetch(capped, f"/get-items/{job}.jl")
+        assert 0 < len(body) <= 1024 and body.endswith(b"\n")
+        assert [json.loads(line) for line in body.splitlines()] == expected(100)[:body.count(b"\n")]
+    finally:
+        capped.stop()
+    off = start(tmp_path / "off", "keep-items = off\n")
+    try:
+        job = schedule(off, "mixed", payload='{"count": 5}')
+        ended = off.wait_job(job, {"SUCCESSFUL", "FAILED"}, timeout=60)
+        assert ended["stats"]["item_scraped_count"] == 5 and ended["reason"] is None, ended
+        code, _, body = fetch(off, f"/get-items/{job}.jl")
+        assert code == 404 and "keep-items = off" in json.loads(body)["msg"]
+        assert not (off.workdir / "projects" / "log-dir" / f"{job}.jl").exists()
+    finally:
+        off.stop()
