@@ -94,7 +94,7 @@ class Run(_Job):
     stats: dict | None = None  # while RUNNING a summary the crawl reports; at its end Scrapy's final stats
     errors: int | None = None  # logged errors and callback exceptions, from the crawl's stats
     samples: tuple = ()        # (elapsed s, items, requests) over the crawl's life, for a chart
-    report_key: str | None = None  # sha256 of the token the crawl reports with (it survives a daemon restart)
+    report_key: str | None = None  # sha256 of the crawl's report token, and where its items start (engine.insight)
 
     schedule = "now"
 

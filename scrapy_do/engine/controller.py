@@ -154,7 +154,8 @@ class Controller(Service):
                 log.info("job {job} still runs; re-attached", job=run.identifier)
                 slot = _Slot(project.tree, (run.project, run.spider))
                 if run.report_key:
-                    slot.insight = self._insight(run.identifier, run.report_key, run.samples)
+                    key, base = Insight.parse_stored(run.report_key)
+                    slot.insight = self._insight(run.identifier, key, run.samples, base)
                 self._track(run.identifier, slot, crawl)
                 self._arm_deadline(run, slot, run.started or self.now())
                 continue
@@ -568,7 +569,7 @@ class Controller(Service):
                 crawl.stop(self.config.cancel_grace)
                 return
             self._save(transition(run, JobStatus.RUNNING, started=self.now(), handle=crawl.handle,
-                                  report_key=slot.insight.key if slot.insight else None))
+                                  report_key=slot.insight.stored if slot.insight else None))
         except Exception as e:
             log.failure("recording the start of job {job} failed; stopping its crawl", job=identifier)
             self._abandon(identifier, slot, crawl, f"the daemon could not record the start of the crawl ({e})")
@@ -585,7 +586,7 @@ class Controller(Service):
             left = max(0.0, limit - (self.now() - started).total_seconds())
             slot.deadline = self.clock.callLater(left, self._time_out, run.identifier, limit)
 
-    def _insight(self, identifier, key, samples=()):
+    def _insight(self, identifier, key, samples=(), base=None):
         """What takes a run's reports; its items file is opened (made) now, so a crawl's items always have
         somewhere to go."""
         items = None
@@ -594,7 +595,7 @@ class Controller(Service):
                 items = ItemsFile(self._items_path(identifier), self.config.max_items_size, hub=self.hub)
             except OSError as e:
                 log.warn("job {job} keeps no items: {e}", job=identifier, e=e)
-        return Insight(key, items=items, samples=samples)
+        return Insight(key, items=items, samples=samples, base=base)
 
     def _reporting(self, identifier, token):
         slot = self.slots.get(check_job_id(identifier))

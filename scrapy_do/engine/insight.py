@@ -131,16 +131,34 @@ class ItemsFile:
 
 
 class Insight:
-    """A running job's reports: refused unless they carry its token; kept stats, samples and items."""
+    """A running job's reports: refused unless they carry its token; kept stats, samples and items.
 
-    def __init__(self, key, items=None, samples=()):
+    A run that a shutdown interrupted runs again from its first item; the items of each attempt follow one
+    another in its file (as its logs do), so the index of an item counts from the first line of its
+    attempt, `base`.
+    """
+
+    def __init__(self, key, items=None, samples=(), base=None):
         self.key = key
         self.items = items   # an ItemsFile, or None when items are not kept
         self.samples = tuple(samples)
         self.stats = None    # the whole Scrapy stats of the latest report
         self.final = None    # the final ones (with finish-reason), once sent
+        lines = items.lines if items is not None else 0
+        self.base = lines if base is None else min(base, lines)
         # The index the next item must have: a batch sent again after a lost answer is kept once.
-        self.received = items.lines if items is not None else 0
+        self.received = lines - self.base
+
+    @property
+    def stored(self):
+        """What the run's record keeps, so a crawl re-attached after a restart goes on where it was."""
+        return f"{self.key}:{self.base}"
+
+    @staticmethod
+    def parse_stored(text):
+        """(key, base) from `stored`."""
+        key, _, base = (text or "").partition(":")
+        return key or None, int(base) if base.isdigit() else 0
 
     def check(self, identifier, token):
         if self.key is None or not hmac.compare_digest(self.key, token_key(token or "")):

@@ -9,6 +9,7 @@ import pytest
 from scrapy_do.crawl import reporter
 from scrapy_do.domain.models import JobStatus
 from scrapy_do.errors import BadRequest, Forbidden
+from tests.helpers import result_of
 
 
 class Stats:
@@ -295,3 +296,18 @@ def test_a_crawl_re_attached_after_a_daemon_restart_goes_on_reporting_with_its_t
     assert done.report_key is None  # the token dies with the run
     assert [json.loads(x)["n"] for x in second.items_path(job.identifier).read_bytes().splitlines()] == [0, 1, 2]
     second.stopService()
+
+
+def test_a_run_that_starts_again_after_a_shutdown_keeps_the_items_of_each_attempt(controller, launcher):
+    ident, token, _ = _reporting(controller, launcher)
+    controller.report_items(ident, token, 0, _lines({"attempt": 1, "n": 0}, {"attempt": 1, "n": 1}))
+    stopped = controller.stopService()  # its crawl ends with the shutdown: queued again
+    launcher.by_job(ident).finish(-15)
+    result_of(stopped)
+    assert controller.get_job(ident).status is JobStatus.PENDING
+    controller.startService()
+    [again] = [c for c in launcher.launched if c.request.job_id == ident][1:]
+    token = again.request.report["token"]
+    assert controller.report_items(ident, token, 0, _lines({"attempt": 2, "n": 0}))["received"] == 1
+    assert [(json.loads(x)["attempt"], json.loads(x)["n"]) for x in
+            controller.items_path(ident).read_bytes().splitlines()] == [(1, 0), (1, 1), (2, 0)]
