@@ -166,8 +166,8 @@ def read_arguments(stream=None):
 
 
 def add_reporter(report):
-    """Let the daemon's extension report this crawl's stats (Scrapy's own extensions list: the project's
-    EXTENSIONS setting stays as it is)."""
+    """Let the daemon's extension report this crawl's stats, and its pipeline hand over the items (Scrapy's
+    own lists: the project's EXTENSIONS and ITEM_PIPELINES stay as they are)."""
     if not report:
         return
     from scrapy.settings import default_settings
@@ -177,6 +177,9 @@ def add_reporter(report):
     reporter.CONFIG = report
     default_settings.EXTENSIONS_BASE = {**default_settings.EXTENSIONS_BASE,
                                         "scrapy_do.crawl.reporter.Reporter": 1000}
+    # After every pipeline of the project (their orders are small numbers, usually 100 to 1000).
+    default_settings.ITEM_PIPELINES_BASE = {**default_settings.ITEM_PIPELINES_BASE,
+                                            "scrapy_do.crawl.reporter.ItemCapture": reporter.PIPELINE_ORDER}
 
 
 def enter_cgroup():

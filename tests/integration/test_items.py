@@ -100,7 +100,7 @@ def test_items_that_cannot_be_kept_are_counted_errors_and_the_crawl_goes_on(daem
     job = schedule(daemon, "mixed", payload='{"count": 10, "bad": true}')
     ended = daemon.wait_job(job, {"SUCCESSFUL", "FAILED"}, timeout=60)
     assert ended["status"] == "SUCCESSFUL" and ended["errors"] == 2, ended
-    assert ended["stats"]["scrapy-do/items_dropped"] == 2
+    assert ended["stats"]["scrapy-do/items_dropped"] == 2 and ended["stats"]["item_dropped_count"] == 1
     _, _, body = fetch(daemon, f"/get-items/{job}.jl")
     assert [json.loads(line) for line in body.splitlines()] == expected(10)
 

@@ -188,13 +188,13 @@ def test_status_prints_the_original_keys(cl):
 
 def test_push_project_with_project_path_lists_the_spiders(pushed):
     """`push-project --project-path DIR` uploads the client-built archive and prints the project's spiders."""
-    assert table(pushed) == (["offline"], [["broken"], ["quick"], ["slow"]])
+    assert table(pushed) == (["offline"], [["broken"], ["bulk"], ["erring"], ["mixed"], ["quick"], ["slow"]])
 
 
 def test_push_project_from_the_current_directory(cl, pushed, tmp_path):
     """`push-project` with no path pushes the current directory (the client's default '.')."""
     proj = project_copy(tmp_path / "offline")
-    assert table(cl("push-project", cwd=proj).stdout) == (["offline"], [["broken"], ["quick"], ["slow"]])
+    assert table(cl("push-project", cwd=proj).stdout) == (["offline"], [["broken"], ["bulk"], ["erring"], ["mixed"], ["quick"], ["slow"]])
 
 
 def test_list_projects_shows_offline(cl, pushed):
@@ -205,7 +205,7 @@ def test_list_projects_shows_offline(cl, pushed):
 
 def test_list_spiders_shows_the_spiders(cl, pushed):
     """`list-spiders --project offline` prints the three fixture spiders."""
-    assert table(cl("list-spiders", "--project", "offline").stdout) == (["name"], [["broken"], ["quick"], ["slow"]])
+    assert table(cl("list-spiders", "--project", "offline").stdout) == (["name"], [["broken"], ["bulk"], ["erring"], ["mixed"], ["quick"], ["slow"]])
 
 
 def test_schedule_job_now_prints_an_identifier_and_list_jobs_shows_it_successful(cl, finished):

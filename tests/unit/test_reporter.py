@@ -143,7 +143,7 @@ def items_reporter(monkeypatch, batch=100):
 def test_items_go_in_batches_kept_until_acknowledged_and_sent_again_after_a_failure(monkeypatch):
     r = items_reporter(monkeypatch)
     for i in range(10):
-        r.item_scraped({"n": i, "pad": "x" * 20}, None)
+        r.capture({"n": i, "pad": "x" * 20})
     url, data, d = r._post.batches[0]
     assert url.endswith(b"?first=0") and data.count(b"\n") == 2  # at most BATCH bytes, whole items
     d.errback(OSError("daemon away"))
@@ -159,19 +159,20 @@ def test_items_go_in_batches_kept_until_acknowledged_and_sent_again_after_a_fail
 
 def test_unencodable_and_huge_items_are_dropped_as_counted_errors(monkeypatch, caplog):
     r = items_reporter(monkeypatch, batch=1 << 30)
-    r.item_scraped({"thing": object()}, None)
-    r.item_scraped({"blob": "x" * reporter.MAX_ITEM}, None)
-    r.item_scraped({"fine": 1}, None)
+    r.capture({"thing": object()})
+    r.capture({"blob": "x" * reporter.MAX_ITEM})
+    r.capture({"fine": 1})
     assert r.crawler.stats.values[reporter.DROPPED] == 2 and len(r.pending) == 1
     assert sum(rec.levelname == "ERROR" for rec in caplog.records) == 2
 
 
 def test_a_capped_job_stops_the_sending(monkeypatch):
     r = items_reporter(monkeypatch, batch=5)
-    r.crawler.signals.disconnect = lambda *a, **k: None
-    r.item_scraped({"n": 1}, None)
+    r.capture({"n": 1})
     r._post.batches[0][2].callback(b'{"received": 0, "capped": true}')
     assert not r.pending and r.pending_size == 0
+    r.capture({"n": 2})
+    assert not r.pending and len(r._post.batches) == 1
 
 
 def _reporting(controller, launcher, spider="slow", **options):
@@ -253,7 +254,7 @@ def test_items_files_go_with_the_job_when_completed_cap_purges_it(controller, la
 def test_a_batch_the_daemon_refuses_is_dropped_and_counted_not_sent_forever(monkeypatch):
     r = items_reporter(monkeypatch, batch=30)
     for i in range(4):
-        r.item_scraped({"n": i}, None)
+        r.capture({"n": i})
     url, data, d = r._post.batches[0]
     d.errback(reporter.Refused(400, b'{"status": "error"}'))
     assert r.crawler.stats.values[reporter.DROPPED] == data.count(b"\n") and r.acked == data.count(b"\n")
@@ -311,3 +312,16 @@ def test_a_run_that_starts_again_after_a_shutdown_keeps_the_items_of_each_attemp
     assert controller.report_items(ident, token, 0, _lines({"attempt": 2, "n": 0}))["received"] == 1
     assert [(json.loads(x)["attempt"], json.loads(x)["n"]) for x in
             controller.items_path(ident).read_bytes().splitlines()] == [(1, 0), (1, 1), (2, 0)]
+
+
+def test_a_daemon_out_of_reach_is_tried_again_at_the_next_tick_not_for_every_item(monkeypatch):
+    r = items_reporter(monkeypatch, batch=20)
+    for i in range(3):
+        r.capture({"n": i})
+    r._post.batches[0][2].errback(OSError("refused"))
+    for i in range(3, 50):
+        r.capture({"n": i})
+    assert len(r._post.batches) == 1
+    r.report = lambda *a, **k: None
+    r.tick()
+    assert len(r._post.batches) == 2 and r._post.batches[1][0].endswith(b"?first=0")
