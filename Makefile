@@ -62,6 +62,7 @@ test: install-test
 bench: install-test
 	$(PY) bench/dispatch.py
 	$(PY) bench/api.py
+	$(PY) bench/items.py
 
 docs: install
 	$(PY) -m pip install -q sphinx
