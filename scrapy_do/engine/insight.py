@@ -17,7 +17,7 @@ import orjson
 
 from scrapy_do.domain import stats as job_stats
 from scrapy_do.errors import BadRequest, Forbidden
-from scrapy_do.launchers.logfiles import open_log
+from scrapy_do.launchers.logfiles import FollowedFile
 
 #: The longest item line the daemon takes (the reporter keeps to it too).
 MAX_ITEM = 1 << 20
@@ -70,14 +70,12 @@ def check_batch(body):
     return count
 
 
-class ItemsFile:
+class ItemsFile(FollowedFile):
     """A job's items: whole JSON lines appended up to `limit` bytes; what is past it is dropped (`capped`)."""
 
     def __init__(self, path, limit, hub=None):
-        self.path = str(path)
+        super().__init__(path, hub, readable=True)
         self.limit = limit
-        self.hub = hub
-        self.fd = open_log(self.path, readable=True)
         self.written = self._trim()
         self.lines = self._count()
         self.capped = False
@@ -118,16 +116,8 @@ class ItemsFile:
             os.write(self.fd, body)
             self.written += len(body)
             self.lines += count
-            if self.hub is not None:
-                self.hub.notify(self.path)
+            self.notify()
         return count
-
-    def close(self):
-        if self.fd is not None:
-            os.close(self.fd)
-            self.fd = None
-            if self.hub is not None:
-                self.hub.notify(self.path)
 
 
 class Insight:

@@ -60,14 +60,31 @@ def open_log(path, readable=False):
     return fd
 
 
-class LogFile:
+class FollowedFile:
+    """A file the daemon appends to for a job (a log, its items), whose followers the hub tells of each write."""
+
+    def __init__(self, path, hub=None, readable=False):
+        self.path = str(path)
+        self.hub = hub
+        self.fd = open_log(self.path, readable)
+
+    def notify(self):
+        if self.hub is not None:
+            self.hub.notify(self.path)
+
+    def close(self):
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+            self.notify()
+
+
+class LogFile(FollowedFile):
     """One crawl log: appends what the crawl prints, up to `limit` bytes (0: no limit) and a marker."""
 
     def __init__(self, path, limit=0, hub=None):
-        self.path = str(path)
+        super().__init__(path, hub)
         self.limit = limit
-        self.hub = hub
-        self.fd = open_log(self.path)
         self.written = os.fstat(self.fd).st_size
         self.capped = bool(limit) and self.written >= limit
         self._failed = False
@@ -89,12 +106,4 @@ class LogFile:
             self._failed = True
             return
         self._failed = False
-        if self.hub is not None:
-            self.hub.notify(self.path)
-
-    def close(self):
-        if self.fd is not None:
-            os.close(self.fd)
-            self.fd = None
-            if self.hub is not None:
-                self.hub.notify(self.path)
+        self.notify()

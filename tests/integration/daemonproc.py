@@ -92,6 +92,17 @@ class DaemonProcess:
         query = ("?" + urllib.parse.urlencode(params)) if params else ""
         return self.request(path + query)
 
+    def push(self, archive_name, data):
+        code, body = self.request("/push-project.json", {"archive": (archive_name, data)})
+        assert code == 200, body
+        return body
+
+    def schedule(self, project, spider, **fields):
+        """Schedule a job (fields as schedule-job.json takes them); its identifier."""
+        code, body = self.request("/schedule-job.json", {"project": project, "spider": spider, **fields})
+        assert code == 200, body
+        return body["identifier"]
+
     def job(self, identifier):
         code, body = self.get("/list-jobs.json", id=identifier)
         assert code == 200, body

@@ -27,15 +27,12 @@ CONF = "[scrapy-do]\njob-slots = 2\ncancel-grace = 2\n{extra}[web]\ninterfaces =
 def start(workdir, extra=""):
     workdir.mkdir(exist_ok=True)
     d = DaemonProcess(workdir, CONF.format(extra=extra)).start()
-    code, body = d.request("/push-project.json", {"archive": ("offline.zip", offline_zip())})
-    assert code == 200, body
+    d.push("offline.zip", offline_zip())
     return d
 
 
 def schedule(d, spider, **fields):
-    code, body = d.request("/schedule-job.json", {"project": "offline", "spider": spider, **fields})
-    assert code == 200, body
-    return body["identifier"]
+    return d.schedule("offline", spider, **fields)
 
 
 def fetch(d, path, headers=None, timeout=60):

@@ -21,15 +21,12 @@ CONF = "[scrapy-do]\njob-slots = {slots}\ncancel-grace = " + str(GRACE) + "\n{ex
 
 def start(workdir, slots=2, extra=""):
     d = DaemonProcess(workdir, CONF.format(slots=slots, extra=extra)).start()
-    code, body = d.request("/push-project.json", {"archive": ("hostile.zip", zip_tree(FIXTURES / "hostile"))})
-    assert code == 200, body
+    d.push("hostile.zip", zip_tree(FIXTURES / "hostile"))
     return d
 
 
 def schedule(d, spider, **fields):
-    code, body = d.request("/schedule-job.json", {"project": "hostile", "spider": spider, **fields})
-    assert code == 200, body
-    return body["identifier"]
+    return d.schedule("hostile", spider, **fields)
 
 
 def printed(d, job, key):
