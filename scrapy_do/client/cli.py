@@ -345,7 +345,8 @@ def _print_failure(client, job):
     """After --wait: why the job did not succeed and the end of its error log, on stderr."""
     identifier = job["identifier"]
     if failed_on_errors(job):  # fail-on-errors: the crawl itself exited 0
-        ended = f"failed: {job['reason']}{_errors_count(job)}"
+        first, _, rest = job["reason"].partition("; ")
+        ended = f"failed: {first}{_errors_count(job)}" + (f"; {rest}" if rest else "")
     else:
         ended = f"ended {job['status']}" + (f" ({job['reason']})" if job.get("reason") else "")
     try:

@@ -421,7 +421,7 @@ def test_wait_says_a_job_failed_on_its_errors_and_exits_3(capsys):
                        "ERROR: an error logged on purpose"]
     done = a_job(status="FAILED", duration=2, errors=1, reason="errors; items capped at max-items-size (10 bytes)")
     assert waited(done, capsys)[2][0] == \
-        f"[!] Job {JOB} failed: errors; items capped at max-items-size (10 bytes) (1 error); the last lines of its " \
+        f"[!] Job {JOB} failed: errors (1 error); items capped at max-items-size (10 bytes); the last lines of its " \
         "error log:"
     # Another reason reads as before.
     assert waited(a_job(status="FAILED", duration=2, errors=3, reason="exit code 1"), capsys)[2][0] == \
