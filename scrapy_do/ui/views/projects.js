@@ -105,7 +105,7 @@ export function mount(root) {
     removing = name;
     fill(dialogError);
     fill(dialogMsg, 'Remove ', h('strong', null, name), '? Its archive and spiders are deleted from the daemon. ',
-      'Running crawls finish; pending jobs of the project will fail. Job history, logs and the project's data files are kept (scrapy-do-cl remove-project --purge deletes the data files).');
+      "Running crawls finish; pending jobs of the project will fail. Job history, logs and the project's data files are kept (scrapy-do-cl remove-project --purge deletes the data files).");
     dialog.showModal();
     confirmButton.focus();
   };
