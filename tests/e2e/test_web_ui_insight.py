@@ -14,7 +14,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.util import assert_not_reloaded, mark, row
+from tests.e2e.util import assert_not_reloaded, mark, row, shoot
 
 pytestmark = pytest.mark.e2e
 
@@ -74,6 +74,8 @@ def test_running_jobs_show_live_counts(page, daemon, project):
     expect(chart).to_be_visible()
     points = int(chart.get_attribute("data-points"))
     expect(page.get_by_test_id("stats-chart")).not_to_have_attribute("data-points", str(points))
+    expect(page.get_by_test_id("items-table").get_by_test_id("item-row").first).to_be_visible()
+    shoot(page, "job")
     assert daemon.request("/cancel-job.json", {"id": slow})[0] == 200
     expect(page.get_by_test_id("job-status")).to_have_text("CANCELED")
     assert_not_reloaded(page)
