@@ -1,0 +1,244 @@
+"""Per-project environments: a project's requirements installed over the daemon's own packages, with uv.
+
+An environment is a virtualenv whose site-packages hold the requirements; a
+`.pth` file adds the daemon's site directories after them, so Scrapy and
+Scrapy Do are not installed again and what the project pins wins. uv does
+not look past a virtualenv's own site-packages, so the daemon's packages
+are excluded from its resolution (unless the project names them: then they
+are installed in the environment, and win).
+
+Environments are named by `requirements.environment_key` and shared by every
+project version with the same requirements. One is built in a folder of
+its own and renamed into place when it is complete, so a build that fails,
+times out or dies with the daemon leaves nothing that could be used; such
+leftovers are deleted at start-up. Builds run as subprocesses and never
+block the reactor; pushes that need the same environment wait for one build.
+"""
+
+import os
+import secrets
+import shutil
+import site
+import sys
+import time
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+from twisted.internet import defer, threads
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from scrapy_do.errors import BadRequest
+from scrapy_do.launchers.local import run_command
+from scrapy_do.projects.requirements import environment_key
+
+log = Logger(namespace="scrapy_do.environments")
+
+#: What a build keeps of the daemon's environment: paths, locale, proxies and certificates for the index.
+_KEPT = ("PATH", "HOME", "LANG", "LC_ALL", "SSL_CERT_FILE", "SSL_CERT_DIR", "http_proxy", "https_proxy",
+         "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY")
+#: The last lines of a failed build's output that its error shows.
+TAIL = 25
+
+
+class BuildFailed(BadRequest):
+    """An environment could not be built; the message ends with the installer's last lines."""
+
+
+def find_uv():
+    """The uv binary of the `uv` package (PyPI), else one on PATH."""
+    try:
+        import uv
+
+        return uv.find_uv_bin()
+    except (ImportError, FileNotFoundError):
+        found = shutil.which("uv")
+        if not found:
+            raise BuildFailed("this server cannot build project environments: uv is not installed "
+                              "(pip install uv)") from None
+        return found
+
+
+def base_packages():
+    """The daemon's own distributions as 'name==version' lines, sorted: what environments are laid over."""
+    seen = {}
+    for dist in metadata.distributions():
+        name = dist.metadata.get("Name")
+        if name:
+            seen.setdefault(canonicalize_name(name), dist.version)
+    return "\n".join(f"{name}=={version}" for name, version in sorted(seen.items()))
+
+
+def site_dirs():
+    """Where the daemon's packages are (its site directories, in order)."""
+    dirs = [*site.getsitepackages()]
+    return [d for d in dict.fromkeys(dirs) if os.path.isdir(d)]
+
+
+@dataclass(frozen=True)
+class Environment:
+    key: str
+    path: Path
+    requirements: int
+    reused: bool
+    seconds: float
+
+    @property
+    def python(self):
+        return str(self.path / "bin" / "python")
+
+    def summary(self):
+        """What a push answers about it."""
+        return {"requirements": self.requirements, "reused": self.reused, "seconds": round(self.seconds, 2)}
+
+
+class Environments:
+    def __init__(self, root, reactor, *, index_url="", extra_index_urls=(), find_links=(), timeout=600.0,
+                 python=sys.executable, environ=None, uv=None, clock=time.monotonic):
+        self.root = Path(root)
+        self._reactor = reactor
+        self.index_url = index_url
+        self.extra_index_urls = tuple(extra_index_urls)
+        self.find_links = tuple(find_links)
+        self.timeout = timeout
+        self.python = python
+        self.environ = dict(os.environ if environ is None else environ)
+        self._uv = uv
+        self._clock = clock
+        self._building = {}  # key -> list of Deferreds waiting for its build
+        self._base = None
+
+    def open(self):
+        """Create the folder (the crawl user reads environments: 0755) and delete unfinished builds."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.root, 0o755)
+        for leftover in self.root.glob(".building-*"):
+            shutil.rmtree(leftover, ignore_errors=True)
+
+    @property
+    def base(self):
+        if self._base is None:
+            self._base = base_packages()
+        return self._base
+
+    def key(self, requirements):
+        return environment_key(requirements, "%d.%d.%d" % sys.version_info[:3], self.base)
+
+    def path(self, key):
+        return self.root / key
+
+    def log_path(self, key):
+        return self.root / f"{key}.log"
+
+    def ensure(self, requirements):
+        """The environment for `requirements` (normalised specifier lines): at once if it exists, else when
+        it is built (one build for every push that asks for it meanwhile); BuildFailed if it cannot be."""
+        key = self.key(requirements)
+        path = self.path(key)
+        if path.is_dir():
+            return defer.succeed(Environment(key, path, len(requirements), True, 0.0))
+        waiting = defer.Deferred()
+        if key in self._building:
+            self._building[key].append(waiting)
+            return waiting
+        self._building[key] = [waiting]
+        started = self._clock()
+        d = self._build(key, requirements)
+
+        def settle(result):
+            waiters = self._building.pop(key, [])
+            for each in waiters:
+                if isinstance(result, Failure):
+                    each.errback(result)
+                else:
+                    each.callback(Environment(key, path, len(requirements), False, self._clock() - started))
+        d.addBoth(settle)
+        return waiting
+
+    @defer.inlineCallbacks
+    def _build(self, key, requirements):
+        building = self.root / f".building-{key}-{secrets.token_hex(4)}"
+        log_path = self.log_path(key)
+        uv = self._uv or find_uv()
+        env = {k: v for k, v in self.environ.items() if k in _KEPT}
+        env["UV_CACHE_DIR"] = str(self.root / ".cache")
+        output = []
+        try:
+            yield self._run(output, [uv, "venv", "--no-config", "--quiet", "--python", self.python, str(building)],
+                            env)
+            yield threads.deferToThread(self._lay_over, building, requirements)
+            install = [uv, "pip", "install", "--no-config", "--python", str(building / "bin" / "python"),
+                       "-r", str(building / "requirements.txt"), "--excludes", str(building / "excludes.txt")]
+            if self.index_url:
+                install += ["--index-url", self.index_url]
+            for url in self.extra_index_urls:
+                install += ["--extra-index-url", url]
+            for link in self.find_links:
+                install += ["--find-links", link]
+            if not self.index_url and not self.extra_index_urls and self.find_links:
+                install.append("--no-index")  # only what find-links offers: nothing from the network
+            yield self._run(output, install, env)
+            yield threads.deferToThread(_open_for_reading, building)
+            os.replace(building, self.path(key))
+        except BaseException:
+            shutil.rmtree(building, ignore_errors=True)
+            raise
+        finally:
+            _write_log(log_path, output)
+        log.info("built environment {key} ({n} requirements)", key=key, n=len(requirements))
+
+    def _lay_over(self, building, requirements):
+        """The daemon's site directories after the environment's own; its packages out of uv's resolution."""
+        purelib = next(building.glob("lib/python*/site-packages"))
+        lines = "".join(f"import site; site.addsitedir({d!r})\n" for d in site_dirs())
+        (purelib / "_scrapy_do_base.pth").write_text(lines)
+        named = {canonicalize_name(Requirement(r.split(" --hash")[0]).name) for r in requirements}
+        excluded = [line.split("==")[0] for line in self.base.splitlines() if line.split("==")[0] not in named]
+        (building / "excludes.txt").write_text("".join(f"{n}\n" for n in excluded))
+        (building / "requirements.txt").write_text("".join(f"{r}\n" for r in requirements))
+
+    @defer.inlineCallbacks
+    def _run(self, output, argv, env):
+        output.append(("$ " + " ".join(argv[1:4]) + " ...\n").encode())
+        code, out, err, timed_out = yield run_command(self._reactor, argv, str(self.root), env, self.timeout)
+        output.extend([out, err])
+        if timed_out:
+            raise BuildFailed(f"building the project's environment took longer than {self.timeout:g} s "
+                              "(environment-build-timeout)")
+        if code != 0:
+            text = (out + err).decode("utf-8", "replace").strip().splitlines()
+            raise BuildFailed("cannot install the project's requirements.txt:\n" + "\n".join(text[-TAIL:]))
+
+    def collect(self, live):
+        """Delete the environments no key in `live` names (a project version that still runs keeps its own)."""
+        for path in self.root.iterdir():
+            if path.name.startswith(".") or path.suffix == ".log":
+                continue
+            if path.name not in live and path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+                try:
+                    os.unlink(self.log_path(path.name))
+                except FileNotFoundError:
+                    pass
+
+
+def _open_for_reading(folder):
+    """Crawls run as another user: folders 0755, files readable by all (uv honours the umask)."""
+    for dirpath, dirnames, filenames in os.walk(folder):
+        os.chmod(dirpath, 0o755)
+        for name in filenames:
+            path = os.path.join(dirpath, name)
+            if not os.path.islink(path):
+                os.chmod(path, os.stat(path).st_mode | 0o444)
+
+
+def _write_log(path, output):
+    try:
+        with open(path, "wb") as f:
+            for chunk in output:
+                f.write(chunk)
+    except OSError as e:
+        log.warn("cannot write the build log {path}: {e}", path=str(path), e=e)
