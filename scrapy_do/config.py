@@ -54,6 +54,11 @@ class Config:
     keep_items: bool = True
     max_items_size: int = 1 << 30
     fail_on_errors: bool = False
+    environments: Path | None = None  # None: <project-store>/envs
+    index_url: str = ""
+    extra_index_urls: tuple = ()
+    find_links: tuple = ()
+    environment_build_timeout: float = 600.0
     source: str = "<defaults>"
 
     @property
@@ -155,6 +160,14 @@ def _bool(raw):
     return states[raw.lower()]
 
 
+def _links(text, base):
+    """find-links entries: URLs as they are, folders made absolute against the configuration's folder."""
+    out = []
+    for item in text.split():
+        out.append(item if "://" in item else str((Path(base) / Path(item).expanduser()).resolve()))
+    return out
+
+
 def _build(parser, base, source):
     def path(section, key):
         raw = parser.get(section, key, fallback="").strip()
@@ -206,5 +219,11 @@ def _build(parser, base, source):
         max_items_size=_get(parser, sd, "max-items-size", parse_size, lambda v: v > 0,
                             "must be positive; turn items off with keep-items = off"),
         fail_on_errors=_get(parser, sd, "fail-on-errors", _bool),
+        environments=path(sd, "environments") or store / "envs",
+        index_url=parser.get(sd, "index-url", fallback="").strip(),
+        extra_index_urls=tuple(parser.get(sd, "extra-index-url", fallback="").split()),
+        find_links=tuple(_links(parser.get(sd, "find-links", fallback=""), base)),
+        environment_build_timeout=_get(parser, sd, "environment-build-timeout", _float, lambda v: v > 0,
+                                       "must be positive"),
         source=source,
     )

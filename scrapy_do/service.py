@@ -17,6 +17,7 @@ from scrapy_do.launchers import crawluser
 from scrapy_do.launchers.cgroups import CrawlCgroups
 from scrapy_do.launchers.local import CHILD_MODULE, ProcessLauncher
 from scrapy_do.launchers.logfiles import LogHub
+from scrapy_do.projects.environments import Environments
 from scrapy_do.projects.store import ProjectStore
 from scrapy_do.store import SqliteStore
 from scrapy_do.web.tls import ReloadingContextFactory
@@ -203,9 +204,13 @@ def make_service(config, reactor):
     # Outermost: a rebinding or cross-site request is refused before credentials are even checked.
     wrap = lambda resource: CrossSiteGuard(auth(resource) if auth else resource, served)  # noqa: E731
     store = SqliteStore(config.database, config.zone)
+    environments = Environments(config.environments, reactor, index_url=config.index_url,
+                                extra_index_urls=config.extra_index_urls, find_links=config.find_links,
+                                timeout=config.environment_build_timeout)
     projects = ProjectStore(config.project_store, reactor,
                             Limits(config.max_unpacked_size, config.max_archive_files),
-                            list_timeout=config.spider_list_timeout, data_root=config.spider_data_dir)
+                            list_timeout=config.spider_list_timeout, data_root=config.spider_data_dir,
+                            environments=environments)
     # Crawl logs are written by the daemon; followers of a live log hear of each write from the hub.
     watcher = LogHub()
     launcher = ProcessLauncher(reactor, grace=config.cancel_grace, log_limit=config.max_log_size, hub=watcher,

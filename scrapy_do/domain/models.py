@@ -162,3 +162,5 @@ class Project:
     spiders: tuple
     tree: str
     pushed: datetime
+    #: Its requirements.txt's environment: {"key", "requirements", "reused", "seconds"}; None: none.
+    environment: dict | None = None

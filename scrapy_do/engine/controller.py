@@ -75,6 +75,7 @@ class _Slot:
         self.run = None
         self.deadline = None  # the call that ends the crawl at its time limit
         self.insight = None   # its reports (stats, samples, items), when it makes them
+        self.environment = None  # the key of its project version's environment, kept while it runs
 
     def release(self):
         if self.insight is not None:
@@ -127,6 +128,7 @@ class Controller(Service):
         if self._stopping:
             return
         self.projects.collect_garbage(p.tree for p in self.store.list_projects())
+        self._collect_environments()
         self.launcher.collect_garbage(self._finished)
         self._purge()
         self.started_at = self.clock.seconds()
@@ -241,7 +243,8 @@ class Controller(Service):
                 raise Conflict(f"the new archive of {prepared.name!r} drops spider(s) {', '.join(dropped)} "
                                "that still have scheduled jobs; cancel those jobs first")
         tree = self.projects.commit(prepared)
-        project = Project(name=prepared.name, spiders=prepared.spiders, tree=str(tree), pushed=self.now())
+        project = Project(name=prepared.name, spiders=prepared.spiders, tree=str(tree), pushed=self.now(),
+                          environment=getattr(prepared, "environment", None))
         self.store.save_project(project)
         if existing is not None:
             self._release_tree(existing.tree)
@@ -250,10 +253,21 @@ class Controller(Service):
         return project
 
     def _release_tree(self, tree):
-        """Delete a tree that is no longer live, unless a crawl still runs in it."""
-        live = {p.tree for p in self.store.list_projects()}
+        """Delete a tree that is no longer live, unless a crawl still runs in it; the same for environments."""
+        projects = self.store.list_projects()
+        live = {p.tree for p in projects}
         if tree not in live and all(slot.tree != tree for slot in self.slots.values()):
             self.projects.remove_tree(tree)
+        self._collect_environments(projects)
+
+    def _collect_environments(self, projects=None):
+        collect = getattr(self.projects, "collect_environments", None)
+        if collect is None:
+            return
+        projects = self.store.list_projects() if projects is None else projects
+        keys = {p.environment["key"] for p in projects if p.environment}
+        keys |= {slot.environment for slot in self.slots.values() if slot.environment}
+        collect(keys)
 
     def get_project(self, name):
         project = self.store.get_project(name or "")
@@ -536,6 +550,8 @@ class Controller(Service):
                                   "before the job could start")
             return
         slot = self.slots[run.identifier] = _Slot(project.tree, (run.project, run.spider))
+        slot.environment = project.environment["key"] if project.environment else None
+        python = self.projects.python_of(project.environment) if project.environment else None
 
         def launch():
             try:
@@ -553,7 +569,8 @@ class Controller(Service):
                     report["items"] = f"{self.report_url}/report/{run.identifier}/items.jl"
             return self.launcher.launch(LaunchSpec(job_id=run.identifier, options=run.options, cwd=project.tree,
                                                    out_path=out_path, err_path=err_path,
-                                                   env={"SPIDER_DATA_DIR": str(data)}, report=report))
+                                                   env={"SPIDER_DATA_DIR": str(data)}, report=report,
+                                                   python=python))
 
         d = defer.maybeDeferred(launch)
         d.addCallbacks(self._launched, self._launch_failed, callbackArgs=(run.identifier, slot),

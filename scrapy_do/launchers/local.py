@@ -49,6 +49,8 @@ class LaunchSpec:
     env: dict = field(default_factory=dict)
     #: Where and with what token the crawl reports its stats ({"url", "token", "interval"}), or None.
     report: dict | None = None
+    #: The interpreter of the project's environment (its requirements.txt); None: the daemon's.
+    python: str | None = None
 
 
 def build_crawl_argv(python, options):
@@ -301,7 +303,8 @@ class ProcessLauncher:
 
     def _spawn(self, request):
         self._ready()
-        argv = build_crawl_argv(self.python, request.options)
+        python = request.python or self.python
+        argv = build_crawl_argv(python, request.options)
         # The child changes into the project tree itself: a spawn with a
         # different cwd would make Twisted fork the whole daemon instead of
         # using posix_spawn, which costs milliseconds per crawl.
@@ -319,7 +322,7 @@ class ProcessLauncher:
         try:
             logs = [LogFile(path, self.log_limit, self.hub) for path in (request.out_path, request.err_path)]
             proto = CrawlProtocol(*logs)
-            transport = self._reactor.spawnProcess(proto, self.python, argv, env=env, path=None,
+            transport = self._reactor.spawnProcess(proto, python, argv, env=env, path=None,
                                                    childFDs={0: "w", 1: "r", 2: "r"})
         except OSError as e:
             for log_file in logs:

@@ -31,6 +31,7 @@ from twisted.logger import Logger
 from scrapy_do.projects import archives, data as project_data
 from scrapy_do.errors import BadArchive
 from scrapy_do.launchers.local import list_spiders_command, run_command
+from scrapy_do.projects.requirements import parse as parse_requirements
 
 log = Logger(namespace="scrapy_do.projects.store")
 
@@ -49,6 +50,7 @@ class Prepared:
     spiders: tuple
     data: object
     incoming: Path
+    environment: dict | None = None  # projects.environments.Environment.summary() plus its key
 
 
 def error_tail(text, lines=12, chars=2000):
@@ -115,7 +117,7 @@ def _source(data):
 
 class ProjectStore:
     def __init__(self, root, reactor, limits, list_timeout=60.0, python=sys.executable, environ=None,
-                 data_root=None, user=None):
+                 data_root=None, user=None, environments=None):
         self.root = Path(root)
         self.trees = self.root / "trees"
         self.archives = self.root / "archives"
@@ -127,6 +129,8 @@ class ProjectStore:
         self.list_timeout = list_timeout
         self.python = python
         self.environ = dict(os.environ if environ is None else environ)
+        #: Builds the environments of projects with a requirements.txt (projects.environments); None: none.
+        self.environments = environments
 
     def open(self):
         """Create the directories; called from startService, not the constructor.
@@ -137,6 +141,8 @@ class ProjectStore:
         for d, mode in ((self.trees, 0o711), (self.archives, 0o700), (self.data_root, 0o711)):
             d.mkdir(parents=True, exist_ok=True)
             os.chmod(d, mode)
+        if self.environments is not None:
+            self.environments.open()
 
     def data_dir(self, name):
         """The project's data directory (SPIDER_DATA_DIR, and `.scrapy` in its tree): the only place its
@@ -162,7 +168,8 @@ class ProjectStore:
         source = _source(data)
         try:
             name = yield self._in_thread(extract, source, str(incoming), self.limits)
-            spiders = yield self.list_spiders(incoming, name)
+            environment = yield self._environment(incoming)
+            spiders = yield self.list_spiders(incoming, name, self.python_of(environment))
             yield self._in_thread(_stage, source, staged)
         except BaseException:
             yield self._in_thread(shutil.rmtree, incoming, True)
@@ -170,12 +177,36 @@ class ProjectStore:
             raise
         finally:
             source.close()
-        return Prepared(name=name, spiders=tuple(spiders), data=staged, incoming=incoming)
+        return Prepared(name=name, spiders=tuple(spiders), data=staged, incoming=incoming, environment=environment)
 
     @defer.inlineCallbacks
-    def list_spiders(self, tree, name):
+    def _environment(self, tree):
+        """The environment of the tree's requirements.txt (built if need be), or None when it has none."""
+        path = Path(tree) / "requirements.txt"
+        if self.environments is None or path.is_symlink() or not path.is_file():
+            return None
+        data = yield self._in_thread(path.read_bytes)
+        requirements = parse_requirements(data)
+        if not requirements:
+            return None
+        env = yield self.environments.ensure(requirements)
+        return {"key": env.key, **env.summary()}
+
+    def python_of(self, environment):
+        """The interpreter a project version with `environment` (a Project's or Prepared's) runs in."""
+        if environment is None or self.environments is None:
+            return self.python
+        return str(self.environments.path(environment["key"]) / "bin" / "python")
+
+    def collect_environments(self, live):
+        """Delete the environments that no key in `live` names."""
+        if self.environments is not None:
+            self.environments.collect(set(live))
+
+    @defer.inlineCallbacks
+    def list_spiders(self, tree, name, python=None):
         """Run `python -m scrapy list` in `tree` without blocking the reactor."""
-        argv, env, stdin = list_spiders_command(self.python, self.user, self.environ, tree)
+        argv, env, stdin = list_spiders_command(python or self.python, self.user, self.environ, tree)
         code, out, err, timed_out = yield run_command(self._reactor, argv, str(tree), env, self.list_timeout,
                                                       stdin=stdin)
         if timed_out:

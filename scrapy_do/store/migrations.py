@@ -172,8 +172,13 @@ ALTER TABLE runs ADD COLUMN samples TEXT;
 ALTER TABLE runs ADD COLUMN report_key TEXT;
 """
 
+# v4 -> v5: the environment a project's requirements.txt runs in.
+V5 = """
+ALTER TABLE projects ADD COLUMN environment TEXT;
+"""
+
 # Each entry moves the schema from version i to i + 1.
-MIGRATIONS = [V1, split_schedules, V3, V4]
+MIGRATIONS = [V1, split_schedules, V3, V4, V5]
 
 
 def run_script(db, script):

@@ -339,19 +339,23 @@ class SqliteStore:
 
     @_writes
     def save_project(self, project):
-        self._db.execute("INSERT OR REPLACE INTO projects (name, spiders, tree, pushed) VALUES (?, ?, ?, ?)",
-                         (project.name, json.dumps(list(project.spiders)), project.tree, self._t(project.pushed)))
+        self._db.execute("INSERT OR REPLACE INTO projects (name, spiders, tree, pushed, environment) "
+                         "VALUES (?, ?, ?, ?, ?)",
+                         (project.name, json.dumps(list(project.spiders)), project.tree, self._t(project.pushed),
+                          None if project.environment is None else json.dumps(project.environment)))
 
     def _project(self, row):
         return Project(name=row[0], spiders=tuple(json.loads(row[1])), tree=row[2],
-                       pushed=zones.parse_shown(row[3]))
+                       pushed=zones.parse_shown(row[3]), environment=json.loads(row[4]) if row[4] else None)
 
     def get_project(self, name):
-        row = self._db.execute("SELECT name, spiders, tree, pushed FROM projects WHERE name = ?", (name,)).fetchone()
+        row = self._db.execute("SELECT name, spiders, tree, pushed, environment FROM projects WHERE name = ?",
+                               (name,)).fetchone()
         return None if row is None else self._project(row)
 
     def list_projects(self):
-        rows = self._db.execute("SELECT name, spiders, tree, pushed FROM projects ORDER BY name").fetchall()
+        rows = self._db.execute("SELECT name, spiders, tree, pushed, environment FROM projects "
+                                "ORDER BY name").fetchall()
         return [self._project(r) for r in rows]
 
     @_writes

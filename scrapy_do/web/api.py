@@ -403,7 +403,10 @@ class WebAPI:
             raise errors.TooLarge(f"the archive is larger than {self.config.max_archive_size} bytes "
                                   "(max-archive-size)")
         project = yield self.controller.push_project(archive)
-        return to_json(request, {"status": "ok", "name": project.name, "spiders": list(project.spiders)})
+        answer = {"status": "ok", "name": project.name, "spiders": list(project.spiders)}
+        if project.environment:
+            answer["environment"] = {k: v for k, v in project.environment.items() if k != "key"}
+        return to_json(request, answer)
 
     @app.route("/list-projects.json", methods=["GET"])
     def list_projects(self, request):

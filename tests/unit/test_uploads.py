@@ -537,7 +537,7 @@ def project_store(tmp_path, monkeypatch):
     reactor = ThreadedClock(SyncPool())
     ps = stores.ProjectStore(tmp_path / "store", reactor, Limits())
     ps.open()
-    monkeypatch.setattr(ps, "list_spiders", lambda tree, name: defer.succeed(["quick"]))
+    monkeypatch.setattr(ps, "list_spiders", lambda tree, name, python=None: defer.succeed(["quick"]))
     return ps
 
 

@@ -1,0 +1,97 @@
+"""Projects with a requirements.txt, with the real daemon, the real uv and real crawls (as the crawl user).
+
+The packages come from hand-made wheels in a local folder ([scrapy-do]
+find-links with no index): no network. A project named `helped` has a
+spider that imports `acme_helper` and prints its version.
+"""
+
+import json
+import shutil
+
+import pytest
+
+from tests.helpers import OFFLINE, make_wheel, zip_tree
+from tests.integration.daemonproc import DaemonProcess
+
+pytestmark = pytest.mark.integration
+
+SPIDER = '''
+import acme_helper
+import scrapy
+
+
+class HelpedSpider(scrapy.Spider):
+    name = "helped"
+    start_urls = ["data:,hi"]
+
+    def parse(self, response):
+        print("acme-helper", acme_helper.VERSION, flush=True)
+        yield {"version": acme_helper.VERSION}
+'''
+
+
+def project(tmp_path, name, requirements):
+    """The offline fixture as project `name`, with the `helped` spider and this requirements.txt."""
+    tree = tmp_path / "src" / name
+    shutil.copytree(OFFLINE, tree, ignore=shutil.ignore_patterns("__pycache__"))
+    (tree / "offline" / "spiders" / "helped.py").write_text(SPIDER)
+    (tree / "requirements.txt").write_bytes(requirements)
+    (tree / "scrapy.cfg").write_text((tree / "scrapy.cfg").read_text().replace("project = offline",
+                                                                           f"project = {name}"))
+    return zip_tree(tree, name)
+
+
+@pytest.fixture(scope="module")
+def daemon(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("envs")
+    make_wheel(workdir / "wheels", "acme-helper", "1.0")
+    make_wheel(workdir / "wheels", "acme-helper", "2.0", requires=["scrapy>=2"])
+    d = DaemonProcess(workdir, "[scrapy-do]\njob-slots = 2\nfind-links = wheels\n"
+                               "[web]\ninterfaces = 127.0.0.1:0\n").start()
+    yield d
+    d.stop()
+
+
+def crawled_version(d, name):
+    job = d.schedule(name, "helped")
+    ended = d.wait_job(job, {"SUCCESSFUL", "FAILED"}, timeout=60)
+    assert ended["status"] == "SUCCESSFUL", (ended, (d.workdir / "projects" / "log-dir" / f"{job}.err").read_text())
+    code, body = d.get(f"/get-stats/{job}.json")
+    lines = (d.workdir / "projects" / "log-dir" / f"{job}.out").read_text().splitlines()
+    return next(line.split()[1] for line in lines if line.startswith("acme-helper"))
+
+
+def test_a_projects_requirements_run_in_its_own_environment_side_by_side_with_another(daemon, tmp_path):
+    pushed = daemon.push("one.zip", project(tmp_path, "one", b"acme-helper==1.0\n"))
+    assert "helped" in pushed["spiders"]
+    assert pushed["environment"]["requirements"] == 1 and pushed["environment"]["reused"] is False
+    other = daemon.push("two.zip", project(tmp_path, "two", b"acme-helper==2.0\n"))
+    assert other["environment"]["reused"] is False
+    assert crawled_version(daemon, "one") == "1.0" and crawled_version(daemon, "two") == "2.0"
+    # Another project with the same requirements, and a re-push: the environment is there already.
+    same = daemon.push("three.zip", project(tmp_path, "three", b"acme_helper == 1.0  # the same\n"))
+    assert same["environment"]["reused"] is True and same["environment"]["seconds"] == 0
+    assert crawled_version(daemon, "three") == "1.0"
+
+
+def test_a_requirement_that_cannot_be_installed_refuses_the_push_and_the_old_version_stays(daemon, tmp_path):
+    daemon.push("keep.zip", project(tmp_path, "keep", b"acme-helper==1.0\n"))
+    code, body = daemon.request("/push-project.json",
+                                {"archive": ("keep.zip", project(tmp_path / "b", "keep", b"acme-helper==9.9\n"))})
+    assert code == 400 and "acme-helper" in body["msg"] and "9.9" in body["msg"], body
+    assert crawled_version(daemon, "keep") == "1.0"
+
+
+@pytest.mark.parametrize("requirements, says", [
+    (b"-i https://evil.example/simple\nacme-helper\n", "line 1"),
+    (b"acme-helper\n--find-links /tmp\n", "line 2"),
+    (b"./acme\n", "a local path"),
+    (b"acme @ file:///tmp/acme.whl\n", "a direct URL"),
+    (b"\xff\xfe\n", "not UTF-8"),
+])
+def test_requirements_that_say_where_packages_come_from_are_refused_naming_the_line(daemon, tmp_path, requirements,
+                                                                                    says):
+    code, body = daemon.request("/push-project.json",
+                                {"archive": ("bad.zip", project(tmp_path, "bad", requirements))})
+    assert code == 400 and says in body["msg"], body
+    assert "bad" not in daemon.get("/list-projects.json")[1]["projects"]
