@@ -18,6 +18,7 @@ reactor, and never held in memory whole when it is a file.
 
 import io
 import os
+import re
 import shutil
 import sys
 import uuid
@@ -51,6 +52,33 @@ class Prepared:
     data: object
     incoming: Path
     environment: dict | None = None  # projects.environments.Environment.summary() plus its key
+
+
+_CAUSE = re.compile(r"^(?:[\w.]+\.)?(\w*(?:Error|Exception|Exit)\w*)(?::\s*(.*))?$")
+_WHERE = re.compile(r'^\s*File "([^"]+)", line (\d+)')
+_MISSING = re.compile(r"No module named '([^']+)'")
+
+
+def error_cause(text, tree=None):
+    """What a failed `scrapy list` says first: the exception, where it was raised (in the project if it was), and
+    for a missing module that it belongs in requirements.txt; None when the output holds no traceback."""
+    lines = [line.rstrip() for line in text.strip().splitlines() if line.strip()]
+    cause = next((m for m in map(_CAUSE.match, reversed(lines)) if m), None)
+    if cause is None:
+        return None
+    said = cause.group(0).strip()
+    places = [(m.group(1), m.group(2)) for m in map(_WHERE.match, lines) if m]
+    if tree is not None:
+        own = [(f, n) for f, n in places if f.startswith(str(tree))]
+        places = [(os.path.relpath(f, tree), n) for f, n in own] or places
+    if places:
+        said += f" ({places[-1][0]}, line {places[-1][1]})"
+    missing = _MISSING.search(said)
+    if missing:
+        top = missing.group(1).split(".")[0]
+        said += (f"; if {top!r} is a package from an index, list it in requirements.txt next to scrapy.cfg "
+                 "and push again")
+    return said
 
 
 def error_tail(text, lines=12, chars=2000):
@@ -213,9 +241,10 @@ class ProjectStore:
             raise BadArchive(f"listing the spiders of {name!r} took longer than {self.list_timeout:g} s "
                              "(spider-list-timeout); does the project do slow work at import time?")
         if code != 0:
-            raise BadArchive(f"cannot list the spiders of {name!r} ('scrapy list' exited with {code}); "
-                             "fix the project or install what it imports on the server:\n"
-                             + error_tail(err.decode("utf-8", "replace")))
+            text = err.decode("utf-8", "replace")
+            cause = error_cause(text, tree)
+            raise BadArchive(f"cannot list the spiders of {name!r}: "
+                             + (cause or f"'scrapy list' exited with {code}") + "\n\n" + error_tail(text, 40, 6000))
         spiders = [line.strip() for line in out.decode("utf-8", "replace").splitlines() if line.strip()]
         if not spiders:
             raise BadArchive(f"project {name!r} has no spiders; 'scrapy list' printed nothing")

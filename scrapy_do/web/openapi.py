@@ -72,8 +72,13 @@ def openapi_document():
             "/push-project.json": {"post": {
                 "summary": "Push a zipped project, replacing one of the same name",
                 "requestBody": _form({"archive": _STR}, ["archive"], files=("archive",)),
-                "responses": _responses(_ok("pushed", {"name": _STR, "spiders": _STRS}, ["name", "spiders"]),
-                                        400, 409, 413)}},
+                "responses": _responses(_ok("pushed", {
+                    "name": _STR, "spiders": _STRS,
+                    "environment": {"type": "object", "description": "only for a project with a requirements.txt: "
+                                    "its environment, built or reused", "properties": {
+                                        "requirements": {"type": "integer"}, "reused": {"type": "boolean"},
+                                        "seconds": {"type": "number"}}}},
+                    ["name", "spiders"]), 400, 409, 413)}},
             "/list-projects.json": {"get": {
                 "summary": "Project names",
                 "responses": _responses(_ok("projects", {"projects": _STRS}, ["projects"]))}},

@@ -571,3 +571,20 @@ def test_garbage_collection_removes_staged_archives_of_interrupted_pushes(projec
     (project_store.archives / ".incoming-dead.zip").write_bytes(b"x")
     project_store.collect_garbage([])
     assert list(project_store.archives.iterdir()) == []
+
+
+def test_a_failed_spider_list_leads_with_the_cause_where_it_was_and_what_to_do():
+    from scrapy_do.projects.store import error_cause
+
+    tree = "/store/trees/.incoming-1"
+    text = ('Traceback (most recent call last):\n'
+            '  File "/usr/lib/python3/dist-packages/scrapy/utils/misc.py", line 88, in walk_modules\n'
+            f'  File "{tree}/proj/spiders/news.py", line 3, in <module>\n'
+            '    import dateparser\n'
+            "ModuleNotFoundError: No module named 'dateparser'\n")
+    assert error_cause(text, tree) == ("ModuleNotFoundError: No module named 'dateparser' (proj/spiders/news.py, "
+                                       "line 3); if 'dateparser' is a package from an index, list it in "
+                                       "requirements.txt next to scrapy.cfg and push again")
+    syntax = f'  File "{tree}/proj/spiders/a.py", line 7\n    def (:\n        ^\nSyntaxError: invalid syntax\n'
+    assert error_cause(syntax, tree) == "SyntaxError: invalid syntax (proj/spiders/a.py, line 7)"
+    assert error_cause("just some words\n", tree) is None
