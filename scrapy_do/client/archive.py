@@ -1,9 +1,11 @@
 """Building the archive `push-project` sends, the way 0.5.0 did, minus the junk.
 
-Files are `scrapy.cfg` plus those matching `[deploy] glob` (default
-`**/*.py`), stored under a top folder named after `[deploy] project`.
-Version-control folders, virtualenvs and caches are never included, even if
-a glob matches inside them.
+Files are `scrapy.cfg` plus those matching `[deploy] glob` (default `**/*`:
+what `zip -r` would take, so requirements.txt and data files such as
+resources/authors.csv travel; 0.5.0 took only `**/*.py`), stored under a top
+folder named after `[deploy] project`. Version-control folders, virtualenvs,
+caches (Scrapy's `.scrapy` too) and compiled files are never included, even
+if a glob matches inside them.
 """
 
 import configparser
@@ -13,7 +15,10 @@ from pathlib import Path
 
 SKIP_DIRS = {".git", ".hg", ".svn", "__pycache__", ".tox", ".nox", ".venv", "venv", "env", ".env",
              "node_modules", ".mypy_cache", ".pytest_cache", ".ruff_cache", "build", "dist", ".idea",
-             ".vscode"}
+             ".vscode", ".scrapy"}
+SKIP_SUFFIXES = (".pyc", ".pyo")
+SKIP_NAMES = {".DS_Store"}
+DEFAULT_GLOB = "**/*"
 
 
 class ArchiveError(Exception):
@@ -32,11 +37,13 @@ def project_settings(root):
     except (configparser.Error, UnicodeDecodeError) as e:
         raise ArchiveError(f"{cfg} needs a [deploy] section with 'project = NAME' ({str(e).splitlines()[0]})") \
             from None
-    globs = parser.get("deploy", "glob", fallback="**/*.py").split()
+    globs = parser.get("deploy", "glob", fallback=DEFAULT_GLOB).split()
     return name, globs
 
 
 def _skipped(relative, root):
+    if relative.suffix in SKIP_SUFFIXES or relative.name in SKIP_NAMES:
+        return True
     for i, part in enumerate(relative.parts[:-1]):
         if part in SKIP_DIRS or part.endswith(".egg-info"):
             return True

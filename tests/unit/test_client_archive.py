@@ -33,11 +33,18 @@ def names(data):
     return zipfile.ZipFile(io.BytesIO(data)).namelist()
 
 
-def test_default_glob_packs_python_files_under_project_name(tmp_path):
-    """The default glob takes scrapy.cfg and *.py files, under a folder named after the project."""
-    name, data = build_archive(make_project(tmp_path / "checkout"))
+def test_default_glob_packs_what_zip_r_would_under_project_name(tmp_path):
+    """The default glob takes every file (data files, requirements.txt), under a folder named after the project;
+    version control, virtualenvs, caches (Scrapy's .scrapy too) and compiled files stay out."""
+    root = make_project(tmp_path / "checkout")
+    (root / "requirements.txt").write_text("dateparser\n")
+    (root / ".scrapy" / "httpcache").mkdir(parents=True)
+    (root / ".scrapy" / "httpcache" / "page").write_text("cached")
+    (root / "demo" / "spiders" / "s.pyc").write_bytes(b"\0")
+    name, data = build_archive(root)
     assert name == "demo"
-    assert names(data) == ["demo/scrapy.cfg", "demo/demo/__init__.py", "demo/demo/spiders/s.py"]
+    assert names(data) == ["demo/scrapy.cfg", "demo/demo/__init__.py", "demo/demo/data.json",
+                           "demo/demo/spiders/s.py", "demo/requirements.txt"]
 
 
 def test_custom_glob_adds_data_files(tmp_path):
