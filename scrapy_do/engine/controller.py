@@ -295,6 +295,17 @@ class Controller(Service):
         log.info("removed project {name}{purged}", name=name, purged=" and its data" if purge else "")
         self._emit(ProjectRemoved(project))
 
+    def build_log_path(self, name):
+        """The output of the build of the project's environment; NotFound without one."""
+        project = self.get_project(name)
+        environments = getattr(self.projects, "environments", None)
+        if not project.environment or environments is None:
+            raise NotFound(f"project {project.name!r} has no environment: it was pushed without a requirements.txt")
+        path = environments.log_path(project.environment["key"])
+        if not path.is_file():
+            raise NotFound(f"the build log of {project.name!r} is gone")
+        return path
+
     def list_data(self, name):
         """What the project's crawls wrote: a Deferred of (files, truncated)."""
         return self.projects.list_data(self.get_project(name).name)

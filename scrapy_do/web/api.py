@@ -641,6 +641,18 @@ class WebAPI:
         path = self.controller.log_path(identifier, kind)
         return self._serve_output(request, identifier, path, "text/plain; charset=utf-8", "the log")
 
+    @app.route("/get-log/build/<project>.log", methods=["GET", "HEAD"])
+    def get_build_log(self, request, project):
+        """The output of uv building the project's environment (from its requirements.txt)."""
+        path = self.controller.build_log_path(project)
+        refused = _static_range(request, path.stat().st_size, "the build log")
+        if refused is not None:
+            return refused
+        resource = finished_log(str(path), defaultType="text/plain; charset=utf-8")
+        resource.type, resource.encoding = "text/plain; charset=utf-8", None
+        resource.childNotFound = resource.forbidden = NotFound()
+        return resource
+
     @app.route("/get-items/<job_id>.jl", methods=["GET", "HEAD"])
     def get_items_jl(self, request, job_id):
         """A job's scraped items as JSON Lines: ranges, and following a running job, as for logs."""

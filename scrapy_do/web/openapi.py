@@ -203,6 +203,15 @@ def openapi_document():
                               "206": {"description": "part of the log",
                                       "content": {"text/plain": {"schema": _STR}}},
                               "404": _ERROR, "416": _ERROR}}},
+            "/get-log/build/{project}.log": {"get": {
+                "summary": "The output of the build of a project's environment (a project pushed with a "
+                           "requirements.txt)",
+                "parameters": [_param("project", "the project's name", True, where="path"),
+                               _param("Range", "bytes=N-, bytes=-N or bytes=N-M", where="header")],
+                "responses": {"200": {"description": "the build's output",
+                                      "content": {"text/plain": {"schema": _STR}}},
+                              "206": {"description": "part of it", "content": {"text/plain": {"schema": _STR}}},
+                              "404": _ERROR, "416": _ERROR}}},
             "/get-items/{job_id}.jl": {"get": {
                 "summary": "A job's scraped items as JSON Lines (one object per line); follows a running job "
                            "until it ends",

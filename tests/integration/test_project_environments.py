@@ -52,6 +52,17 @@ def daemon(tmp_path_factory):
     d.stop()
 
 
+def fetch(d, path):
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(d.url + path, timeout=30) as resp:
+            return resp.status, resp.headers, resp.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers, e.read()
+
+
 def crawled_version(d, name):
     job = d.schedule(name, "helped")
     ended = d.wait_job(job, {"SUCCESSFUL", "FAILED"}, timeout=60)
@@ -72,6 +83,10 @@ def test_a_projects_requirements_run_in_its_own_environment_side_by_side_with_an
     same = daemon.push("three.zip", project(tmp_path, "three", b"acme_helper == 1.0  # the same\n"))
     assert same["environment"]["reused"] is True and same["environment"]["seconds"] == 0
     assert crawled_version(daemon, "three") == "1.0"
+    code, headers, log = fetch(daemon, "/get-log/build/one.log")
+    assert code == 200 and b"acme-helper==1.0" in log, log
+    code, _, body = fetch(daemon, "/get-log/build/offline-none.log")
+    assert code == 404 and json.loads(body)["status"] == "error"
 
 
 def test_a_requirement_that_cannot_be_installed_refuses_the_push_and_the_old_version_stays(daemon, tmp_path):
