@@ -14,7 +14,7 @@ import socket
 from pathlib import Path
 
 from twisted.application.service import Service
-from twisted.internet import defer
+from twisted.internet import defer, threads
 from twisted.logger import Logger
 
 from scrapy_do import __version__
@@ -294,6 +294,17 @@ class Controller(Service):
             self.projects.purge_data(name)
         log.info("removed project {name}{purged}", name=name, purged=" and its data" if purge else "")
         self._emit(ProjectRemoved(project))
+
+    def project_environment(self, name):
+        """A Deferred of the project's environment: its summary and packages, or None without one."""
+        project = self.get_project(name)
+        environments = getattr(self.projects, "environments", None)
+        if not project.environment or environments is None:
+            return defer.succeed(None)
+        summary = {k: v for k, v in project.environment.items() if k != "key"}
+        d = threads.deferToThread(environments.packages, project.environment["key"])
+        d.addCallback(lambda packages: {**summary, "packages": packages})
+        return d
 
     def build_log_path(self, name):
         """The output of the build of the project's environment; NotFound without one."""

@@ -212,6 +212,16 @@ class Environments:
             text = (out + err).decode("utf-8", "replace").strip().splitlines()
             raise BuildFailed("cannot install the project's requirements.txt:\n" + "\n".join(text[-TAIL:]))
 
+    def packages(self, key):
+        """[{"name", "version"}] of what the environment holds itself (not the daemon's packages under it)."""
+        found = {}
+        for folder in self.path(key).glob("lib/python*/site-packages"):
+            for dist in metadata.distributions(path=[str(folder)]):
+                name = dist.metadata.get("Name")
+                if name:
+                    found[canonicalize_name(name)] = dist.version
+        return [{"name": name, "version": version} for name, version in sorted(found.items())]
+
     def collect(self, live):
         """Delete the environments no key in `live` names (a project version that still runs keeps its own)."""
         for path in self.root.iterdir():

@@ -641,6 +641,16 @@ class WebAPI:
         path = self.controller.log_path(identifier, kind)
         return self._serve_output(request, identifier, path, "text/plain; charset=utf-8", "the log")
 
+    @app.route("/project-environment.json", methods=["GET"])
+    @defer.inlineCallbacks
+    def project_environment(self, request):
+        """A project's environment (from its requirements.txt): what it holds, and where its build log is."""
+        name = self._arg(request, "project")
+        environment = yield self.controller.project_environment(name)
+        if environment is not None:
+            environment["log"] = f"/get-log/build/{quote(name)}.log"
+        return to_json(request, {"status": "ok", "project": name, "environment": environment})
+
     @app.route("/get-log/build/<project>.log", methods=["GET", "HEAD"])
     def get_build_log(self, request, project):
         """The output of uv building the project's environment (from its requirements.txt)."""

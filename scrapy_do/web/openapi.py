@@ -203,6 +203,17 @@ def openapi_document():
                               "206": {"description": "part of the log",
                                       "content": {"text/plain": {"schema": _STR}}},
                               "404": _ERROR, "416": _ERROR}}},
+            "/project-environment.json": {"get": {
+                "summary": "A project's environment (from its requirements.txt): the packages it holds over the "
+                           "daemon's, and its build log; null for a project without one",
+                "parameters": [_param("project", "the project's name", True)],
+                "responses": _responses(_ok("the environment", {
+                    "project": _STR,
+                    "environment": {"type": ["object", "null"], "properties": {
+                        "requirements": {"type": "integer"}, "reused": {"type": "boolean"},
+                        "seconds": {"type": "number"}, "log": _STR,
+                        "packages": {"type": "array", "items": {"type": "object", "properties": {
+                            "name": _STR, "version": _STR}}}}}}, ["project", "environment"]), 400, 404)}},
             "/get-log/build/{project}.log": {"get": {
                 "summary": "The output of the build of a project's environment (a project pushed with a "
                            "requirements.txt)",

@@ -496,6 +496,8 @@ CASES += [
      raw_bytes(b'{"n": 1}\n' * (1 << 20), "application/x-ndjson"), 413, "a batch of items is larger"),
     ("items: malformed job id", "POST", "/report/not-a-job/items.jl?first=0",
      raw_bytes(b'{"n": 1}\n', "application/x-ndjson"), 400, "is not a job identifier"),
+    ("environment: no project", "GET", "/project-environment.json", None, 400, "missing parameter 'project'"),
+    ("environment: unknown project", "GET", "/project-environment.json?project=nope", None, 404, "unknown project"),
     ("build log: unknown project", "GET", "/get-log/build/nope.log", None, 404, "unknown project"),
     ("build log: no requirements.txt", "GET", "/get-log/build/offline.log", None, 404, "has no environment"),
     ("build log: a path", "GET", "/get-log/build/..%2F..%2Fscrapy-do.db.log", None, 404, "no"),

@@ -85,6 +85,9 @@ def test_a_projects_requirements_run_in_its_own_environment_side_by_side_with_an
     assert crawled_version(daemon, "three") == "1.0"
     code, headers, log = fetch(daemon, "/get-log/build/one.log")
     assert code == 200 and b"acme-helper==1.0" in log, log
+    code, body = daemon.get("/project-environment.json", project="two")
+    assert code == 200 and body["environment"]["packages"] == [{"name": "acme-helper", "version": "2.0"}]
+    assert body["environment"]["log"] == "/get-log/build/two.log" and body["environment"]["requirements"] == 1
     code, _, body = fetch(daemon, "/get-log/build/offline-none.log")
     assert code == 404 and json.loads(body)["status"] == "error"
 
