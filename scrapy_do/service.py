@@ -204,15 +204,16 @@ def make_service(config, reactor):
     # Outermost: a rebinding or cross-site request is refused before credentials are even checked.
     wrap = lambda resource: CrossSiteGuard(auth(resource) if auth else resource, served)  # noqa: E731
     store = SqliteStore(config.database, config.zone)
+    # Crawl logs (and build logs) are written by the daemon; followers of a live log hear of each write
+    # from the hub.
+    watcher = LogHub()
     environments = Environments(config.environments, reactor, index_url=config.index_url,
                                 extra_index_urls=config.extra_index_urls, find_links=config.find_links,
-                                timeout=config.environment_build_timeout)
+                                timeout=config.environment_build_timeout, hub=watcher)
     projects = ProjectStore(config.project_store, reactor,
                             Limits(config.max_unpacked_size, config.max_archive_files),
                             list_timeout=config.spider_list_timeout, data_root=config.spider_data_dir,
                             environments=environments)
-    # Crawl logs are written by the daemon; followers of a live log hear of each write from the hub.
-    watcher = LogHub()
     launcher = ProcessLauncher(reactor, grace=config.cancel_grace, log_limit=config.max_log_size, hub=watcher,
                                cgroups=CrawlCgroups())
     controller = Controller(config, store, projects, launcher, reactor, hub=watcher)

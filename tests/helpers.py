@@ -97,3 +97,54 @@ def make_wheel(folder, name, version, requires=(), module_text=None):
             record.append(f"{member},sha256={digest},{len(data)}")
         z.writestr(f"{info}/RECORD", "\n".join([*record, f"{info}/RECORD,,"]) + "\n")
     return path
+
+
+def make_slow_sdist(folder, name, version, seconds):
+    """A source distribution of `name` whose in-tree build backend sleeps `seconds` before it builds the wheel:
+    an environment build that takes a while, with no index and no build tools."""
+    import tarfile
+
+    dist = name.replace("-", "_")
+    base = f"{dist}-{version}"
+    backend = f'''
+import base64, hashlib, os, time, zipfile
+
+NAME, DIST, VERSION = {name!r}, {dist!r}, {version!r}
+
+
+def get_requires_for_build_wheel(config_settings=None):
+    return []
+
+
+def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+    time.sleep({seconds!r})
+    info = f"{{DIST}}-{{VERSION}}.dist-info"
+    files = {{f"{{DIST}}/__init__.py": f"VERSION = {{VERSION!r}}\\n",
+             f"{{info}}/METADATA": f"Metadata-Version: 2.1\\nName: {{NAME}}\\nVersion: {{VERSION}}\\n",
+             f"{{info}}/WHEEL": "Wheel-Version: 1.0\\nGenerator: slow\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n"}}
+    wheel = f"{{DIST}}-{{VERSION}}-py3-none-any.whl"
+    record = []
+    with zipfile.ZipFile(os.path.join(wheel_directory, wheel), "w") as z:
+        for member, text in files.items():
+            data = text.encode()
+            z.writestr(member, data)
+            digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+            record.append(f"{{member}},sha256={{digest}},{{len(data)}}")
+        z.writestr(f"{{info}}/RECORD", "\\n".join([*record, f"{{info}}/RECORD,,"]) + "\\n")
+    return wheel
+'''
+    members = {
+        "pyproject.toml": f'[build-system]\nrequires = []\nbuild-backend = "slow_backend"\nbackend-path = ["."]\n'
+                          f'[project]\nname = "{name}"\nversion = "{version}"\n',
+        "slow_backend.py": backend,
+        "PKG-INFO": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
+    }
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    path = Path(folder) / f"{base}.tar.gz"
+    with tarfile.open(path, "w:gz") as tar:
+        for member, text in members.items():
+            data = text.encode()
+            info = tarfile.TarInfo(f"{base}/{member}")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return path

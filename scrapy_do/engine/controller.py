@@ -306,6 +306,11 @@ class Controller(Service):
         d.addCallback(lambda packages: {**summary, "packages": packages})
         return d
 
+    def live_build(self, name):
+        """(log path, Deferred fired at its end) of the environment build a push of `name` waits for, or None."""
+        environments = getattr(self.projects, "environments", None)
+        return environments.building(name) if environments is not None else None
+
     def build_log_path(self, name):
         """The output of the build of the project's environment; NotFound without one."""
         project = self.get_project(name)

@@ -347,17 +347,22 @@ class ProcessLauncher:
 class _Collect(protocol.ProcessProtocol):
     """Keeps the start of stdout and the tail of stderr of a short command."""
 
-    def __init__(self, limit):
+    def __init__(self, limit, on_output=None):
         self.limit = limit
         self.out = bytearray()
         self.err = bytearray()
         self.done = defer.Deferred()
+        self.on_output = on_output
 
     def outReceived(self, data):
+        if self.on_output is not None:
+            self.on_output(data)
         if len(self.out) < self.limit:
             self.out += data[: self.limit - len(self.out)]
 
     def errReceived(self, data):
+        if self.on_output is not None:
+            self.on_output(data)
         self.err += data
         if len(self.err) > self.limit:
             del self.err[: len(self.err) - self.limit]
@@ -367,9 +372,12 @@ class _Collect(protocol.ProcessProtocol):
 
 
 @defer.inlineCallbacks
-def run_command(reactor, argv, cwd, env, timeout, limit=1 << 20, stdin=b""):
-    """Run `argv` with `stdin` to completion; fire (exit code, stdout, stderr tail, timed_out)."""
-    proto = _Collect(limit)
+def run_command(reactor, argv, cwd, env, timeout, limit=1 << 20, stdin=b"", on_output=None, group=False):
+    """Run `argv` with `stdin` to completion; fire (exit code, stdout, stderr tail, timed_out).
+
+    `on_output(bytes)` hears each piece of its output as it comes (a build log written live); `group`: the
+    command leads a process group, which a timeout kills whole."""
+    proto = _Collect(limit, on_output)
     try:
         transport = reactor.spawnProcess(proto, argv[0], argv, env=env, path=cwd)
     except OSError as e:
@@ -382,8 +390,11 @@ def run_command(reactor, argv, cwd, env, timeout, limit=1 << 20, stdin=b""):
     def kill():
         timed_out.append(True)
         try:
-            transport.signalProcess("KILL")
-        except error.ProcessExitedAlready:
+            if group and transport.pid:
+                os.killpg(transport.pid, signal.SIGKILL)
+            else:
+                transport.signalProcess("KILL")
+        except (error.ProcessExitedAlready, ProcessLookupError):
             pass
 
     timer = reactor.callLater(timeout, kill)

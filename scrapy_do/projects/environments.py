@@ -33,6 +33,7 @@ from twisted.python.failure import Failure
 
 from scrapy_do.errors import BadRequest
 from scrapy_do.launchers.local import run_command
+from scrapy_do.launchers.logfiles import LogFile
 from scrapy_do.projects.requirements import environment_key
 
 log = Logger(namespace="scrapy_do.environments")
@@ -97,7 +98,7 @@ class Environment:
 
 class Environments:
     def __init__(self, root, reactor, *, index_url="", extra_index_urls=(), find_links=(), timeout=600.0,
-                 python=sys.executable, environ=None, uv=None, clock=time.monotonic):
+                 python=sys.executable, environ=None, uv=None, clock=time.monotonic, hub=None):
         self.root = Path(root)
         self._reactor = reactor
         self.index_url = index_url
@@ -109,7 +110,9 @@ class Environments:
         self._uv = uv
         self._clock = clock
         self._building = {}  # key -> list of Deferreds waiting for its build
+        self._projects = {}  # project name -> key of the build its push waits for
         self._base = None
+        self.hub = hub  # tells followers of a build log of each piece written
 
     def open(self):
         """Create the folder (the crawl user reads environments: 0755) and delete unfinished builds."""
@@ -133,14 +136,27 @@ class Environments:
     def log_path(self, key):
         return self.root / f"{key}.log"
 
-    def ensure(self, requirements):
+    def building(self, project):
+        """(log path, Deferred fired when it ends) of the build a push of `project` waits for, or None."""
+        key = self._projects.get(project)
+        if key is None or key not in self._building:
+            return None
+        ended = defer.Deferred()
+        self._building[key].append(ended)
+        return self.log_path(key), ended
+
+    def ensure(self, requirements, project=None):
         """The environment for `requirements` (normalised specifier lines): at once if it exists, else when
-        it is built (one build for every push that asks for it meanwhile); BuildFailed if it cannot be."""
+        it is built (one build for every push that asks for it meanwhile); BuildFailed if it cannot be.
+        `project` names the push waiting for it (whose build log is then followed live)."""
         key = self.key(requirements)
         path = self.path(key)
         if path.is_dir():
             return defer.succeed(Environment(key, path, len(requirements), True, 0.0))
         waiting = defer.Deferred()
+        if project is not None:
+            self._projects[project] = key
+            waiting.addBoth(self._done_for, project, key)
         if key in self._building:
             self._building[key].append(waiting)
             return waiting
@@ -150,6 +166,8 @@ class Environments:
 
         def settle(result):
             waiters = self._building.pop(key, [])
+            if self.hub is not None:
+                self.hub.notify(str(self.log_path(key)))  # followers of the live log: it ended
             for each in waiters:
                 if isinstance(result, Failure):
                     each.errback(result)
@@ -158,6 +176,11 @@ class Environments:
         d.addBoth(settle)
         return waiting
 
+    def _done_for(self, result, project, key):
+        if self._projects.get(project) == key:
+            del self._projects[project]
+        return result
+
     @defer.inlineCallbacks
     def _build(self, key, requirements):
         building = self.root / f".building-{key}-{secrets.token_hex(4)}"
@@ -165,7 +188,11 @@ class Environments:
         uv = self._uv or find_uv()
         env = {k: v for k, v in self.environ.items() if k in _KEPT}
         env["UV_CACHE_DIR"] = str(self.root / ".cache")
-        output = []
+        try:
+            os.unlink(log_path)  # an earlier failed build's: this one is written from the start
+        except FileNotFoundError:
+            pass
+        output = LogFile(log_path, 1 << 20, self.hub)
         try:
             yield self._run(output, [uv, "venv", "--no-config", "--quiet", "--python", self.python, str(building)],
                             env)
@@ -187,7 +214,7 @@ class Environments:
             shutil.rmtree(building, ignore_errors=True)
             raise
         finally:
-            _write_log(log_path, output)
+            output.close()
         log.info("built environment {key} ({n} requirements)", key=key, n=len(requirements))
 
     def _lay_over(self, building, requirements):
@@ -202,10 +229,13 @@ class Environments:
 
     @defer.inlineCallbacks
     def _run(self, output, argv, env):
-        output.append(("$ " + " ".join(argv[1:4]) + " ...\n").encode())
-        code, out, err, timed_out = yield run_command(self._reactor, argv, str(self.root), env, self.timeout)
-        output.extend([out, err])
+        output.write(("$ uv " + " ".join(argv[1:3]) + "\n").encode())
+        # Through buildrunner: the step and what it starts die with the daemon, or at the timeout.
+        argv = [self.python, "-m", "scrapy_do.projects.buildrunner", *argv]
+        code, out, err, timed_out = yield run_command(self._reactor, argv, str(self.root), env, self.timeout,
+                                                      on_output=output.write, group=True)
         if timed_out:
+            output.write(f"scrapy-do: stopped after {self.timeout:g} s (environment-build-timeout)\n".encode())
             raise BuildFailed(f"building the project's environment took longer than {self.timeout:g} s "
                               "(environment-build-timeout)")
         if code != 0:
@@ -225,7 +255,11 @@ class Environments:
     def collect(self, live):
         """Delete the environments no key in `live` names (a project version that still runs keeps its own)."""
         for path in self.root.iterdir():
-            if path.name.startswith(".") or path.suffix == ".log":
+            if path.name.startswith("."):
+                continue
+            if path.suffix == ".log":
+                if path.stem not in live and not self.path(path.stem).is_dir() and path.stem not in self._building:
+                    path.unlink(missing_ok=True)  # a failed build's
                 continue
             if path.name not in live and path.is_dir():
                 shutil.rmtree(path, ignore_errors=True)
@@ -243,12 +277,3 @@ def _open_for_reading(folder):
             path = os.path.join(dirpath, name)
             if not os.path.islink(path):
                 os.chmod(path, os.stat(path).st_mode | 0o444)
-
-
-def _write_log(path, output):
-    try:
-        with open(path, "wb") as f:
-            for chunk in output:
-                f.write(chunk)
-    except OSError as e:
-        log.warn("cannot write the build log {path}: {e}", path=str(path), e=e)

@@ -196,7 +196,7 @@ class ProjectStore:
         source = _source(data)
         try:
             name = yield self._in_thread(extract, source, str(incoming), self.limits)
-            environment = yield self._environment(incoming)
+            environment = yield self._environment(incoming, name)
             spiders = yield self.list_spiders(incoming, name, self.python_of(environment))
             yield self._in_thread(_stage, source, staged)
         except BaseException:
@@ -208,7 +208,7 @@ class ProjectStore:
         return Prepared(name=name, spiders=tuple(spiders), data=staged, incoming=incoming, environment=environment)
 
     @defer.inlineCallbacks
-    def _environment(self, tree):
+    def _environment(self, tree, name):
         """The environment of the tree's requirements.txt (built if need be), or None when it has none."""
         path = Path(tree) / "requirements.txt"
         if self.environments is None or path.is_symlink() or not path.is_file():
@@ -217,7 +217,7 @@ class ProjectStore:
         requirements = parse_requirements(data)
         if not requirements:
             return None
-        env = yield self.environments.ensure(requirements)
+        env = yield self.environments.ensure(requirements, project=name)
         return {"key": env.key, **env.summary()}
 
     def python_of(self, environment):

@@ -653,7 +653,16 @@ class WebAPI:
 
     @app.route("/get-log/build/<project>.log", methods=["GET", "HEAD"])
     def get_build_log(self, request, project):
-        """The output of uv building the project's environment (from its requirements.txt)."""
+        """The output of uv building the project's environment (from its requirements.txt); while a push of
+        the project builds one, that build's output, followed live until it ends."""
+        live = self.controller.live_build(project)
+        if live is not None and request.method == b"GET":
+            path, ended = live
+            request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+            request.setHeader(b"x-scrapy-do-following", b"yes")
+            follower = LogFollower(request, str(path), 0, self._watcher)
+            ended.addBoth(lambda _: follower.end())
+            return follower.start()
         path = self.controller.build_log_path(project)
         refused = _static_range(request, path.stat().st_size, "the build log")
         if refused is not None:

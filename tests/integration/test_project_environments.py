@@ -7,10 +7,11 @@ spider that imports `acme_helper` and prints its version.
 
 import json
 import shutil
+import time
 
 import pytest
 
-from tests.helpers import OFFLINE, make_wheel, zip_tree
+from tests.helpers import OFFLINE, make_slow_sdist, make_wheel, zip_tree
 from tests.integration.daemonproc import DaemonProcess
 
 pytestmark = pytest.mark.integration
@@ -113,3 +114,76 @@ def test_requirements_that_say_where_packages_come_from_are_refused_naming_the_l
                                 {"archive": ("bad.zip", project(tmp_path, "bad", requirements))})
     assert code == 400 and says in body["msg"], body
     assert "bad" not in daemon.get("/list-projects.json")[1]["projects"]
+
+
+def test_the_build_of_a_push_is_followed_live_and_its_log_kept(daemon, tmp_path):
+    """While a push builds, GET /get-log/build/<project>.log streams that build's output until it ends."""
+    import threading
+
+    make_slow_sdist(daemon.workdir / "wheels", "acme-slow", "1.0", seconds=3)
+    archive = project(tmp_path, "live", b"acme-slow==1.0\nacme-helper==1.0\n")
+    answer = {}
+    pushing = threading.Thread(target=lambda: answer.update(zip(("code", "body"), daemon.request(
+        "/push-project.json", {"archive": ("live.zip", archive)}))))
+    pushing.start()
+    followed = None
+    while pushing.is_alive():
+        code, headers, body = fetch(daemon, "/get-log/build/live.log")
+        if code == 200 and headers.get("x-scrapy-do-following") == "yes":
+            followed = body
+            break
+        time.sleep(0.1)
+    pushing.join(60)
+    assert answer["code"] == 200 and answer["body"]["environment"]["seconds"] >= 3, answer
+    code, headers, kept = fetch(daemon, "/get-log/build/live.log")
+    assert code == 200 and headers.get("x-scrapy-do-following") is None and b"acme-slow==1.0" in kept
+    assert followed == kept  # the whole build, as it came
+
+
+def _processes_in(folder):
+    """The build processes whose command line names `folder` (uv and its build backend)."""
+    import psutil
+
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        line = " ".join(proc.info["cmdline"] or ())
+        if str(folder) in line and "uv" in line:
+            found.append(proc.pid)
+    return found
+
+
+def test_a_daemon_killed_during_a_build_leaves_no_half_built_environment(tmp_path):
+    import signal
+    import threading
+
+    make_slow_sdist(tmp_path / "wheels", "acme-slow", "1.0", seconds=30)
+    make_wheel(tmp_path / "wheels", "acme-helper", "1.0")
+    d = DaemonProcess(tmp_path, "[scrapy-do]\nfind-links = wheels\n[web]\ninterfaces = 127.0.0.1:0\n").start()
+    try:
+        d.push("kept.zip", project(tmp_path / "a", "kept", b"acme-helper==1.0\n"))
+        archive = project(tmp_path / "b", "kept", b"acme-slow==1.0\nacme-helper==1.0\n")
+        def push():
+            try:
+                d.request("/push-project.json", {"archive": ("kept.zip", archive)})
+            except OSError:  # the daemon dies under it
+                pass
+
+        threading.Thread(target=push, daemon=True).start()
+        envs = tmp_path / "projects" / "envs"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not list(envs.glob(".building-*")):
+            time.sleep(0.1)
+        assert list(envs.glob(".building-*")), "the build never started"
+        d.proc.send_signal(signal.SIGKILL)
+        d.proc.wait(30)
+        d.start()
+        assert not list(envs.glob(".building-*"))
+        deadline = time.monotonic() + 10  # the build's processes die with the daemon (parent-death signal)
+        while time.monotonic() < deadline and _processes_in(tmp_path):
+            time.sleep(0.1)
+        assert not _processes_in(tmp_path)
+        assert crawled_version(d, "kept") == "1.0"  # the version pushed before, in its own environment
+        assert d.get("/project-environment.json", project="kept")[1]["environment"]["packages"] == [
+            {"name": "acme-helper", "version": "1.0"}]
+    finally:
+        d.stop()
