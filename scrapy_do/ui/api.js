@@ -72,7 +72,15 @@ export const api = {
   stats: (id, signal) => call(`/get-stats/${encodeURIComponent(id)}.json`, {signal}),
   /** {files: [{path, size, modified}], truncated}: what a project's crawls wrote in its data directory. */
   listData: (project, signal) => call('/list-data.json', {params: {project}, signal}),
+  /** A project's environment (from its requirements.txt): {requirements, reused, seconds, packages, log}, or null. */
+  projectEnvironment: (project, signal) =>
+    call('/project-environment.json', {params: {project}, signal}).then((r) => r.environment || null),
 };
+
+/** The output of the build of a project's environment (text/plain). */
+export function buildLogUrl(project) {
+  return `/get-log/build/${encodeURIComponent(project)}.log`;
+}
 
 /** A job's items as JSON Lines (`jl`) or CSV (`csv`). */
 export function itemsUrl(id, format) {

@@ -99,3 +99,18 @@ export function formatRate(n) {
   const v = Number(n);
   return v < 10 ? v.toFixed(1).replace(/\.0$/, '') : formatCount(v);
 }
+
+/** A short build time: "0.42 s", "3.1 s", "42 s", then as formatDuration ("2m 05s"); "—" when unknown. */
+export function formatSeconds(n) {
+  if (n === null || n === undefined || Number.isNaN(Number(n))) return '—';
+  const v = Math.max(0, Number(n));
+  if (v < 1) return `${v.toFixed(2)} s`;
+  if (v < 10) return `${v.toFixed(1)} s`;
+  if (v < 60) return `${Math.round(v)} s`;
+  return formatDuration(v);
+}
+
+/** "1 requirement", "3 requirements" */
+export function plural(n, word) {
+  return `${n} ${word}${n === 1 ? '' : 's'}`;
+}

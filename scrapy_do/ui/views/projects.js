@@ -1,15 +1,63 @@
-// Projects: push an archive, see each project's spiders, jobs and data files (what its
-// crawls wrote, as downloads), remove a project.
+// Projects: push an archive, see each project's spiders, jobs, environment (what its
+// requirements.txt installed, and the build's log) and data files (what its crawls wrote,
+// as downloads), remove a project.
 
-import {api, dataUrl} from '../api.js';
+import {api, buildLogUrl, dataUrl} from '../api.js';
 import {timeCell} from '../components.js';
 import {debounce, fill, h} from '../dom.js';
-import {formatBytes} from '../format.js';
+import {formatBytes, formatSeconds, plural} from '../format.js';
 import {COMPLETED, activeJobs, projectNames, state, subscribe} from '../state.js';
 
 export const title = 'Projects';
 
 const FEW = 10;   // data files shown per project until "show all"
+const FEW_PACKAGES = 12;   // packages of an environment shown until "show all"
+
+/** How the environment came to be: "built in 2.3 s" or "reused (same requirements)". */
+function buildSummary(env) {
+  return env.reused ? 'reused (an environment with the same requirements was already built)'
+    : `built in ${formatSeconds(env.seconds)}`;
+}
+
+/** The link to an environment's build log (a new tab: the daemon serves it as plain text). */
+function buildLogLink(name, env) {
+  return h('a', {href: (env && env.log) || buildLogUrl(name), target: '_blank', rel: 'noopener',
+    'data-testid': 'env-log', title: `The output of the build of ${name}'s environment`}, 'build log');
+}
+
+/**
+ * A project's environment: its requirements, how it was built, its packages (those it holds over the
+ * daemon's) and its build log; a quiet line without one. `env`: undefined (loading) | null | {error} | environment.
+ */
+function environment(name, env, all, showAll) {
+  if (env === undefined) return null;
+  if (env === null) {
+    return h('p', {class: 'muted small', 'data-testid': 'no-environment'},
+      "No requirements.txt: its crawls use the daemon's packages.");
+  }
+  if (env.error) return h('p', {class: 'muted small', 'data-testid': 'env-error'}, `Environment: ${env.error}`);
+  const packages = env.packages || [];
+  return h('div', {class: 'project-env', 'data-testid': 'project-environment'},
+    h('p', {class: 'small'},
+      h('strong', null, 'Environment'), ' · ',
+      h('span', {'data-testid': 'env-requirements'}, plural(env.requirements, 'requirement')), ' · ',
+      h('span', {'data-testid': 'env-build', class: 'muted'}, buildSummary(env)), ' · ',
+      buildLogLink(name, env)),
+    packages.length
+      ? h('ul', {class: 'packages', 'data-testid': 'env-packages', 'aria-label': `Packages of ${name}'s environment`},
+        (all ? packages : packages.slice(0, FEW_PACKAGES)).map((p) =>
+          h('li', {'data-testid': 'env-package', 'data-package': p.name}, `${p.name}==${p.version}`)),
+        !all && packages.length > FEW_PACKAGES ? h('li', null, h('button', {type: 'button', class: 'link small',
+          'data-testid': 'env-show-all', onclick: showAll}, `show all ${packages.length}`)) : null)
+      : h('p', {class: 'muted small', 'data-testid': 'env-no-packages'}, "No packages beyond the daemon's."));
+}
+
+/** What the push answer says of the environment: "1 requirement, built in 2.3 s", with the build log. */
+function pushEnvironment(name, env) {
+  if (!env) return null;
+  return h('p', {class: 'small', 'data-testid': 'push-environment'},
+    'Environment: ', plural(env.requirements, 'requirement'), ', ', buildSummary(env), ' (', buildLogLink(name, null), ').');
+}
 
 /** A project's data files as download links, or why there are none. `data`: {files, truncated} | {error} | null. */
 function dataFiles(name, data, all, showAll) {
@@ -46,16 +94,19 @@ export function mount(root) {
     }
     pushButton.disabled = true;
     pushButton.textContent = 'Pushing…';
-    fill(pushResult, h('p', {class: 'muted'}, `Uploading ${file.name} and listing its spiders…`));
+    fill(pushResult, h('p', {class: 'muted', 'data-testid': 'push-progress'},
+      `Uploading ${file.name}, building its environment if it has a requirements.txt, and listing its spiders…`));
     try {
       const body = await api.pushProject(file);
       state.projects.set(body.name, body.spiders);
       renderList();
       refreshData([body.name]);
-      fill(pushResult, h('p', {class: 'success', 'data-testid': 'push-success'},
-        'Pushed ', h('strong', null, body.name), ` with ${body.spiders.length} spider${body.spiders.length === 1 ? '' : 's'}: `,
-        body.spiders.join(', '), '. ',
-        h('a', {href: `#/schedule?project=${encodeURIComponent(body.name)}`}, 'Schedule a job →')));
+      refreshEnv([body.name]);
+      fill(pushResult, h('div', {class: 'success', 'data-testid': 'push-success'},
+        h('p', null, 'Pushed ', h('strong', null, body.name), ` with ${plural(body.spiders.length, 'spider')}: `,
+          body.spiders.join(', '), '. ',
+          h('a', {href: `#/schedule?project=${encodeURIComponent(body.name)}`}, 'Schedule a job →')),
+        pushEnvironment(body.name, body.environment)));
       form.reset();
     } catch (err) {
       fill(pushResult, h('div', {class: 'error', role: 'alert', 'data-testid': 'push-error'},
@@ -69,7 +120,8 @@ export function mount(root) {
   h('div', {class: 'row'}, fileInput, pushButton),
   h('p', {class: 'muted small'},
     'Zip the project folder, the one that holds scrapy.cfg. A project with the same name is replaced. ',
-    'The daemon runs ', h('code', null, 'scrapy list'), ' on it, so this can take a few seconds.'));
+    'With a ', h('code', null, 'requirements.txt'), ' beside scrapy.cfg, the daemon first installs it in an ',
+    'environment of its own. Then it runs ', h('code', null, 'scrapy list'), ' on it, so this can take a few seconds.'));
 
   // The remove confirmation.
   const dialogMsg = h('p');
@@ -89,6 +141,7 @@ export function mount(root) {
       await api.removeProject(name);
       state.projects.delete(name);
       data.delete(name);
+      envs.delete(name);
       renderList();
       dialog.close();
       fill(pushResult, h('p', {class: 'success', 'data-testid': 'remove-success'}, `Removed project ${name}.`));
@@ -124,6 +177,7 @@ export function mount(root) {
       h('ul', {class: 'chips', 'data-testid': 'project-spiders'},
         spiders.map((s) => h('li', null, h('a', {class: 'chip', 'data-testid': 'spider', title: `Schedule ${s}`,
           href: `#/schedule?project=${q}&spider=${encodeURIComponent(s)}`}, s)))),
+      environment(name, envs.get(name), envsExpanded.has(name), () => { envsExpanded.add(name); renderList(); }),
       h('div', {class: 'project-data', 'data-testid': 'project-data'},
         dataFiles(name, data.get(name), expanded.has(name), () => { expanded.add(name); renderList(); })),
       h('div', {class: 'project-actions'},
@@ -158,6 +212,30 @@ export function mount(root) {
     reloadData();
   };
 
+  // Each project's environment: loaded once, again when the project is pushed (its ProjectPushed event).
+  const envs = new Map();           // name -> environment | null | {error}
+  const envsExpanded = new Set();   // projects whose every package is shown
+  const loadEnv = async (name) => {
+    try {
+      envs.set(name, await api.projectEnvironment(name, controller.signal));
+    } catch (err) {
+      if (err.name === 'AbortError') return;
+      if (err.code === 404) envs.delete(name);   // removed meanwhile (or a daemon without environments)
+      else envs.set(name, {error: err.message});
+    }
+    renderList();
+  };
+  const staleEnvs = new Set();
+  const reloadEnvs = debounce(() => {
+    const names = [...staleEnvs];
+    staleEnvs.clear();
+    names.filter((n) => state.projects.has(n)).forEach(loadEnv);
+  }, 300);
+  const refreshEnv = (names) => {
+    names.forEach((n) => staleEnvs.add(n));
+    reloadEnvs();
+  };
+
   function renderList() {
     const names = projectNames();
     if (!names.length) {
@@ -175,11 +253,18 @@ export function mount(root) {
     dialog);
   renderList();
   projectNames().forEach(loadData);
+  projectNames().forEach(loadEnv);
   const off = subscribe((kind, event) => {
+    if (kind === 'projects' && event.action === 'removed') { envs.delete(event.name); envsExpanded.delete(event.name); }
     if (['projects', 'reset', 'job', 'job-removed'].includes(kind)) renderList();
-    if (kind === 'reset') refreshData(projectNames());
-    else if (kind === 'projects') refreshData([event.name]);
-    else if (kind === 'job' && COMPLETED.includes(event.status)) refreshData([event.project]);
+    if (kind === 'reset') { refreshData(projectNames()); refreshEnv(projectNames()); }
+    else if (kind === 'projects') {
+      refreshData([event.name]);
+      if (event.action !== 'removed') refreshEnv([event.name]);
+    } else if (kind === 'job' && COMPLETED.includes(event.status)) refreshData([event.project]);
   });
-  return () => { off(); reloadData.cancel(); controller.abort(); if (dialog.open) dialog.close(); };
+  return () => {
+    off(); reloadData.cancel(); reloadEnvs.cancel(); controller.abort();
+    if (dialog.open) dialog.close();
+  };
 }
