@@ -4,8 +4,11 @@ The HTTP session is a parameter (a `requests.Session` by default), so scripts
 can share one and tests can hand in their own.
 """
 
+import io
 import json
+import threading
 import time
+import zipfile
 from urllib.parse import quote
 
 import requests
@@ -21,6 +24,16 @@ CHUNK_SIZE = 1 << 16
 
 class ClientError(Exception):
     """The daemon refused a request or could not be reached; `str()` says why."""
+
+
+def _archive_name(archive):
+    """The project's name: the top folder of the archive's members (build_archive puts everything there)."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(archive) if isinstance(archive, bytes) else archive) as z:
+            first = next(iter(z.namelist()), "")
+    except (zipfile.BadZipFile, OSError):
+        return None
+    return first.split("/", 1)[0] or None
 
 
 class ScrapyDoClient:
@@ -61,8 +74,50 @@ class ScrapyDoClient:
     def status(self):
         return self._json("GET", "/status.json")
 
-    def push_project(self, archive):
-        return self._json("POST", "/push-project.json", files={"archive": ("project.zip", archive)})
+    def push_project(self, archive, on_build_output=None, wait_first=0.5):
+        """Push the archive; the answer comes once the daemon built the project's environment (if it has a
+        requirements.txt), which may take minutes: no read timeout. `on_build_output(bytes)` hears that
+        build's output meanwhile (asked for over a connection of its own)."""
+        if on_build_output is None:
+            return self._json("POST", "/push-project.json", files={"archive": ("project.zip", archive)},
+                              timeout=(self.timeout, None))
+        answer = {}
+
+        def push():
+            try:
+                answer["data"] = self.push_project(archive)
+            except ClientError as e:
+                answer["error"] = e
+
+        pushing = threading.Thread(target=push, daemon=True)
+        pushing.start()
+        name = _archive_name(archive)
+        followed = False
+        while pushing.is_alive():
+            pushing.join(wait_first)
+            if pushing.is_alive() and name and not followed:
+                followed = self._follow_build(name, on_build_output)
+        if "error" in answer:
+            raise answer["error"]
+        return answer["data"]
+
+    def _follow_build(self, name, on_output):
+        """Stream the build a push of `name` waits for, if one runs now; whether one did."""
+        other = ScrapyDoClient(self.url, verify=self.verify, timeout=self.timeout)
+        other.auth = self.auth
+        try:
+            response = other._call("GET", f"/get-log/build/{quote(name, safe='')}.log", stream=True)
+        except ClientError:
+            return False  # no environment yet (its build has not started): look again
+        with response:
+            if response.headers.get("x-scrapy-do-following") != "yes":
+                return False  # the log of the version pushed before, not this build's
+            try:
+                for chunk in response.iter_content(chunk_size=None):
+                    on_output(chunk)
+            except requests.RequestException:
+                pass
+        return True
 
     def list_projects(self):
         return self._json("GET", "/list-projects.json")["projects"]

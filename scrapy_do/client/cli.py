@@ -373,8 +373,17 @@ def run(args, client, out, stdout):
             _, archive = build_archive(args.project_path)
         except (ArchiveError, OSError) as e:
             raise ClientError(f"cannot build the archive: {e}") from None
-        data = client.push_project(archive)
+        def progress(chunk):
+            sys.stderr.buffer.write(chunk)
+            sys.stderr.flush()
+
+        data = client.push_project(archive, on_build_output=None if args.json else progress)
         out.table([data["name"]], [[s] for s in data["spiders"]], data)
+        built = data.get("environment")
+        if built and not args.json:
+            how = "reused" if built.get("reused") else f"built in {built.get('seconds', 0):g} s"
+            print(f"[i] {_count(built.get('requirements', 0), 'requirement')} from requirements.txt: environment "
+                  f"{how}; its build log: GET /get-log/build/{data['name']}.log", file=sys.stderr)
     elif cmd == "list-projects":
         projects = client.list_projects()
         out.table(["name"], [[p] for p in projects], projects)

@@ -187,3 +187,20 @@ def test_a_daemon_killed_during_a_build_leaves_no_half_built_environment(tmp_pat
             {"name": "acme-helper", "version": "1.0"}]
     finally:
         d.stop()
+
+
+def test_scrapy_do_cl_push_project_shows_the_builds_progress(daemon, tmp_path):
+    """The real client, as a subprocess: the build's output on stderr while it runs, then what was built."""
+    import subprocess
+    import sys
+
+    make_slow_sdist(daemon.workdir / "wheels", "acme-slower", "1.0", seconds=2)
+    tree = tmp_path / "src" / "shown"
+    zip_bytes = project(tmp_path, "shown", b"acme-slower==1.0\nacme-helper==1.0\n")
+    assert zip_bytes  # project() also left the tree on disk
+    done = subprocess.run([sys.executable, "-m", "scrapy_do.client.cli", "--url", daemon.url, "push-project",
+                           "--project-path", str(tree)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "helped" in done.stdout
+    assert "$ uv pip install" in done.stderr and "acme-slower==1.0" in done.stderr, done.stderr
+    assert "[i] 2 requirements from requirements.txt: environment built in" in done.stderr, done.stderr
