@@ -234,6 +234,22 @@ class Controller(Service):
     def push_project(self, data):
         """Check, unpack and list `data`; replace the same-named project atomically."""
         prepared = yield self.projects.prepare(data)
+        try:
+            project, existing = self._record_push(prepared)
+        finally:
+            release = getattr(self.projects, "release_environment", None)
+            if release is not None:
+                release(getattr(prepared, "environment", None))
+        if existing is not None:
+            self._release_tree(existing.tree)
+        else:
+            self._collect_environments()
+        log.info("pushed project {name} with spiders {spiders}", name=project.name, spiders=list(project.spiders))
+        self._emit(ProjectPushed(project))
+        return project
+
+    def _record_push(self, prepared):
+        """Make `prepared` the project's live version: (project, the version it replaced or None)."""
         existing = self.store.get_project(prepared.name)
         if existing is not None:
             scheduled = self.store.list_jobs([JobStatus.SCHEDULED], project=prepared.name)
@@ -246,11 +262,7 @@ class Controller(Service):
         project = Project(name=prepared.name, spiders=prepared.spiders, tree=str(tree), pushed=self.now(),
                           environment=getattr(prepared, "environment", None))
         self.store.save_project(project)
-        if existing is not None:
-            self._release_tree(existing.tree)
-        log.info("pushed project {name} with spiders {spiders}", name=project.name, spiders=list(project.spiders))
-        self._emit(ProjectPushed(project))
-        return project
+        return project, existing
 
     def _release_tree(self, tree):
         """Delete a tree that is no longer live, unless a crawl still runs in it; the same for environments."""

@@ -15,6 +15,7 @@ leftovers are deleted at start-up. Builds run as subprocesses and never
 block the reactor; pushes that need the same environment wait for one build.
 """
 
+import collections
 import os
 import secrets
 import shutil
@@ -111,6 +112,7 @@ class Environments:
         self._clock = clock
         self._building = {}  # key -> list of Deferreds waiting for its build
         self._projects = {}  # project name -> key of the build its push waits for
+        self._held = collections.Counter()  # keys pushes in progress use: kept until they are recorded
         self._base = None
         self.hub = hub  # tells followers of a build log of each piece written
 
@@ -151,6 +153,8 @@ class Environments:
         `project` names the push waiting for it (whose build log is then followed live)."""
         key = self.key(requirements)
         path = self.path(key)
+        if project is not None:
+            self._held[key] += 1  # until `release`: no collect may delete it under the push
         if path.is_dir():
             return defer.succeed(Environment(key, path, len(requirements), True, 0.0))
         waiting = defer.Deferred()
@@ -176,6 +180,12 @@ class Environments:
         d.addBoth(settle)
         return waiting
 
+    def release(self, key):
+        """A push that held `key` is recorded (or failed): collect may delete it again if nothing uses it."""
+        self._held[key] -= 1
+        if self._held[key] <= 0:
+            del self._held[key]
+
     def _done_for(self, result, project, key):
         if self._projects.get(project) == key:
             del self._projects[project]
@@ -188,6 +198,7 @@ class Environments:
         uv = self._uv or find_uv()
         env = {k: v for k, v in self.environ.items() if k in _KEPT}
         env["UV_CACHE_DIR"] = str(self.root / ".cache")
+        env["SCRAPY_DO_PARENT_PID"] = str(os.getpid())  # buildrunner: a daemon gone before it armed: stop
         try:
             os.unlink(log_path)  # an earlier failed build's: this one is written from the start
         except FileNotFoundError:
@@ -253,7 +264,9 @@ class Environments:
         return [{"name": name, "version": version} for name, version in sorted(found.items())]
 
     def collect(self, live):
-        """Delete the environments no key in `live` names (a project version that still runs keeps its own)."""
+        """Delete the environments no key in `live` names (a project version that still runs keeps its own),
+        nor a push in progress holds."""
+        live = set(live) | set(self._held) | set(self._building)
         for path in self.root.iterdir():
             if path.name.startswith("."):
                 continue

@@ -194,12 +194,14 @@ class ProjectStore:
         incoming = self.trees / f".incoming-{token}"
         staged = self.archives / f".incoming-{token}.zip"
         source = _source(data)
+        environment = None
         try:
             name = yield self._in_thread(extract, source, str(incoming), self.limits)
             environment = yield self._environment(incoming, name)
             spiders = yield self.list_spiders(incoming, name, self.python_of(environment))
             yield self._in_thread(_stage, source, staged)
         except BaseException:
+            self.release_environment(environment)
             yield self._in_thread(shutil.rmtree, incoming, True)
             _unlink(staged)
             raise
@@ -225,6 +227,11 @@ class ProjectStore:
         if environment is None or self.environments is None:
             return self.python
         return str(self.environments.path(environment["key"]) / "bin" / "python")
+
+    def release_environment(self, environment):
+        """The push that prepared `environment` (a Prepared's) is recorded or dropped."""
+        if environment is not None and self.environments is not None:
+            self.environments.release(environment["key"])
 
     def collect_environments(self, live):
         """Delete the environments that no key in `live` names."""

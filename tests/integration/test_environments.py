@@ -77,3 +77,13 @@ def test_environments_no_version_uses_are_deleted(envs):
     two = yield envs.ensure(parse(b"acme-helper==2.0\n"))
     envs.collect({two.key})
     assert not one.path.exists() and two.path.exists()
+
+
+@pytest_twisted.inlineCallbacks
+def test_an_environment_a_push_in_progress_holds_is_not_collected(envs):
+    env = yield envs.ensure(parse(b"acme-helper==1.0\n"), project="p")
+    envs.collect(set())  # a crawl ended meanwhile: nothing recorded uses the environment yet
+    assert env.path.is_dir()
+    envs.release(env.key)  # the push is recorded (or failed)
+    envs.collect(set())
+    assert not env.path.exists()

@@ -148,7 +148,7 @@ def _processes_in(folder):
     for proc in psutil.process_iter(["cmdline"]):
         line = " ".join(proc.info["cmdline"] or ())
         if str(folder) in line and "uv" in line:
-            found.append(proc.pid)
+            found.append((proc.pid, line[:200]))
     return found
 
 
