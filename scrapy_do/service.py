@@ -136,6 +136,8 @@ class CrawlAccount(Service):
         user = crawluser.resolve(self.config.crawl_user)
         crawluser.probe(self.launcher.python, user, self.config.project_store, CHILD_MODULE, self.launcher.environ)
         self.launcher.user = self.projects.user = user
+        if getattr(self.projects, "environments", None) is not None:
+            self.projects.environments.user = user
         super().startService()
 
 

@@ -119,7 +119,7 @@ def get_requires_for_build_wheel(config_settings=None):
 def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
     time.sleep({seconds!r})
     info = f"{{DIST}}-{{VERSION}}.dist-info"
-    files = {{f"{{DIST}}/__init__.py": f"VERSION = {{VERSION!r}}\\n",
+    files = {{f"{{DIST}}/__init__.py": f"VERSION = {{VERSION!r}}\\nBUILT_BY = {{os.getuid()}}\\n",
              f"{{info}}/METADATA": f"Metadata-Version: 2.1\\nName: {{NAME}}\\nVersion: {{VERSION}}\\n",
              f"{{info}}/WHEEL": "Wheel-Version: 1.0\\nGenerator: slow\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n"}}
     wheel = f"{{DIST}}-{{VERSION}}-py3-none-any.whl"

@@ -16,7 +16,9 @@ block the reactor; pushes that need the same environment wait for one build.
 """
 
 import collections
+import contextlib
 import os
+import stat
 import secrets
 import shutil
 import site
@@ -115,6 +117,8 @@ class Environments:
         self._held = collections.Counter()  # keys pushes in progress use: kept until they are recorded
         self._base = None
         self.hub = hub  # tells followers of a build log of each piece written
+        #: The crawluser.CrawlUser builds run as (set with ProjectStore.user at start-up); None: ourselves.
+        self.user = None
 
     def open(self):
         """Create the folder (the crawl user reads environments: 0755) and delete unfinished builds."""
@@ -193,23 +197,32 @@ class Environments:
 
     @defer.inlineCallbacks
     def _build(self, key, requirements):
-        building = self.root / f".building-{key}-{secrets.token_hex(4)}"
+        # The build runs what the project's packages bring (a source distribution's build code) as the crawl
+        # user, in a folder of that user's (`env`) inside one of the daemon's (`scratch`, with the inputs the
+        # daemon writes: it never writes where the crawl user can). Complete, it becomes the daemon's.
+        scratch = self.root / f".building-{key}-{secrets.token_hex(4)}"
+        building = scratch / "env"
+        cache = self.root / (".cache" if self.user is None else f".cache-{self.user.uid}")
         log_path = self.log_path(key)
         uv = self._uv or find_uv()
         env = {k: v for k, v in self.environ.items() if k in _KEPT}
-        env["UV_CACHE_DIR"] = str(self.root / ".cache")
-        env["SCRAPY_DO_PARENT_PID"] = str(os.getpid())  # buildrunner: a daemon gone before it armed: stop
+        env.update(UV_CACHE_DIR=str(cache), HOME=str(scratch), SCRAPY_DO_PARENT_PID=str(os.getpid()))
+        if self.user is not None:
+            env.update(self.user.environment())
+        yield threads.deferToThread(self._make_scratch, scratch, building, cache, requirements)
         try:
             os.unlink(log_path)  # an earlier failed build's: this one is written from the start
         except FileNotFoundError:
             pass
         output = LogFile(log_path, 1 << 20, self.hub)
         try:
-            yield self._run(output, [uv, "venv", "--no-config", "--quiet", "--python", self.python, str(building)],
-                            env)
-            yield threads.deferToThread(self._lay_over, building, requirements)
+            yield self._run(output, [uv, "venv", "--no-config", "--quiet", "--allow-existing", "--python",
+                                     self.python, str(building)], env)
+            # The daemon's site directories after the environment's own, written by the crawl user too.
+            lines = "".join(f"import site; site.addsitedir({d!r})\n" for d in site_dirs())
+            yield self._run(output, [str(building / "bin" / "python"), "-c", _WRITE_PTH, lines], env, quiet=True)
             install = [uv, "pip", "install", "--no-config", "--python", str(building / "bin" / "python"),
-                       "-r", str(building / "requirements.txt"), "--excludes", str(building / "excludes.txt")]
+                       "-r", str(scratch / "requirements.txt"), "--excludes", str(scratch / "excludes.txt")]
             if self.index_url:
                 install += ["--index-url", self.index_url]
             for url in self.extra_index_urls:
@@ -219,28 +232,36 @@ class Environments:
             if not self.index_url and not self.extra_index_urls and self.find_links:
                 install.append("--no-index")  # only what find-links offers: nothing from the network
             yield self._run(output, install, env)
-            yield threads.deferToThread(_open_for_reading, building)
+            yield threads.deferToThread(_own, building)
             os.replace(building, self.path(key))
+            shutil.rmtree(scratch, ignore_errors=True)
         except BaseException:
-            shutil.rmtree(building, ignore_errors=True)
+            shutil.rmtree(scratch, ignore_errors=True)
             raise
         finally:
             output.close()
         log.info("built environment {key} ({n} requirements)", key=key, n=len(requirements))
 
-    def _lay_over(self, building, requirements):
-        """The daemon's site directories after the environment's own; its packages out of uv's resolution."""
-        purelib = next(building.glob("lib/python*/site-packages"))
-        lines = "".join(f"import site; site.addsitedir({d!r})\n" for d in site_dirs())
-        (purelib / "_scrapy_do_base.pth").write_text(lines)
+    def _make_scratch(self, scratch, building, cache, requirements):
+        """The daemon's scratch folder with the build's inputs, and in it the crawl user's `env` (and the crawl
+        user's cache, which lives on between builds)."""
+        scratch.mkdir(mode=0o755)
         named = {canonicalize_name(Requirement(r.split(" --hash")[0]).name) for r in requirements}
         excluded = [line.split("==")[0] for line in self.base.splitlines() if line.split("==")[0] not in named]
-        (building / "excludes.txt").write_text("".join(f"{n}\n" for n in excluded))
-        (building / "requirements.txt").write_text("".join(f"{r}\n" for r in requirements))
+        (scratch / "excludes.txt").write_text("".join(f"{n}\n" for n in excluded))
+        (scratch / "requirements.txt").write_text("".join(f"{r}\n" for r in requirements))
+        for name in ("excludes.txt", "requirements.txt"):
+            os.chmod(scratch / name, 0o644)
+        building.mkdir(mode=0o700)
+        cache.mkdir(mode=0o700, exist_ok=True)
+        if self.user is not None:
+            for folder in (building, cache):
+                os.chown(folder, self.user.uid, self.user.gid)
 
     @defer.inlineCallbacks
-    def _run(self, output, argv, env):
-        output.write(("$ uv " + " ".join(argv[1:3]) + "\n").encode())
+    def _run(self, output, argv, env, quiet=False):
+        if not quiet:
+            output.write(("$ uv " + " ".join(argv[1:3]) + "\n").encode())
         # Through buildrunner: the step and what it starts die with the daemon, or at the timeout.
         argv = [self.python, "-m", "scrapy_do.projects.buildrunner", *argv]
         code, out, err, timed_out = yield run_command(self._reactor, argv, str(self.root), env, self.timeout,
@@ -282,11 +303,36 @@ class Environments:
                     pass
 
 
-def _open_for_reading(folder):
-    """Crawls run as another user: folders 0755, files readable by all (uv honours the umask)."""
-    for dirpath, dirnames, filenames in os.walk(folder):
-        os.chmod(dirpath, 0o755)
-        for name in filenames:
-            path = os.path.join(dirpath, name)
-            if not os.path.islink(path):
-                os.chmod(path, os.stat(path).st_mode | 0o444)
+def _own(folder):
+    """The finished environment becomes the daemon's: crawls may read it, not change it.
+
+    The crawl user built it and may still hold descriptors into it, so
+    nothing here follows a path: every change is made through a descriptor
+    opened without following a symlink (os.fwalk gives the folders').
+    """
+    uid, gid = os.geteuid(), os.getegid()
+    for _, dirnames, filenames, dirfd in os.fwalk(folder, follow_symlinks=False):
+        try:
+            os.fchown(dirfd, uid, gid)
+        except PermissionError:
+            return  # a daemon that cannot change owners built it as itself
+        os.fchmod(dirfd, 0o755)
+        for name in filenames + dirnames:
+            try:
+                fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dirfd)
+            except OSError:  # a symlink (ELOOP), or gone: the link itself becomes the daemon's
+                with contextlib.suppress(OSError):
+                    os.chown(name, uid, gid, dir_fd=dirfd, follow_symlinks=False)
+                continue
+            try:
+                info = os.fstat(fd)
+                if stat.S_ISREG(info.st_mode):
+                    os.fchown(fd, uid, gid)
+                    os.fchmod(fd, (stat.S_IMODE(info.st_mode) | 0o444) & ~0o7022)
+            finally:
+                os.close(fd)
+
+
+#: Run by the environment's own Python as the crawl user: the .pth that lays the daemon's packages under it.
+_WRITE_PTH = ("import site, sys; open(site.getsitepackages()[0] + '/_scrapy_do_base.pth', 'w')"
+              ".write(sys.argv[1])")

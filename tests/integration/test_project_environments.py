@@ -6,6 +6,7 @@ spider that imports `acme_helper` and prints its version.
 """
 
 import json
+import os
 import shutil
 import time
 
@@ -204,3 +205,20 @@ def test_scrapy_do_cl_push_project_shows_the_builds_progress(daemon, tmp_path):
     assert "helped" in done.stdout
     assert "$ uv pip install" in done.stderr and "acme-slower==1.0" in done.stderr, done.stderr
     assert "[i] 2 requirements from requirements.txt: environment built in" in done.stderr, done.stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to switch to the crawl user")
+def test_a_build_runs_as_the_crawl_user_and_its_environment_is_read_only_to_crawls(daemon, tmp_path):
+    """A source distribution's build code is the project's: it runs as the crawl user (nobody), and what is
+    built becomes the daemon's, which crawls may read but not change."""
+    import pwd
+
+    make_slow_sdist(daemon.workdir / "wheels", "acme-whoami", "1.0", seconds=0)
+    daemon.push("who.zip", project(tmp_path, "who", b"acme-whoami==1.0\nacme-helper==1.0\n"))
+    key = daemon.get("/project-environment.json", project="who")[1]["environment"]["log"]
+    assert key == "/get-log/build/who.log"
+    [module] = (daemon.workdir / "projects" / "envs").glob("*/lib/python*/site-packages/acme_whoami/__init__.py")
+    assert f"BUILT_BY = {pwd.getpwnam('nobody').pw_uid}" in module.read_text()
+    for path in (module, module.parent, module.parents[3]):
+        info = path.stat()
+        assert info.st_uid == 0 and not info.st_mode & 0o022, (path, oct(info.st_mode), info.st_uid)
