@@ -146,6 +146,12 @@ def broken_imports():
 
 
 @functools.cache
+def with_requirements(text):
+    """A valid project with this requirements.txt next to its scrapy.cfg."""
+    return make_zip(project_files() + [("evil/requirements.txt", text, None)])
+
+
+@functools.cache
 def newer_version_zip():
     """A valid project whose central directory says entries need zip 6.4 to extract."""
     data = bytearray(make_zip(project_files()))
@@ -264,6 +270,18 @@ CASES = [
     ("zip needing version 6.4", "POST", "/push-project.json", archive(newer_version_zip), 400, "zip"),
     ("local header name not UTF-8", "POST", "/push-project.json", archive(local_name_not_utf8), 400, "cannot be unpacked"),
     ("spiders fail to import", "POST", "/push-project.json", archive(broken_imports), 400, "cannot list the spiders"),
+    ("requirements: an index option", "POST", "/push-project.json",
+     archive(lambda: with_requirements(b"-i https://evil.example/simple\n")), 400, "line 1: '-i https"),
+    ("requirements: a local path", "POST", "/push-project.json",
+     archive(lambda: with_requirements(b"requests\n../../etc\n")), 400, "line 2"),
+    ("requirements: a file: URL", "POST", "/push-project.json",
+     archive(lambda: with_requirements(b"x @ file:///etc/passwd\n")), 400, "a direct URL is not taken"),
+    ("requirements: over 64 KiB", "POST", "/push-project.json",
+     archive(lambda: with_requirements(b"a\n" * 40000)), 400, "larger than 64 KiB"),
+    ("requirements: not UTF-8", "POST", "/push-project.json",
+     archive(lambda: with_requirements(b"caf\xe9\n")), 400, "not UTF-8"),
+    ("requirements: not a requirement", "POST", "/push-project.json",
+     archive(lambda: with_requirements(b"$(rm -rf /)\n")), 400, "is not a requirement"),
     ("unknown project", "GET", "/list-spiders.json?project=nope", None, 404, "unknown project"),
     ("project with path chars", "GET", "/list-spiders.json?project=..%2F..%2Fetc", None, 404, "unknown project"),
     ("missing project parameter", "GET", "/list-spiders.json", None, 400, "missing parameter 'project'"),

@@ -222,3 +222,48 @@ def test_a_build_runs_as_the_crawl_user_and_its_environment_is_read_only_to_craw
     for path in (module, module.parent, module.parents[3]):
         info = path.stat()
         assert info.st_uid == 0 and not info.st_mode & 0o022, (path, oct(info.st_mode), info.st_uid)
+
+
+def test_a_build_past_its_timeout_is_refused_and_leaves_nothing(tmp_path):
+    make_slow_sdist(tmp_path / "wheels", "acme-slow", "1.0", seconds=60)
+    d = DaemonProcess(tmp_path, "[scrapy-do]\nfind-links = wheels\nenvironment-build-timeout = 2\n"
+                                "[web]\ninterfaces = 127.0.0.1:0\n").start()
+    try:
+        started = time.monotonic()
+        code, body = d.request("/push-project.json",
+                               {"archive": ("late.zip", project(tmp_path, "late", b"acme-slow==1.0\n"))})
+        assert code == 400 and "environment-build-timeout" in body["msg"], body
+        assert time.monotonic() - started < 30
+        envs = tmp_path / "projects" / "envs"
+        assert not list(envs.glob(".building-*"))
+        assert [p.name for p in envs.iterdir() if p.is_dir() and not p.name.startswith(".cache")] == []
+        assert "late" not in d.get("/list-projects.json")[1]["projects"]
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and _processes_in(tmp_path):
+            time.sleep(0.1)
+        assert not _processes_in(tmp_path)
+    finally:
+        d.stop()
+
+
+def test_a_crawl_of_the_previous_version_keeps_its_environment_until_it_ends(daemon, tmp_path):
+    make_wheel(daemon.workdir / "wheels", "acme-first", "1.0")
+    make_wheel(daemon.workdir / "wheels", "acme-second", "1.0")
+    slow = SPIDER.replace('name = "helped"', 'name = "helped_slowly"').replace(
+        'start_urls = ["data:,hi"]', 'custom_settings = {"DOWNLOAD_DELAY": 0.1}\n    start_urls = '
+                                     '[f"data:,{i}" for i in range(40)]').replace(
+        "class HelpedSpider", "class HelpedSlowlySpider")
+    first = tmp_path / "first"
+    project(first, "versions", b"acme-helper==1.0\nacme-first==1.0\n")
+    (first / "src" / "versions" / "offline" / "spiders" / "slowly.py").write_text(slow)
+    assert "helped_slowly" in daemon.push("versions.zip", zip_tree(first / "src" / "versions", "versions"))["spiders"]
+    envs = daemon.workdir / "projects" / "envs"
+    [old] = [p.parents[3] for p in envs.glob("*/lib/python*/site-packages/acme_first")]
+    job = daemon.schedule("versions", "helped_slowly")
+    daemon.wait_job(job, {"RUNNING"}, timeout=30)
+    daemon.push("versions.zip", project(tmp_path / "second", "versions", b"acme-helper==1.0\nacme-second==1.0\n"))
+    assert list(envs.glob("*/lib/python*/site-packages/acme_second"))
+    assert old.is_dir()  # the running crawl's environment is kept
+    ended = daemon.wait_job(job, {"SUCCESSFUL", "FAILED"}, timeout=60)
+    assert ended["status"] == "SUCCESSFUL" and ended["stats"]["item_scraped_count"] == 40, ended
+    assert not old.exists()  # no version uses it any more
