@@ -128,6 +128,10 @@ def test_the_build_of_a_push_is_followed_live_and_its_log_kept(daemon, tmp_path)
         "/push-project.json", {"archive": ("live.zip", archive)}))))
     pushing.start()
     followed = None
+    while pushing.is_alive() and not list((daemon.workdir / "projects" / "envs").glob(".building-*")):
+        time.sleep(0.05)
+    asked = time.monotonic()  # the build runs (3 s): the API answers meanwhile
+    assert daemon.get("/status.json")[0] == 200 and time.monotonic() - asked < 1 and pushing.is_alive()
     while pushing.is_alive():
         code, headers, body = fetch(daemon, "/get-log/build/live.log")
         if code == 200 and headers.get("x-scrapy-do-following") == "yes":
