@@ -14,9 +14,13 @@ import {COMPLETED} from './state.js';
 /** At most this many completed jobs are loaded at once to sort them all. */
 export const FULL = 500;
 
+/** Epoch ms, with the microseconds the daemon gives as a fraction: jobs ending within one millisecond
+ *  (a burst of cancels) keep their real order. */
 function instant(text) {
   const t = parseServerTime(text);
-  return Number.isNaN(t) ? 0 : t;
+  if (Number.isNaN(t)) return 0;
+  const micros = /\.\d{3}(\d{1,3})/.exec(text || '');
+  return micros ? t + Number(micros[1].padEnd(3, '0')) / 1000 : t;
 }
 
 /** When a completed job ended (epoch ms): its finish time, else its start, else its submission. */
