@@ -99,6 +99,18 @@ class FakeProjects:
     def data_dir(self, name):
         return self.root / "spider-data" / name
 
+    #: No requirements.txt environments: the controller's environment calls have nothing to do.
+    environments = None
+
+    def python_of(self, environment):
+        return None
+
+    def release_environment(self, environment):
+        pass
+
+    def collect_environments(self, live):
+        pass
+
     def purge_data(self, name):
         self.purged = getattr(self, "purged", []) + [name]
         return defer.succeed(None)

@@ -237,9 +237,7 @@ class Controller(Service):
         try:
             project, existing = self._record_push(prepared)
         finally:
-            release = getattr(self.projects, "release_environment", None)
-            if release is not None:
-                release(getattr(prepared, "environment", None))
+            self.projects.release_environment(prepared.environment)
         if existing is not None:
             self._release_tree(existing.tree)
         else:
@@ -260,7 +258,7 @@ class Controller(Service):
                                "that still have scheduled jobs; cancel those jobs first")
         tree = self.projects.commit(prepared)
         project = Project(name=prepared.name, spiders=prepared.spiders, tree=str(tree), pushed=self.now(),
-                          environment=getattr(prepared, "environment", None))
+                          environment=prepared.environment)
         self.store.save_project(project)
         return project, existing
 
@@ -273,13 +271,10 @@ class Controller(Service):
         self._collect_environments(projects)
 
     def _collect_environments(self, projects=None):
-        collect = getattr(self.projects, "collect_environments", None)
-        if collect is None:
-            return
         projects = self.store.list_projects() if projects is None else projects
         keys = {p.environment["key"] for p in projects if p.environment}
         keys |= {slot.environment for slot in self.slots.values() if slot.environment}
-        collect(keys)
+        self.projects.collect_environments(keys)
 
     def get_project(self, name):
         project = self.store.get_project(name or "")
@@ -310,7 +305,7 @@ class Controller(Service):
     def project_environment(self, name):
         """A Deferred of the project's environment: its summary and packages, or None without one."""
         project = self.get_project(name)
-        environments = getattr(self.projects, "environments", None)
+        environments = self.projects.environments
         if not project.environment or environments is None:
             return defer.succeed(None)
         summary = {k: v for k, v in project.environment.items() if k != "key"}
@@ -320,13 +315,13 @@ class Controller(Service):
 
     def live_build(self, name):
         """(log path, Deferred fired at its end) of the environment build a push of `name` waits for, or None."""
-        environments = getattr(self.projects, "environments", None)
+        environments = self.projects.environments
         return environments.building(name) if environments is not None else None
 
     def build_log_path(self, name):
         """The output of the build of the project's environment; NotFound without one."""
         project = self.get_project(name)
-        environments = getattr(self.projects, "environments", None)
+        environments = self.projects.environments
         if not project.environment or environments is None:
             raise NotFound(f"project {project.name!r} has no environment: it was pushed without a requirements.txt")
         path = environments.log_path(project.environment["key"])

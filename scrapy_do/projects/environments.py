@@ -82,6 +82,11 @@ def site_dirs():
     return [d for d in dict.fromkeys(dirs) if os.path.isdir(d)]
 
 
+def python_in(folder):
+    """The interpreter of the environment in `folder`."""
+    return str(Path(folder) / "bin" / "python")
+
+
 @dataclass(frozen=True)
 class Environment:
     key: str
@@ -92,7 +97,7 @@ class Environment:
 
     @property
     def python(self):
-        return str(self.path / "bin" / "python")
+        return python_in(self.path)
 
     def summary(self):
         """What a push answers about it."""
@@ -220,8 +225,8 @@ class Environments:
                                      self.python, str(building)], env)
             # The daemon's site directories after the environment's own, written by the crawl user too.
             lines = "".join(f"import site; site.addsitedir({d!r})\n" for d in site_dirs())
-            yield self._run(output, [str(building / "bin" / "python"), "-c", _WRITE_PTH, lines], env, quiet=True)
-            install = [uv, "pip", "install", "--no-config", "--python", str(building / "bin" / "python"),
+            yield self._run(output, [python_in(building), "-c", _WRITE_PTH, lines], env, quiet=True)
+            install = [uv, "pip", "install", "--no-config", "--python", python_in(building),
                        "-r", str(scratch / "requirements.txt"), "--excludes", str(scratch / "excludes.txt")]
             if self.index_url:
                 install += ["--index-url", self.index_url]

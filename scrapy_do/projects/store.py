@@ -32,6 +32,7 @@ from twisted.logger import Logger
 from scrapy_do.projects import archives, data as project_data
 from scrapy_do.errors import BadArchive
 from scrapy_do.launchers.local import list_spiders_command, run_command
+from scrapy_do.projects.environments import python_in
 from scrapy_do.projects.requirements import parse as parse_requirements
 
 log = Logger(namespace="scrapy_do.projects.store")
@@ -226,7 +227,7 @@ class ProjectStore:
         """The interpreter a project version with `environment` (a Project's or Prepared's) runs in."""
         if environment is None or self.environments is None:
             return self.python
-        return str(self.environments.path(environment["key"]) / "bin" / "python")
+        return python_in(self.environments.path(environment["key"]))
 
     def release_environment(self, environment):
         """The push that prepared `environment` (a Prepared's) is recorded or dropped."""

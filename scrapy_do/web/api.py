@@ -121,6 +121,18 @@ class NotFound(web_resource.Resource):
         return self
 
 
+def _finished_file(request, path, content_type, what):
+    """A file the daemon wrote and no longer writes (a log, items, a build log): ranges as `_static_range`
+    normalises them, through a descriptor opened without following a link."""
+    refused = _static_range(request, path.stat().st_size, what)
+    if refused is not None:
+        return refused
+    resource = finished_log(str(path), defaultType=content_type)
+    resource.type, resource.encoding = content_type, None
+    resource.childNotFound = resource.forbidden = NotFound()  # a file removed meanwhile: JSON, not HTML
+    return resource
+
+
 class ReportsOnly:
     """The API's report endpoints and nothing else (the loopback listener an HTTPS daemon's crawls report to)."""
 
@@ -664,13 +676,7 @@ class WebAPI:
             ended.addBoth(lambda _: follower.end())
             return follower.start()
         path = self.controller.build_log_path(project)
-        refused = _static_range(request, path.stat().st_size, "the build log")
-        if refused is not None:
-            return refused
-        resource = finished_log(str(path), defaultType="text/plain; charset=utf-8")
-        resource.type, resource.encoding = "text/plain; charset=utf-8", None
-        resource.childNotFound = resource.forbidden = NotFound()
-        return resource
+        return _finished_file(request, path, "text/plain; charset=utf-8", "the build log")
 
     @app.route("/get-items/<job_id>.jl", methods=["GET", "HEAD"])
     def get_items_jl(self, request, job_id):
@@ -713,13 +719,7 @@ class WebAPI:
             if start is not None:
                 return self._follow(request, path, start, size, identifier, partial=bool(header),
                                     content_type=content_type)
-        refused = _static_range(request, path.stat().st_size, what)
-        if refused is not None:
-            return refused
-        resource = finished_log(str(path), defaultType=content_type)
-        resource.type, resource.encoding = content_type, None
-        resource.childNotFound = resource.forbidden = NotFound()  # a file removed meanwhile: JSON, not HTML
-        return resource
+        return _finished_file(request, path, content_type, what)
 
     def _follow(self, request, path, start, size, identifier, partial, content_type):
         request.setHeader(b"content-type", content_type.encode())
