@@ -156,8 +156,8 @@ class Controller(Service):
                 log.info("job {job} still runs; re-attached", job=run.identifier)
                 slot = _Slot(project.tree, (run.project, run.spider))
                 if run.report_key:
-                    key, base = Insight.parse_stored(run.report_key)
-                    slot.insight = self._insight(run.identifier, key, run.samples, base)
+                    key, start = Insight.parse_stored(run.report_key)
+                    slot.insight = self._insight(run.identifier, key, run.samples, start)
                 self._track(run.identifier, slot, crawl)
                 self._arm_deadline(run, slot, run.started or self.now())
                 continue
@@ -637,16 +637,17 @@ class Controller(Service):
             left = max(0.0, limit - (self.now() - started).total_seconds())
             slot.deadline = self.clock.callLater(left, self._time_out, run.identifier, limit)
 
-    def _insight(self, identifier, key, samples=(), base=None):
+    def _insight(self, identifier, key, samples=(), start=None):
         """What takes a run's reports; its items file is opened (made) now, so a crawl's items always have
         somewhere to go."""
         items = None
         if self.config.keep_items:
             try:
-                items = ItemsFile(self._items_path(identifier), self.config.max_items_size, hub=self.hub)
+                items = ItemsFile(self._items_path(identifier), self.config.max_items_size, hub=self.hub,
+                                  start=start)
             except OSError as e:
                 log.warn("job {job} keeps no items: {e}", job=identifier, e=e)
-        return Insight(key, items=items, samples=samples, base=base)
+        return Insight(key, items=items, samples=samples)
 
     def _reporting(self, identifier, token):
         slot = self.slots.get(check_job_id(identifier))

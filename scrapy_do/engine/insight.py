@@ -71,13 +71,20 @@ def check_batch(body):
 
 
 class ItemsFile(FollowedFile):
-    """A job's items: whole JSON lines appended up to `limit` bytes; what is past it is dropped (`capped`)."""
+    """A job's items: whole JSON lines appended up to `limit` bytes; what is past it is dropped (`capped`).
 
-    def __init__(self, path, limit, hub=None):
+    A run that a shutdown interrupted runs again from its first item, and the items of each attempt follow
+    one another in its file (as its logs do): `start` is the byte where this attempt's lines begin, `lines`
+    how many it has. A new attempt starts at the end (nothing is read); a crawl re-attached after a restart
+    goes on from the `start` its run kept, and only its own lines are counted.
+    """
+
+    def __init__(self, path, limit, hub=None, start=None):
         super().__init__(path, hub, readable=True)
         self.limit = limit
         self.written = self._trim()
-        self.lines = self._count()
+        self.start = self.written if start is None else min(start, self.written)
+        self.lines = self._count(self.start)
         self.capped = False
 
     def _trim(self):
@@ -93,8 +100,8 @@ class ItemsFile(FollowedFile):
             os.ftruncate(self.fd, keep)
         return keep
 
-    def _count(self):
-        count, offset = 0, 0
+    def _count(self, offset):
+        count = 0
         while offset < self.written:
             chunk = os.pread(self.fd, 1 << 20, offset)
             if not chunk:
@@ -121,34 +128,28 @@ class ItemsFile(FollowedFile):
 
 
 class Insight:
-    """A running job's reports: refused unless they carry its token; kept stats, samples and items.
+    """A running job's reports: refused unless they carry its token; kept stats, samples and items."""
 
-    A run that a shutdown interrupted runs again from its first item; the items of each attempt follow one
-    another in its file (as its logs do), so the index of an item counts from the first line of its
-    attempt, `base`.
-    """
-
-    def __init__(self, key, items=None, samples=(), base=None):
+    def __init__(self, key, items=None, samples=()):
         self.key = key
         self.items = items   # an ItemsFile, or None when items are not kept
         self.samples = tuple(samples)
         self.stats = None    # the whole Scrapy stats of the latest report
         self.final = None    # the final ones (with finish-reason), once sent
-        lines = items.lines if items is not None else 0
-        self.base = lines if base is None else min(base, lines)
-        # The index the next item must have: a batch sent again after a lost answer is kept once.
-        self.received = lines - self.base
+        # The index (in this attempt) the next item must have: a batch sent again is kept once.
+        self.received = items.lines if items is not None else 0
 
     @property
     def stored(self):
-        """What the run's record keeps, so a crawl re-attached after a restart goes on where it was."""
-        return f"{self.key}:{self.base}"
+        """What the run's record keeps, so a crawl re-attached after a restart goes on where it was: the
+        token's hash and the byte where this attempt's items begin."""
+        return f"{self.key}:{self.items.start if self.items is not None else 0}"
 
     @staticmethod
     def parse_stored(text):
-        """(key, base) from `stored`."""
-        key, _, base = (text or "").partition(":")
-        return key or None, int(base) if base.isdigit() else 0
+        """(key, start) from `stored`."""
+        key, _, start = (text or "").partition(":")
+        return key or None, int(start) if start.isdigit() else 0
 
     def check(self, identifier, token):
         if self.key is None or not hmac.compare_digest(self.key, token_key(token or "")):
