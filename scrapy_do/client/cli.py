@@ -198,7 +198,11 @@ def build_parser(defaults=None):
                               formatter_class=argparse.RawDescriptionHelpFormatter)
 
     command("status", "show the daemon's status", "status")
-    p = command("push-project", "zip a project folder and push it", "push-project --project-path ./quotesbot")
+    p = command("push-project", "zip a project folder and push it", "push-project --project-path ./quotesbot",
+                notes="\nthe archive holds every file of the folder (as zip -r would: requirements.txt and data\n"
+                      "files too) but version control, virtualenvs, caches and *.pyc; a [deploy] glob in\n"
+                      "scrapy.cfg chooses instead. With a requirements.txt the daemon builds the project's\n"
+                      "environment first: its output is printed on stderr as it comes.\n")
     p.add_argument("--project-path", default=".", help="folder holding scrapy.cfg (default: here)")
     command("list-projects", "list the projects", "list-projects")
     p = command("list-spiders", "list the spiders of a project", "list-spiders --project quotesbot")
