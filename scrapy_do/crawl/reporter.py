@@ -26,7 +26,10 @@ from collections import deque
 from io import BytesIO
 from pathlib import PurePath
 
-import orjson
+try:
+    import orjson
+except ImportError:  # a cluster's environment without it: the standard library, slower
+    orjson = None
 from scrapy import signals
 from scrapy.exceptions import NotConfigured
 
@@ -49,7 +52,7 @@ CLOSE_TRIES = 3
 DROPPED = "scrapy-do/items_dropped"
 #: ItemCapture's place among the item pipelines: the last.
 PIPELINE_ORDER = 1 << 30
-_ORJSON = orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
+_ORJSON = orjson and (orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY)
 
 
 class Refused(OSError):
@@ -109,11 +112,12 @@ def encode_item(item):
         from itemadapter import ItemAdapter
 
         item = ItemAdapter(item).asdict()
-    try:
-        return orjson.dumps(item, default=item_value, option=_ORJSON)
-    except orjson.JSONEncodeError as e:
-        if isinstance(e.__cause__, TypeError) or "not JSON serializable" in str(e):
-            raise TypeError(str(e)) from None
+    if orjson is not None:
+        try:
+            return orjson.dumps(item, default=item_value, option=_ORJSON)
+        except orjson.JSONEncodeError as e:
+            if isinstance(e.__cause__, TypeError) or "not JSON serializable" in str(e):
+                raise TypeError(str(e)) from None
     return json.dumps(item, default=item_value, allow_nan=False, separators=(",", ":")).encode() + b"\n"
 
 
@@ -151,8 +155,13 @@ class Reporter:
         self.samples = deque()
         self.loop = None
         self.in_flight = None
-        # Items not yet acknowledged by the daemon: `pending[0]` has index `acked`.
+        # Items not yet acknowledged by the daemon, as batches [JSON Lines, count] and then the batch being
+        # filled; the first item of `pending[0]` has index `acked`. Lines go into one buffer as they are
+        # encoded: keeping each line as its own bytes object cost 3 µs per item in page faults, a
+        # buffer 0.2 µs (bench/items.py).
         self.pending = deque()
+        self.filling = bytearray()
+        self.filling_count = 0
         self.pending_size = 0
         self.acked = 0
         self.items_in_flight = None
@@ -235,58 +244,97 @@ class Reporter:
                           "it takes them", self.pending_size)
             self.dropping = True
             return
-        self.pending.append(line)
+        if self.filling_count and len(self.filling) + len(line) > BATCH:
+            self._full()
+        self.filling += line
+        self.filling_count += 1
         self.pending_size += len(line)
-        if self.pending_size >= BATCH and not self.items_failed:
+        if len(self.filling) >= BATCH:
+            self._full()
+
+    def _full(self):
+        self._seal()
+        if not self.items_failed:
             self.send_items()
 
+    @property
+    def waiting(self):
+        """How many items wait for the daemon's acknowledgement."""
+        return sum(count for _, count in self.pending) + self.filling_count
+
+    def _seal(self):
+        """The batch being filled is complete: it joins the ones to send."""
+        if self.filling_count:
+            self.pending.append([bytes(self.filling), self.filling_count])
+            self.filling, self.filling_count = bytearray(), 0
+
+    def _clear(self):
+        self.pending.clear()
+        self.filling, self.filling_count, self.pending_size = bytearray(), 0, 0
+
     def send_items(self):
-        """Send the next batch, unless one is on its way; returns its Deferred (None: nothing sent)."""
-        if self.items_in_flight is not None or not self.pending:
+        """Send the next batch (at most BATCH bytes, or one larger item), unless one is on its way; returns its
+        Deferred (None: nothing sent)."""
+        if self.items_in_flight is not None:
             return None
-        lines, size = [], 0
-        for line in self.pending:
-            if lines and size + len(line) > BATCH:
-                break
-            lines.append(line)
-            size += len(line)
+        if not self.pending:
+            self._seal()
+            if not self.pending:
+                return None
+        data, count = self.pending[0]
         url = self.items_url.encode() + b"?first=%d" % self.acked
-        d = self._post(url, b"".join(lines), b"application/x-ndjson")
-        d.addCallbacks(self._items_taken, self._items_refused, errbackArgs=(len(lines),))
+        d = self._post(url, data, b"application/x-ndjson")
+        d.addCallbacks(self._items_taken, self._items_refused)
         self.items_in_flight = d
         d.addBoth(self._items_sent)
         return d
+
+    def _forget(self, count):
+        """The first `count` waiting items are the daemon's now (or dropped)."""
+        while count > 0 and (self.pending or self.filling_count):
+            if not self.pending:
+                self._seal()
+            batch = self.pending[0]
+            data, held = batch
+            if count >= held:
+                self.pending.popleft()
+                self.pending_size -= len(data)
+                self.acked += held
+                count -= held
+                continue
+            cut = 0
+            for _ in range(count):  # an acknowledgement within a batch: only after a daemon restart
+                cut = data.index(b"\n", cut) + 1
+            batch[:] = [data[cut:], held - count]
+            self.pending_size -= cut
+            self.acked += count
+            return
 
     def _items_taken(self, body):
         answer = json.loads(body)
         if answer.get("capped"):
             # The daemon keeps no more of this job's items (max-items-size): stop sending them.
             self.capturing = False
-            self.pending.clear()
-            self.pending_size = 0
+            self._clear()
             return True
-        received = int(answer["received"])
-        while self.pending and self.acked < received:
-            self.pending_size -= len(self.pending.popleft())
-            self.acked += 1
+        self._forget(int(answer["received"]) - self.acked)
         self.dropping = self.dropping and self.pending_size > MAX_BACKLOG // 2
         return True
 
-    def _items_refused(self, failure, count):
+    def _items_refused(self, failure):
         """A batch the daemon refuses as such (400, 413) would be refused again: drop it, counted."""
         if failure.check(Refused) and failure.value.code in (400, 413):
+            count = self.pending[0][1]
             log.error("scrapy-do: the daemon refused %d items: %s", count, failure.value)
             self.crawler.stats.inc_value(DROPPED, count)
-            for _ in range(min(count, len(self.pending))):
-                self.pending_size -= len(self.pending.popleft())
-            self.acked += count
+            self._forget(count)
             return True
         return failure
 
     def _items_sent(self, result):
         self.items_in_flight = None
         self.items_failed = result is not True
-        if result is True and self.pending_size >= BATCH:
+        if result is True and self.pending:
             self.send_items()  # a fast crawl: the next batch is already full
         return result is True
 
@@ -294,9 +342,9 @@ class Reporter:
         """Hand over every item left (the final report follows), trying again a few times if the daemon is away."""
         from twisted.internet import defer, reactor, task
 
-        if not self.pending or tries <= 0:
-            if self.pending:
-                log.error("scrapy-do: %d scraped items could not be handed to the daemon", len(self.pending))
+        if not self.waiting or tries <= 0:
+            if self.waiting:
+                log.error("scrapy-do: %d scraped items could not be handed to the daemon", self.waiting)
             return defer.succeed(None)
         d = self.send_items() if self.items_in_flight is None else self.items_in_flight
 

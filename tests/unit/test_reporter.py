@@ -147,12 +147,12 @@ def test_items_go_in_batches_kept_until_acknowledged_and_sent_again_after_a_fail
     url, data, d = r._post.batches[0]
     assert url.endswith(b"?first=0") and data.count(b"\n") == 2  # at most BATCH bytes, whole items
     d.errback(OSError("daemon away"))
-    assert r.acked == 0 and len(r.pending) == 10
+    assert r.acked == 0 and r.waiting == 10
     r.send_items()
     url, data, d = r._post.batches[1]
     assert url.endswith(b"?first=0")
     d.callback(json.dumps({"received": 2, "capped": False}).encode())
-    assert r.acked == 2 and len(r.pending) == 8
+    assert r.acked == 2 and r.waiting == 8
     url, data, d = r._post.batches[2]  # the backlog was full: sent at once
     assert url.endswith(b"?first=2") and json.loads(data.split(b"\n")[0])["n"] == 2
 
@@ -162,7 +162,7 @@ def test_unencodable_and_huge_items_are_dropped_as_counted_errors(monkeypatch, c
     r.capture({"thing": object()})
     r.capture({"blob": "x" * reporter.MAX_ITEM})
     r.capture({"fine": 1})
-    assert r.crawler.stats.values[reporter.DROPPED] == 2 and len(r.pending) == 1
+    assert r.crawler.stats.values[reporter.DROPPED] == 2 and r.waiting == 1
     assert sum(rec.levelname == "ERROR" for rec in caplog.records) == 2
 
 
@@ -170,9 +170,9 @@ def test_a_capped_job_stops_the_sending(monkeypatch):
     r = items_reporter(monkeypatch, batch=5)
     r.capture({"n": 1})
     r._post.batches[0][2].callback(b'{"received": 0, "capped": true}')
-    assert not r.pending and r.pending_size == 0
+    assert not r.waiting and r.pending_size == 0
     r.capture({"n": 2})
-    assert not r.pending and len(r._post.batches) == 1
+    assert not r.waiting and len(r._post.batches) == 1
 
 
 def _reporting(controller, launcher, spider="slow", **options):
@@ -258,7 +258,7 @@ def test_a_batch_the_daemon_refuses_is_dropped_and_counted_not_sent_forever(monk
     url, data, d = r._post.batches[0]
     d.errback(reporter.Refused(400, b'{"status": "error"}'))
     assert r.crawler.stats.values[reporter.DROPPED] == data.count(b"\n") and r.acked == data.count(b"\n")
-    assert len(r.pending) == 4 - r.acked
+    assert r.waiting == 4 - r.acked
 
 
 def test_a_crawl_re_attached_after_a_daemon_restart_goes_on_reporting_with_its_token(config, store, clock,
@@ -325,3 +325,21 @@ def test_a_daemon_out_of_reach_is_tried_again_at_the_next_tick_not_for_every_ite
     r.report = lambda *a, **k: None
     r.tick()
     assert len(r._post.batches) == 2 and r._post.batches[1][0].endswith(b"?first=0")
+
+
+def test_an_acknowledgement_within_a_batch_keeps_the_rest_of_it_for_the_next(monkeypatch):
+    """After a daemon restart it may have kept only the head of a batch: the rest is sent again, from there."""
+    r = items_reporter(monkeypatch, batch=1 << 20)
+    for i in range(3):
+        r.capture({"n": i})
+    assert not r._post.batches and r.waiting == 3
+    r.send_items()
+    url, data, d = r._post.batches[0]
+    assert url.endswith(b"?first=0") and data.count(b"\n") == 3
+    d.callback(b'{"received": 1, "capped": false}')
+    assert (r.acked, r.waiting, r.pending_size) == (1, 2, len(data) - len(b'{"n":0}\n'))
+    r.send_items()
+    url, data, d = r._post.batches[1]
+    assert url.endswith(b"?first=1") and [json.loads(x)["n"] for x in data.splitlines()] == [1, 2]
+    d.callback(b'{"received": 3, "capped": false}')
+    assert (r.acked, r.waiting, r.pending_size) == (3, 0, 0)
