@@ -59,6 +59,12 @@ class Config:
     extra_index_urls: tuple = ()
     find_links: tuple = ()
     environment_build_timeout: float = 600.0
+    backend: str = "local"
+    ray_address: str = "http://127.0.0.1:8265"
+    ray_entrypoint_num_cpus: float = 1.0
+    ray_runtime_env: dict = None
+    ray_report_url: str = ""
+    ray_poll_interval: float = 1.0
     source: str = "<defaults>"
 
     @property
@@ -160,6 +166,42 @@ def _bool(raw):
     return states[raw.lower()]
 
 
+def _backend(raw):
+    if raw.lower() not in ("local", "ray"):
+        raise ValueError(f"{raw!r} is not a backend: use local (crawls on this machine) or ray (on a Ray cluster)")
+    return raw.lower()
+
+
+def _http_url(raw):
+    if not re.match(r"^https?://[^/\s]+(/\S*)?$", raw):
+        raise ValueError(f"{raw!r} is not an http:// or https:// address such as http://127.0.0.1:8265")
+    return raw.rstrip("/")
+
+
+def _runtime_env(raw):
+    """Extra keys of every Ray submission's runtime_env: a JSON object."""
+    if not raw:
+        return {}
+    import json
+
+    try:
+        value = json.loads(raw)
+    except ValueError as e:
+        raise ValueError(f"is not JSON ({e}); write a JSON object such as {{\"env_vars\": {{\"A\": \"1\"}}}}") \
+            from None
+    if not isinstance(value, dict):
+        raise ValueError("must be a JSON object such as {\"env_vars\": {\"A\": \"1\"}}")
+    if "working_dir" in value:
+        raise ValueError("'working_dir' is the daemon's: each crawl gets its project version's tree")
+    for key, kind, word in (("env_vars", dict, "object"), ("py_modules", list, "array"),
+                            ("pip", (list, dict), "array or object")):
+        if key in value and not isinstance(value[key], kind):
+            raise ValueError(f"{key!r} must be a JSON {word}")
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in value.get("env_vars", {}).items()):
+        raise ValueError("env_vars must map names to strings")
+    return value
+
+
 def _links(text, base):
     """find-links entries: URLs as they are, folders made absolute against the configuration's folder."""
     out = []
@@ -173,7 +215,7 @@ def _build(parser, base, source):
         raw = parser.get(section, key, fallback="").strip()
         return (base / Path(raw).expanduser()) if raw else None
 
-    sd, web = "scrapy-do", "web"
+    sd, web, ex = "scrapy-do", "web", "executor"
     store = path(sd, "project-store")
     if store is None:
         raise ConfigError(sd, "project-store", "must name a directory")
@@ -225,5 +267,13 @@ def _build(parser, base, source):
         find_links=tuple(_links(parser.get(sd, "find-links", fallback=""), base)),
         environment_build_timeout=_get(parser, sd, "environment-build-timeout", _float, lambda v: v > 0,
                                        "must be positive"),
+        backend=_get(parser, ex, "backend", _backend),
+        ray_address=_get(parser, ex, "ray-address", _http_url),
+        ray_entrypoint_num_cpus=_get(parser, ex, "ray-entrypoint-num-cpus", _float, lambda v: v >= 0,
+                                     "must not be negative (0: the crawl reserves no CPU)"),
+        ray_runtime_env=_get(parser, ex, "ray-runtime-env", _runtime_env),
+        ray_report_url=_get(parser, ex, "ray-report-url", lambda raw: _http_url(raw) if raw else ""),
+        ray_poll_interval=_get(parser, ex, "ray-poll-interval", _float, lambda v: 0.1 <= v <= 60,
+                               "must be 0.1 to 60 seconds"),
         source=source,
     )

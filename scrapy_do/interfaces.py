@@ -82,9 +82,10 @@ class ILauncher(Interface):
         Either the crawl runs and the IRun is returned, or nothing runs.
         """
 
-    def reattach(handle):
-        """A Deferred firing with an `IRun` for a crawl a previous daemon started (its persisted `handle`),
-        or None when it cannot be followed any more; then nothing of it is left running."""
+    def reattach(handle, logs):
+        """A Deferred firing with an `IRun` for a crawl a previous daemon started (its persisted `handle`;
+        `logs`: the paths of its .out and .err), or None when it cannot be followed any more; then nothing of
+        it is left running."""
 
     def collect_garbage(finished):
         """Remove what the launcher keeps for jobs that ended while no daemon watched (`finished(job_id)`
@@ -96,12 +97,25 @@ class IRun(Interface):
 
     handle = Attribute("A string to persist, from which `ILauncher.reattach` finds the crawl again.")
     ended = Attribute("Deferred firing with the exit code (a negative signal number when killed).")
+    detached = Attribute("True when the crawl goes on without the daemon (on a cluster): a daemon that stops "
+                         "leaves it running and the next one re-attaches; False: it stops with the daemon.")
+
+    def detach():
+        """The daemon stops and leaves a detached crawl running: stop following it here."""
 
     def stop(grace):
         """Ask the crawl to stop, and force it after `grace` seconds; returns `ended`."""
 
     def logs():
         """The run's `ILogSource`."""
+
+
+class IRemoteRun(IRun):
+    """A crawl on another machine: nothing here reads its pipes, it sends its output over the report channel."""
+
+    def take_output(kind, offset, data):
+        """A piece of its `out` or `err` output starting at byte `offset` (a piece sent twice is written once);
+        returns how many bytes of that output the daemon has."""
 
 
 class ILogSource(Interface):

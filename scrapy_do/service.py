@@ -141,6 +141,28 @@ class CrawlAccount(Service):
         super().startService()
 
 
+class BackendCheck(Service):
+    """At start-up, say whether the cluster crawls go to answers: a warning when it does not, never a stop."""
+
+    def __init__(self, launcher):
+        self.launcher = launcher
+
+    def startService(self):
+        super().startService()
+        self.launcher.check()
+
+
+def cluster_launcher(config, reactor, watcher):
+    """The launcher of `[executor] backend`, when it is not the local one (imported only then)."""
+    from scrapy_do.launchers.ray import RayLauncher
+    from scrapy_do.launchers.rayjobs import RayJobs
+
+    return RayLauncher(reactor, RayJobs(reactor, config.ray_address), num_cpus=config.ray_entrypoint_num_cpus,
+                       runtime_env=config.ray_runtime_env, poll=config.ray_poll_interval,
+                       log_limit=config.max_log_size, hub=watcher, index_url=config.index_url,
+                       extra_index_urls=config.extra_index_urls, find_links=config.find_links)
+
+
 class ScrapyDoService(MultiService):
     """Binds the web ports, then starts the controller; if either fails the daemon stops."""
 
@@ -218,15 +240,19 @@ def make_service(config, reactor):
                             environments=environments)
     launcher = ProcessLauncher(reactor, grace=config.cancel_grace, log_limit=config.max_log_size, hub=watcher,
                                cgroups=CrawlCgroups())
-    controller = Controller(config, store, projects, launcher, reactor, hub=watcher)
+    crawls = launcher if config.backend == "local" else cluster_launcher(config, reactor, watcher)
+    controller = Controller(config, store, projects, crawls, reactor, hub=watcher)
     top = ScrapyDoService(reactor, store)
     api = WebAPI(controller, config, reactor, watcher=watcher)
     # The ports are bound first: a busy port stops start-up before any crawl starts.
     WebServer(reactor, api.site(wrap), config.interfaces, tls,
-              on_bound=lambda url: setattr(controller, "report_url", url),
+              on_bound=lambda url: setattr(controller, "report_url", config.ray_report_url or url
+                                           if crawls is not launcher else url),
               report_site=api.site(wrap, reports_only=True) if tls else None).setServiceParent(top)
     StoreService(config, store).setServiceParent(top)
     CrawlAccount(config, launcher, projects).setServiceParent(top)
+    if crawls is not launcher:
+        BackendCheck(crawls).setServiceParent(top)
     controller.setServiceParent(top)
     top.controller = controller
     top.api = api

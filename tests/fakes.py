@@ -20,6 +20,11 @@ class FakeCrawl:
         self.handle = f"fake:{self.pid}"
         self.ended = defer.Deferred()
         self.signals = []
+        self.detached = False
+        self.detached_by = None
+
+    def detach(self):
+        self.detached_by = "daemon stop"
 
     def stop(self, grace):
         self.signals.append(("TERM", grace))
@@ -49,7 +54,7 @@ class FakeLauncher:
         self.launched.append(crawl)
         return defer.succeed(crawl)
 
-    def reattach(self, handle):
+    def reattach(self, handle, logs=None):
         self.reattached.append(handle)
         return defer.succeed(self.alive.get(handle))
 

@@ -29,6 +29,7 @@ from scrapy_do.errors import BadRequest, Conflict, Forbidden, LaunchError, NotFo
 from scrapy_do.events import JobChanged, JobRemoved, ProjectPushed, ProjectRemoved
 from scrapy_do.engine.insight import Insight, ItemsFile, token_key
 from scrapy_do.engine.scheduler import SpecScheduler
+from scrapy_do.interfaces import IRemoteRun
 from scrapy_do.launchers.local import LaunchSpec
 
 log = Logger(namespace="scrapy_do.controller")
@@ -104,6 +105,8 @@ class Controller(Service):
         self._pumping = False
         self._pump_again = False
         self._backoff = None  # a pending call while launches wait out a transient failure
+        #: Why jobs wait PENDING although slots are free (the last transient launch failure), or None.
+        self.launch_problem = None
         self._backoff_delay = RETRY_FIRST
         self._listeners = []
         self.started_at = None
@@ -147,8 +150,8 @@ class Controller(Service):
         running = self.store.list_jobs([JobStatus.RUNNING], oldest_first=True)
         # Each leftover may take twice the grace to stop: all at once, not one after another.
         attached = yield defer.gatherResults(
-            [defer.maybeDeferred(self.launcher.reattach, run.handle) if run.handle else defer.succeed(None)
-             for run in running], consumeErrors=True)
+            [defer.maybeDeferred(self.launcher.reattach, run.handle, self._log_paths(run.identifier))
+             if run.handle else defer.succeed(None) for run in running], consumeErrors=True)
         requeued = []
         for run, crawl in zip(running, attached):
             project = self.store.get_project(run.project)
@@ -189,11 +192,17 @@ class Controller(Service):
         return bool(self.running)
 
     def stopService(self):
-        """Stop every crawl (TERM, then KILL after the grace); their runs go back to PENDING."""
+        """Stop every crawl (TERM, then KILL after the grace); their runs go back to PENDING. Crawls on a
+        cluster (`detached`) go on: their runs stay RUNNING and the next daemon re-attaches to them."""
         self._stopping = True
         self.scheduler.stop()
         super().stopService()
-        ended = [slot.run.stop(self.config.cancel_grace) for slot in self.slots.values() if slot.run]
+        ended = []
+        for slot in self.slots.values():
+            if slot.run is not None and slot.run.detached:
+                slot.run.detach()
+            elif slot.run is not None:
+                ended.append(slot.run.stop(self.config.cancel_grace))
         return defer.DeferredList(ended, consumeErrors=True)
 
     # -- events -----------------------------------------------------------
@@ -598,13 +607,13 @@ class Controller(Service):
                 token = secrets.token_urlsafe(24)
                 slot.insight = self._insight(run.identifier, token_key(token))
                 report = {"url": f"{self.report_url}/report/{run.identifier}.json", "token": token,
-                          "interval": REPORT_INTERVAL}
+                          "interval": REPORT_INTERVAL, "logs": f"{self.report_url}/report/{run.identifier}/log"}
                 if slot.insight.items is not None:
                     report["items"] = f"{self.report_url}/report/{run.identifier}/items.jl"
             return self.launcher.launch(LaunchSpec(job_id=run.identifier, options=run.options, cwd=project.tree,
                                                    out_path=out_path, err_path=err_path,
                                                    env={"SPIDER_DATA_DIR": str(data)}, report=report,
-                                                   python=python))
+                                                   python=python, project=run.project))
 
         d = defer.maybeDeferred(launch)
         d.addCallbacks(self._launched, self._launch_failed, callbackArgs=(run.identifier, slot),
@@ -615,6 +624,12 @@ class Controller(Service):
         """The crawl runs: record it, or stop it again, so that nothing runs untracked."""
         try:
             run = self.store.get_job(identifier)
+            if self._stopping and crawl.detached and run.status is JobStatus.PENDING:
+                # It runs on a cluster and goes on: the next daemon re-attaches to it.
+                self._save(transition(run, JobStatus.RUNNING, started=self.now(), handle=crawl.handle,
+                                      report_key=slot.insight.stored if slot.insight else None))
+                crawl.detach()
+                return
             if identifier in self._canceling or self._stopping or run.status is not JobStatus.PENDING:
                 self._track(identifier, slot, crawl)
                 crawl.stop(self.config.cancel_grace)
@@ -626,6 +641,7 @@ class Controller(Service):
             self._abandon(identifier, slot, crawl, f"the daemon could not record the start of the crawl ({e})")
             return
         self._backoff_delay = RETRY_FIRST
+        self.launch_problem = None
         self._track(identifier, slot, crawl)
         self._arm_deadline(run, slot, self.now())
         log.info("job {job} started: {spider} ({handle})", job=identifier, spider=run.spider, handle=crawl.handle)
@@ -666,6 +682,17 @@ class Controller(Service):
             errors = summary.get("errors")
             self._save(dataclasses.replace(run, stats=summary, samples=insight.samples,
                                            errors=errors if isinstance(errors, int) else run.errors))
+
+    def report_output(self, identifier, token, kind, offset, body):
+        """A piece of a remote crawl's stdout or stderr (scrapy_do.launchers.remote): how many bytes of that
+        output the daemon has now."""
+        self._reporting(identifier, token)
+        run = self.slots[identifier].run
+        if run is None:
+            raise Conflict(f"job {identifier} is still being launched; send its output again in a moment")
+        if not IRemoteRun.providedBy(run):
+            raise Forbidden(f"job {identifier} runs on this machine: the daemon reads its output itself")
+        return {"received": run.take_output(kind, offset, body)}
 
     def report_items(self, identifier, token, first, body):
         """A batch of a running crawl's items: {"received": how many it has, "capped": no more wanted}."""
@@ -723,6 +750,7 @@ class Controller(Service):
             delay, self._backoff_delay = self._backoff_delay, min(self._backoff_delay * 2, RETRY_MAX)
             log.warn("job {job} could not start ({e}); trying again in {delay:.0f} s", job=identifier,
                      e=failure.value.msg, delay=delay)
+            self.launch_problem = failure.value.msg
             self._backoff = self.clock.callLater(delay, self._pump)
             return
         message = failure.value.msg if failure.check(LaunchError) else f"{failure.type.__name__}: {failure.value}"
@@ -851,6 +879,7 @@ class Controller(Service):
             "jobs-pending": self.store.count_jobs([JobStatus.PENDING]),
             "jobs-running": sum(1 for slot in self.slots.values() if slot.run is not None),
             "job-slots": self.config.job_slots,
+            "launch-problem": self.launch_problem,
             "projects": len(projects),
             "spiders": sum(len(p.spiders) for p in projects),
         }

@@ -195,6 +195,10 @@ def enter_cgroup():
 
 
 def lead_own_group():
+    """Lead a process group the daemon can signal whole; on a cluster (remote.py) the crawl stays in its
+    wrapper's group instead, which the cluster signals."""
+    if os.environ.pop("SCRAPY_DO_KEEP_GROUP", None):
+        return
     try:
         os.setsid()
     except OSError:  # already a group leader (started by hand)

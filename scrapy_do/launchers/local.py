@@ -51,6 +51,8 @@ class LaunchSpec:
     report: dict | None = None
     #: The interpreter of the project's environment (its requirements.txt); None: the daemon's.
     python: str | None = None
+    #: The project's name (a cluster keeps each project's data files in a folder of that name).
+    project: str = ""
 
 
 def build_crawl_argv(python, options):
@@ -179,6 +181,7 @@ def kill_group(pgid, sig):
 
 @implementer(IRun)
 class RunningCrawl:
+    detached = False  # a child of the daemon: it stops with it (and would die with it anyway, see child.py)
     def __init__(self, reactor, transport, ended, logs=None, cgroups=None, cgroup=None):
         self._reactor = reactor
         self._transport = transport
@@ -230,6 +233,9 @@ class RunningCrawl:
     def logs(self):
         return self._logs
 
+    def detach(self):
+        """Never asked: a local crawl is not detached."""
+
     def stop(self, grace):
         """SIGTERM now (Scrapy's graceful stop), SIGKILL after `grace` seconds."""
         if self.exited:
@@ -275,7 +281,7 @@ class ProcessLauncher:
             return defer.maybeDeferred(fn, *args)
         return threads.deferToThreadPool(self._reactor, pool(), fn, *args)
 
-    def reattach(self, handle):
+    def reattach(self, handle, logs=None):
         """A crawl of a previous daemon cannot be followed: its parent died, so Linux sent it SIGTERM
         (see child.py) and its exit code goes to nobody. Make sure it is gone (in a thread: that may
         take twice the grace); the job runs again."""

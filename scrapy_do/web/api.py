@@ -548,6 +548,23 @@ class WebAPI:
                                               first, body)
         return to_json(request, {"status": "ok", **answer})
 
+    @app.route("/report/<job_id>/log.<kind>", methods=["POST"])
+    def report_output(self, request, job_id, kind):
+        """A piece of a remote crawl's stdout (`log.out`) or stderr (`log.err`); `offset` is its first byte's."""
+        self._check_size(request)
+        if kind not in ("out", "err"):
+            raise errors.NotFound(f"a crawl reports its output to log.out or log.err, not log.{kind}")
+        scheme, _, token = (request.getHeader(b"authorization") or b"").decode("latin-1").partition(" ")
+        offset = self._int_arg(request, "offset", minimum=0, maximum=1 << 50)
+        if offset is None:
+            raise BadRequest("missing parameter 'offset': the byte of the output the piece starts at")
+        body = request.content.read(MAX_BATCH + 1) if request.content is not None else b""
+        if len(body) > MAX_BATCH:
+            raise errors.TooLarge(f"a piece of output is larger than {MAX_BATCH} bytes")
+        answer = self.controller.report_output(job_id, token.strip() if scheme.lower() == "bearer" else "",
+                                               kind, offset, body)
+        return to_json(request, {"status": "ok", **answer})
+
     @app.route("/get-stats/<job_id>.json", methods=["GET"])
     def get_stats(self, request, job_id):
         """The whole Scrapy stats of a job (live while it runs, final once it ended) and its samples for a chart:

@@ -551,7 +551,7 @@ def test_recovery_waits_for_every_leftover_at_once_and_only_then_starts_work(con
             super().__init__()
             self.waiting = {}
 
-        def reattach(self, handle):
+        def reattach(self, handle, logs=None):
             self.reattached.append(handle)
             self.waiting[handle] = defer.Deferred()
             return self.waiting[handle]

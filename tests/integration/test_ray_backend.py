@@ -1,0 +1,214 @@
+"""The Ray backend against a real local Ray head (tests/integration/rayhead.py): real daemons with
+`[executor] backend = ray` submit real crawls of the offline fixture project through the Jobs REST API.
+
+The head runs from `.venv-ray`, which has Ray and Scrapy but not Scrapy Do: what a crawl needs of the daemon
+travels in its runtime_env. Every wait is bounded.
+"""
+
+import json
+import shutil
+import signal
+import socket
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import OFFLINE, make_wheel, offline_zip, reachable_tempdir, zip_tree
+from tests.integration.daemonproc import DaemonProcess
+from tests.integration.rayhead import ray_head  # noqa: F401  (the fixture)
+
+pytestmark = pytest.mark.integration
+
+ENDED = {"SUCCESSFUL", "FAILED", "CANCELED"}
+
+
+def conf(head, extra="", slots=2, port=0):
+    return (f"[scrapy-do]\njob-slots = {slots}\ncancel-grace = 5\n{extra}[web]\ninterfaces = 127.0.0.1:{port}\n"
+            f"[executor]\nbackend = ray\nray-address = {head.address}\nray-poll-interval = 0.5\n")
+
+
+def free_port():
+    """A port for a daemon that restarts on the same address, as a real one does (its crawls report there)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def workdir():
+    with reachable_tempdir("sd-ray-") as tmp:
+        yield tmp
+
+
+def start(workdir, head, extra="", slots=2, port=0):
+    return DaemonProcess(Path(workdir), conf(head, extra, slots, port)).start()
+
+
+def log_of(d, job, kind="err"):
+    path = d.workdir / "projects" / "log-dir" / f"{job}.{kind}"
+    return path.read_text() if path.exists() else ""
+
+
+def submissions_of(head, job):
+    """Ray's submissions for a Scrapy Do job (by the metadata the daemon puts on each)."""
+    return [j for j in head.json("GET", "/api/jobs/") if (j.get("metadata") or {}).get("scrapy-do-job") == job]
+
+
+def test_a_job_runs_on_ray_with_its_arguments_log_stats_and_items(ray_head, workdir):  # noqa: F811
+    d = start(workdir, ray_head)
+    try:
+        assert d.push("offline.zip", offline_zip())["spiders"]
+        job = d.schedule("offline", "quick", payload=json.dumps({"color": "blue"}))
+        ended = d.wait_job(job, ENDED, timeout=90)
+        assert ended["status"] == "SUCCESSFUL", (ended, log_of(d, job))
+        assert ended["exit-code"] == 0 and ended["stats"]["item_scraped_count"] == 1
+        # The crawl's stdout and Scrapy's log, followed into the usual files and served as usual.
+        printed = json.loads(log_of(d, job, "out").splitlines()[0])
+        assert printed["payload"] == {"color": "blue"} and printed["body"] == "hello"
+        assert printed["data_dir"]  # a data directory on the node, for relative paths
+        with urllib.request.urlopen(f"{d.url}/get-log/data/{job}.err", timeout=10) as resp:
+            assert b"Spider closed (finished)" in resp.read()
+        with urllib.request.urlopen(f"{d.url}/get-items/{job}.jl", timeout=10) as resp:
+            assert [json.loads(line) for line in resp.read().splitlines()] == [{"body": "hello"}]
+        # One submission, named after the job; its entrypoint holds no argument and no token.
+        (info,) = submissions_of(ray_head, job)
+        assert info["submission_id"] == f"scrapy-do-{job}" and info["status"] == "SUCCEEDED"
+        assert info["entrypoint"] == "python -m scrapy_do.launchers.remote"
+        assert info["runtime_env"]["working_dir"].startswith("gcs://_ray_pkg_")
+        assert d.get("/status.json")[1]["launch-problem"] is None
+    finally:
+        d.stop()
+
+
+SPIDER = '''
+import acme_helper
+import scrapy
+
+
+class HelpedSpider(scrapy.Spider):
+    name = "helped"
+    start_urls = ["data:,hi"]
+
+    def parse(self, response):
+        print("acme-helper", acme_helper.VERSION, flush=True)
+        yield {"version": acme_helper.VERSION}
+'''
+
+
+def test_a_requirement_of_the_project_reaches_the_crawl_on_ray(ray_head, workdir):  # noqa: F811
+    wheels = Path(workdir) / "wheels"
+    make_wheel(wheels, "acme-helper", "1.5")
+    tree = Path(workdir) / "src" / "helped"
+    shutil.copytree(OFFLINE, tree, ignore=shutil.ignore_patterns("__pycache__"))
+    (tree / "offline" / "spiders" / "helped.py").write_text(SPIDER)
+    (tree / "requirements.txt").write_text("acme-helper==1.5\n")
+    (tree / "scrapy.cfg").write_text((tree / "scrapy.cfg").read_text().replace("project = offline",
+                                                                           "project = helped"))
+    # The same find-links serve the daemon's own build (for `scrapy list`) and Ray's pip on the cluster.
+    d = start(workdir, ray_head, f"find-links = {wheels}\n")
+    try:
+        assert "helped" in d.push("helped.zip", zip_tree(tree, "helped"))["spiders"]
+        job = d.schedule("helped", "helped")
+        ended = d.wait_job(job, ENDED, timeout=240)  # Ray makes the job's virtualenv first: tens of seconds
+        assert ended["status"] == "SUCCESSFUL", (ended, log_of(d, job))
+        assert "acme-helper 1.5" in log_of(d, job, "out")
+        (info,) = submissions_of(ray_head, job)
+        assert info["runtime_env"]["pip"]["packages"] == ["acme-helper==1.5"]
+    finally:
+        d.stop()
+
+
+def test_cancel_stops_a_slow_crawl_on_ray_and_a_time_limit_ends_one(ray_head, workdir):  # noqa: F811
+    d = start(workdir, ray_head)
+    try:
+        d.push("offline.zip", offline_zip())
+        canceled = d.schedule("offline", "slow")
+        limited = d.schedule("offline", "slow", timeout="4")
+        for job in (canceled, limited):
+            d.wait_job(job, {"RUNNING"}, timeout=60)
+        deadline = time.monotonic() + 60
+        while "slow spider started" not in log_of(d, canceled, "out") and time.monotonic() < deadline:
+            time.sleep(0.2)
+        code, body = d.request("/cancel-job.json", {"job_id": canceled})
+        assert code == 200, body
+        ended = d.wait_job(canceled, ENDED, timeout=60)
+        assert ended["status"] == "CANCELED", (ended, log_of(d, canceled))
+        timed = d.wait_job(limited, ENDED, timeout=60)
+        assert (timed["status"], timed["reason"]) == ("FAILED", "timeout"), (timed, log_of(d, limited))
+        for job in (canceled, limited):
+            (info,) = submissions_of(ray_head, job)
+            assert info["status"] == "STOPPED"
+        # Scrapy's graceful stop ran: the crawl closed its spider (SIGTERM first).
+        assert "Closing spider (shutdown)" in log_of(d, canceled)
+    finally:
+        d.stop()
+
+
+def test_a_daemon_killed_while_its_crawl_runs_on_ray_reports_that_crawls_end_after_a_restart(ray_head,  # noqa: F811
+                                                                                              workdir):
+    port = free_port()
+    d = start(workdir, ray_head, port=port)
+    try:
+        d.push("offline.zip", offline_zip())
+        job = d.schedule("offline", "slow", payload=json.dumps({"pages": 60}))  # about 6 s
+        d.wait_job(job, {"RUNNING"}, timeout=60)
+        d.proc.send_signal(signal.SIGKILL)
+        d.proc.wait(timeout=10)
+        time.sleep(1)
+        assert [i["status"] for i in submissions_of(ray_head, job)] in (["RUNNING"], ["PENDING"])
+        d = start(workdir, ray_head, port=port)
+        ended = d.wait_job(job, ENDED, timeout=90)
+        assert ended["status"] == "SUCCESSFUL", (ended, log_of(d, job))
+        assert ended["stats"]["item_scraped_count"] == 60
+        assert len(submissions_of(ray_head, job)) == 1  # followed, never submitted again
+        assert "Spider closed (finished)" in log_of(d, job)
+        items = (d.workdir / "projects" / "log-dir" / f"{job}.jl").read_text().splitlines()
+        assert len(items) == 60
+    finally:
+        d.stop()
+
+
+def test_a_graceful_restart_leaves_the_crawl_running_on_ray(ray_head, workdir):  # noqa: F811
+    port = free_port()
+    d = start(workdir, ray_head, port=port)
+    try:
+        d.push("offline.zip", offline_zip())
+        job = d.schedule("offline", "slow", payload=json.dumps({"pages": 40}))
+        d.wait_job(job, {"RUNNING"}, timeout=60)
+        d.stop()
+        assert [i["status"] for i in submissions_of(ray_head, job)] in (["RUNNING"], ["PENDING"])
+        d = start(workdir, ray_head, port=port)
+        ended = d.wait_job(job, ENDED, timeout=90)
+        assert ended["status"] == "SUCCESSFUL" and ended["stats"]["item_scraped_count"] == 40
+        assert len(submissions_of(ray_head, job)) == 1
+    finally:
+        d.stop()
+
+
+def test_jobs_wait_pending_while_the_head_is_down_and_run_when_it_is_back(ray_head, workdir):  # noqa: F811
+    ray_head.stop()
+    d = start(workdir, ray_head)  # an address that does not answer: a warning, and the daemon serves
+    try:
+        deadline = time.monotonic() + 15
+        while "does not answer yet" not in d.log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        warning = [line for line in d.log.read_text().splitlines() if "does not answer yet" in line]
+        assert len(warning) == 1 and ray_head.address in warning[0]
+        d.push("offline.zip", offline_zip())
+        jobs = [d.schedule("offline", "quick") for _ in range(3)]
+        deadline, problem = time.monotonic() + 20, None
+        while problem is None and time.monotonic() < deadline:
+            problem = d.get("/status.json")[1]["launch-problem"]
+            time.sleep(0.2)
+        assert problem and "does not answer" in problem and ray_head.address in problem
+        assert {d.job(j)["status"] for j in jobs} == {"PENDING"}
+        ray_head.start()
+        for job in jobs:
+            ended = d.wait_job(job, ENDED, timeout=120)
+            assert ended["status"] == "SUCCESSFUL", (ended, log_of(d, job))
+            assert len(submissions_of(ray_head, job)) == 1
+        assert d.get("/status.json")[1]["launch-problem"] is None
+    finally:
+        d.stop()
