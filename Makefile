@@ -6,9 +6,13 @@ PYTHON ?= $(firstword $(foreach p,/usr/bin/python3 python3,$(shell $(p) -c 'impo
 	sys.exit(sys.version_info < (3, 10))' 2>/dev/null && echo $(p))))
 VENV ?= .venv
 PY := $(VENV)/bin/python
+# The Ray cluster's own Python for the Ray backend's integration tests (tests/integration/rayhead.py):
+# a separate venv, as on a real cluster, so the daemon's venv never gets (or imports) ray.
+RAY_VENV ?= .venv-ray
+RAY_VERSION ?= 2.60.0
 CONFIG ?=
 
-.PHONY: run test install install-test browser faketime debs bench docs clean
+.PHONY: run test install install-test install-ray browser faketime debs bench docs clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -22,8 +26,29 @@ $(VENV)/.installed-test: pyproject.toml setup.py | $(PY)
 	$(PY) -m pip install -q -e '.[test]'
 	touch $@ $(VENV)/.installed
 
+## Ray $(RAY_VERSION) and the daemon's Scrapy version in $(RAY_VENV), once (a few minutes, ~380 MB).
+## Where that fails (no Ray wheels for this platform, no registry), the reason (pip's last error line) goes
+## to $(RAY_VENV)/.unavailable, the tests that need a Ray head skip saying so, and `make test` goes on;
+## `rm -rf $(RAY_VENV)` to try again. Remade when the daemon's test venv is (its Scrapy may have changed).
+$(RAY_VENV)/.installed: $(VENV)/.installed-test
+	@rm -f $(RAY_VENV)/.unavailable
+	@scrapy=$$($(PY) -c 'import scrapy; print(scrapy.__version__)') && log=$$(mktemp) && \
+	echo "$(RAY_VENV): installing ray[default]==$(RAY_VERSION) and scrapy==$$scrapy (a few minutes)" && \
+	if { [ -x $(RAY_VENV)/bin/python ] || $(PYTHON) -m venv $(RAY_VENV); } >$$log 2>&1 && \
+	   $(RAY_VENV)/bin/python -m pip install -q --upgrade pip >>$$log 2>&1 && \
+	   $(RAY_VENV)/bin/python -m pip install -q --disable-pip-version-check \
+	     "ray[default]==$(RAY_VERSION)" "scrapy==$$scrapy" >>$$log 2>&1; then \
+	  echo "$(RAY_VENV): ready"; \
+	else \
+	  mkdir -p $(RAY_VENV); \
+	  { grep '^ERROR' $$log || grep . $$log || echo 'the install failed and printed nothing'; } \
+	    | tail -n 1 > $(RAY_VENV)/.unavailable; \
+	  echo "$(RAY_VENV): Ray is unavailable, its tests will skip: $$(cat $(RAY_VENV)/.unavailable)"; \
+	fi; rm -f $$log; touch $@
+
 install: $(VENV)/.installed
-install-test: $(VENV)/.installed-test debs
+install-ray: $(RAY_VENV)/.installed
+install-test: $(VENV)/.installed-test debs $(RAY_VENV)/.installed
 
 # Debian packages the tests need, as COMMAND:PACKAGE[,PACKAGE...]: the packages are installed only
 # when the command is missing, with one `apt-get update` for all of them, as root or through sudo.
@@ -69,4 +94,4 @@ docs: install
 	$(PY) -m sphinx -W -b html docs docs/_build/html
 
 clean:
-	rm -rf $(VENV) docs/_build build dist *.egg-info
+	rm -rf $(VENV) $(RAY_VENV) docs/_build build dist *.egg-info
