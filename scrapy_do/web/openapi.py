@@ -57,7 +57,10 @@ def openapi_document():
         "jobs-running", "job-slots", "projects", "spiders")}
     status_props.update({"memory-usage": {"type": "number"}, "cpu-usage": {"type": "number"},
                          "uptime-seconds": {"type": "number"}, "time": _STR, "timezone": _STR,
-                         "hostname": _STR, "uptime": _STR, "daemon-version": _STR})
+                         "hostname": _STR, "uptime": _STR, "daemon-version": _STR,
+                         "launch-problem": {"type": ["string", "null"], "description": "why jobs wait PENDING "
+                                            "although slots are free (e.g. the Ray head does not answer); null "
+                                            "when launches work"}})
     return {
         "openapi": "3.1.0",
         "info": {"title": "Scrapy Do", "version": __version__,
@@ -158,6 +161,18 @@ def openapi_document():
                 "responses": _responses(_ok("taken", {"received": {"type": "integer"},
                                                       "capped": {"type": "boolean"}}, ["received", "capped"]),
                                         400, 403, 413)}},
+            "/report/{job_id}/log.{kind}": {"post": {
+                "summary": "Where a crawl on a cluster sends its stdout (log.out) or stderr (log.err), in pieces "
+                           "(its wrapper, scrapy_do.launchers.remote, with its job's token as Authorization: "
+                           "Bearer; not for users)",
+                "parameters": [_param("job_id", "the job's identifier", True, where="path"),
+                               _param("kind", "out or err", True, where="path",
+                                      schema={"type": "string", "enum": ["out", "err"]}),
+                               _param("offset", "the byte of the output the piece starts at (a piece sent again "
+                                      "is written once)", True, schema={"type": "integer", "minimum": 0})],
+                "requestBody": {"required": True, "content": {"application/octet-stream": {"schema": _STR}}},
+                "responses": _responses(_ok("taken", {"received": {"type": "integer"}}, ["received"]),
+                                        400, 403, 404, 409, 413)}},
             "/report/{job_id}.json": {"post": {
                 "summary": "Where a crawl reports its stats (the daemon's own extension, with its job's token as "
                            "Authorization: Bearer; not for users)",

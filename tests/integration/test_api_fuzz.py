@@ -44,7 +44,7 @@ def _text(ctx, response):
 #: Read-only operations first, then the ones that change state; /remove-project last.
 ORDER = ["/status.json", "/list-projects.json", "/list-spiders.json", "/list-jobs.json", "/wait-job.json",
          "/preview-schedule.json", "/list-data.json", "/get-data/{project}/{path}", "/get-stats/{job_id}.json",
-         "/report/{job_id}.json", "/report/{job_id}/items.jl", "/get-items/{job_id}.jl", "/get-items/{job_id}.csv",
+         "/report/{job_id}.json", "/report/{job_id}/items.jl", "/report/{job_id}/log.{kind}", "/get-items/{job_id}.jl", "/get-items/{job_id}.csv",
          "/get-log/data/{filename}", "/get-log/build/{project}.log", "/project-environment.json", "/openapi.json", "/", "/schedule-job.json", "/pause-job.json",
          "/resume-job.json", "/edit-job.json", "/cancel-job.json",
          "/push-project.json", "/remove-project.json"]
@@ -99,7 +99,7 @@ def steer(case, data, target):
         set_field(case.path_parameters, "filename", f"{target.finished}.out", f"{target.finished}.err",
                   f"{target.guard}.out")
     elif path in ("/get-items/{job_id}.jl", "/get-items/{job_id}.csv", "/get-stats/{job_id}.json",
-                  "/report/{job_id}/items.jl"):
+                  "/report/{job_id}/items.jl", "/report/{job_id}/log.{kind}"):
         set_field(case.path_parameters, "job_id", target.finished, target.guard)
     elif path == "/get-log/build/{project}.log":
         set_field(case.path_parameters, "project", "offline")

@@ -5,10 +5,12 @@ The head runs from `.venv-ray`, which has Ray and Scrapy but not Scrapy Do: what
 travels in its runtime_env. Every wait is bounded.
 """
 
+import http.server
 import json
 import shutil
 import signal
 import socket
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -212,3 +214,59 @@ def test_jobs_wait_pending_while_the_head_is_down_and_run_when_it_is_back(ray_he
         assert d.get("/status.json")[1]["launch-problem"] is None
     finally:
         d.stop()
+
+
+def test_a_crawl_ray_reports_failed_ends_failed_with_rays_message(ray_head, workdir):  # noqa: F811
+    d = start(workdir, ray_head)
+    try:
+        d.push("offline.zip", offline_zip())
+        job = d.schedule("offline", "broken")
+        ended = d.wait_job(job, ENDED, timeout=90)
+        assert ended["status"] == "FAILED" and ended["exit-code"] == 1, (ended, log_of(d, job))
+        err = log_of(d, job)
+        assert "Traceback" in err  # the crawl's own stderr, as for a local crawl
+        assert f"scrapy-do: Ray reports submission scrapy-do-{job} FAILED: Job entrypoint command failed" in err
+    finally:
+        d.stop()
+
+
+class NotRay(http.server.BaseHTTPRequestHandler):
+    """A head that answers what no Ray head would: the version as Ray's, then nonsense to a submission."""
+
+    def _answer(self, code, body):
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self):
+        self._answer(200, b'{"ray_version": "2.60.0"}' if self.path == "/api/version" else b"{}")
+
+    def do_PUT(self):
+        self.rfile.read(int(self.headers["Content-Length"]))
+        self._answer(200, b"{}")
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self._answer(200, b"<html>a proxy's error page</html>")
+
+    def log_message(self, *args):
+        pass
+
+
+def test_an_answer_the_daemon_does_not_understand_fails_that_job_and_the_daemon_goes_on(workdir):
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), NotRay)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    head = type("Head", (), {"address": f"http://127.0.0.1:{server.server_address[1]}"})()
+    d = start(workdir, head)
+    try:
+        d.push("offline.zip", offline_zip())
+        job = d.schedule("offline", "quick")
+        ended = d.wait_job(job, ENDED, timeout=30)
+        assert (ended["status"], ended["reason"]) == ("FAILED", "failed to start")
+        assert "something that is not JSON: <html>a proxy's error page</html>" in log_of(d, job)
+        assert d.get("/status.json")[0] == 200 and d.get("/status.json")[1]["launch-problem"] is None
+    finally:
+        d.stop()
+        server.shutdown()
