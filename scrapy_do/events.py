@@ -31,3 +31,10 @@ class ProjectPushed:
 @dataclass(frozen=True)
 class ProjectRemoved:
     project: Project
+
+
+@dataclass(frozen=True)
+class LaunchProblem:
+    """Launches wait out a transient failure (`reason`), or work again (`reason` None): status.json changed."""
+
+    reason: str | None

@@ -26,7 +26,7 @@ from scrapy_do.domain.models import (
     transition,
 )
 from scrapy_do.errors import BadRequest, Conflict, Forbidden, LaunchError, NotFound, StartupError, StorageFull
-from scrapy_do.events import JobChanged, JobRemoved, ProjectPushed, ProjectRemoved
+from scrapy_do.events import JobChanged, JobRemoved, LaunchProblem, ProjectPushed, ProjectRemoved
 from scrapy_do.engine.insight import Insight, ItemsFile, token_key
 from scrapy_do.engine.scheduler import SpecScheduler
 from scrapy_do.interfaces import IRemoteRun
@@ -641,7 +641,7 @@ class Controller(Service):
             self._abandon(identifier, slot, crawl, f"the daemon could not record the start of the crawl ({e})")
             return
         self._backoff_delay = RETRY_FIRST
-        self.launch_problem = None
+        self._launch_problem(None)
         self._track(identifier, slot, crawl)
         self._arm_deadline(run, slot, self.now())
         log.info("job {job} started: {spider} ({handle})", job=identifier, spider=run.spider, handle=crawl.handle)
@@ -750,7 +750,7 @@ class Controller(Service):
             delay, self._backoff_delay = self._backoff_delay, min(self._backoff_delay * 2, RETRY_MAX)
             log.warn("job {job} could not start ({e}); trying again in {delay:.0f} s", job=identifier,
                      e=failure.value.msg, delay=delay)
-            self.launch_problem = failure.value.msg
+            self._launch_problem(failure.value.msg)
             self._backoff = self.clock.callLater(delay, self._pump)
             return
         message = failure.value.msg if failure.check(LaunchError) else f"{failure.type.__name__}: {failure.value}"
@@ -762,6 +762,11 @@ class Controller(Service):
         elif run is not None and run.status is JobStatus.PENDING:
             self._fail_start(run, message)
         self._pump()
+
+    def _launch_problem(self, reason):
+        if reason != self.launch_problem:
+            self.launch_problem = reason
+            self._emit(LaunchProblem(reason))
 
     def _fail_start(self, run, message):
         """A run that could not start is FAILED at once, with the reason in its .err log."""

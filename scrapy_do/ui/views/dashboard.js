@@ -28,7 +28,11 @@ function renderStatus(box) {
   const running = s['jobs-running'] || 0;
   const pct = slots ? Math.min(100, Math.round((running / slots) * 100)) : 0;
   const uptime = h('span', {'data-uptime': ''}, formatDuration(s['uptime-seconds']));
+  const problem = s['launch-problem'];
   fill(box,
+    problem ? h('div', {class: 'launch-problem', role: 'alert', 'data-testid': 'launch-problem'},
+      h('strong', null, 'Jobs wait: '), problem,
+      h('span', {class: 'muted small'}, ' — tried again automatically; they start once this is fixed.')) : null,
     h('div', {class: 'stats-grid'},
       stat('Version', s['daemon-version'] || '?', 'stat-version', `${s.hostname || ''} · ${s.timezone || ''}`),
       stat('Uptime', uptime, 'stat-uptime', `server time ${shortTime(s.time)}`),
