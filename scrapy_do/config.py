@@ -8,7 +8,7 @@ daemon refuses to start instead of running half-configured.
 import configparser
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
@@ -62,7 +62,7 @@ class Config:
     backend: str = "local"
     ray_address: str = "http://127.0.0.1:8265"
     ray_entrypoint_num_cpus: float = 1.0
-    ray_runtime_env: dict = None
+    ray_runtime_env: dict = field(default_factory=dict)
     ray_report_url: str = ""
     ray_poll_interval: float = 1.0
     source: str = "<defaults>"

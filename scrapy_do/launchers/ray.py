@@ -235,17 +235,19 @@ class RayLauncher:
                                         "it does", address=self.jobs.address, e=f.getErrorMessage()))
         return d
 
+    @defer.inlineCallbacks
     def _package(self, folder, under=""):
-        """The uri of `folder`'s package on the head, uploaded unless it is there already (a project version's
-        tree never changes: it is zipped and uploaded once)."""
+        """The uri of `folder`'s package on the head, uploaded unless it is there. A project version's tree
+        never changes, so it is zipped once; but the head deletes a package some minutes after the last job
+        that used it ended (and forgets all of them when it restarts), so each launch asks whether it is
+        still there."""
         key = (str(folder), under)
-        if key in self._uploaded:
-            return defer.succeed(self._uploaded[key])
-
-        def remember(uri):
-            self._uploaded[key] = uri
+        uri = self._uploaded.get(key)
+        if uri is not None and (yield self.jobs.has_package(uri)):
             return uri
-        return self._upload(folder, under).addCallback(remember)
+        uri = yield self._upload(folder, under)
+        self._uploaded[key] = uri
+        return uri
 
     @defer.inlineCallbacks
     def _upload(self, folder, under):

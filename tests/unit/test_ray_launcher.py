@@ -116,10 +116,22 @@ def test_packages_are_uploaded_once_and_requirements_go_as_pip_packages(head, cl
     first = spec(tmp_path)
     (tmp_path / "tree" / "requirements.txt").write_text("Acme_Helper==1.5\n")
     result_of(launcher.launch(first))
-    head.packages.clear()  # a second launch of the same tree does not even ask
+    uploaded = dict(head.packages)
+    puts = []
+    original = head.render
+
+    def render(request):
+        if request.method == b"PUT":
+            puts.append(request.path)
+        return original(request)
+    head.render = render
     result_of(launcher.launch(spec(tmp_path, job_id="1e5d3f9c-7c1b-4f0e-9d7a-2f8e0b1c2d3e")))
-    assert head.packages == {} and len(head.submitted) == 2
-    pip = head.submitted[1]["runtime_env"]["pip"]
+    assert puts == [] and head.packages == uploaded and len(head.submitted) == 2  # found there: not again
+    # The head deleted them (some minutes after their last job, or a restart): uploaded again.
+    head.packages.clear()
+    result_of(launcher.launch(spec(tmp_path, job_id="2e5d3f9c-7c1b-4f0e-9d7a-2f8e0b1c2d3e")))
+    assert len(puts) == 2 and head.packages == uploaded
+    pip = head.submitted[2]["runtime_env"]["pip"]
     assert pip["packages"] == ["acme-helper==1.5"] and pip["pip_install_options"][-2:] == ["--find-links", "/wheels"]
 
 
