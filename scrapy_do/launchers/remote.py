@@ -34,7 +34,7 @@ INTERVAL, CHUNK = 0.5, 256 << 10
 #: What waits per stream when the daemon cannot be reached; later output is dropped, said once.
 MAX_BACKLOG = 16 << 20
 #: How long the last output may take to reach the daemon once the crawl ended.
-CLOSE_SECONDS = 10.0
+CLOSE_SECONDS = 30.0
 SEND_TIMEOUT = 10.0
 
 
