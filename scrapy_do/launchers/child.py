@@ -177,9 +177,13 @@ def add_reporter(report):
     reporter.CONFIG = report
     default_settings.EXTENSIONS_BASE = {**default_settings.EXTENSIONS_BASE,
                                         "scrapy_do.crawl.reporter.Reporter": 1000}
-    # After every pipeline of the project (their orders are small numbers, usually 100 to 1000).
-    default_settings.ITEM_PIPELINES_BASE = {**default_settings.ITEM_PIPELINES_BASE,
-                                            "scrapy_do.crawl.reporter.ItemCapture": reporter.PIPELINE_ORDER}
+    if report.get("items"):
+        # Scrapy's item processor, which hands over what passed the project's pipelines; a project with an
+        # ITEM_PROCESSOR of its own keeps it, and then the last pipeline (after every one of the project's,
+        # whose orders are small numbers, usually 100 to 1000) hands them over.
+        default_settings.ITEM_PROCESSOR = reporter.PROCESSOR
+        default_settings.ITEM_PIPELINES_BASE = {**default_settings.ITEM_PIPELINES_BASE,
+                                                "scrapy_do.crawl.reporter.ItemCapture": reporter.PIPELINE_ORDER}
 
 
 def enter_cgroup():

@@ -93,6 +93,22 @@ def test_every_item_is_kept_as_json_lines_and_csv(daemon):
     assert code == 200 and body["samples"] and body["samples"][-1][1] == 25
 
 
+def test_a_project_with_an_item_processor_of_its_own_keeps_it_and_its_items_are_kept_too(daemon):
+    """The daemon hands items over in Scrapy's item processor; one the project sets stays, and the daemon's
+    last pipeline takes over. Either way only items that passed the project's pipelines are kept."""
+    kept = {}
+    for processor in ("", "scrapy.pipelines.ItemPipelineManager"):
+        job = schedule(daemon, "mixed", payload='{"count": 12}',
+                       **({"settings": json.dumps({"ITEM_PROCESSOR": processor})} if processor else {}))
+        ended = daemon.wait_job(job, {"SUCCESSFUL", "FAILED"}, timeout=60)
+        assert ended["status"] == "SUCCESSFUL", ended
+        log = (daemon.workdir / "projects" / "log-dir" / f"{job}.err").read_text()
+        assert ("scrapy_do.crawl.reporter.ItemCapture" in log) == bool(processor) and "WARNING" not in log
+        kept[processor] = fetch(daemon, f"/get-items/{job}.jl")[2]
+    assert kept[""] == kept["scrapy.pipelines.ItemPipelineManager"]
+    assert [json.loads(line) for line in kept[""].splitlines()] == expected(12)
+
+
 def test_items_that_cannot_be_kept_are_counted_errors_and_the_crawl_goes_on(daemon):
     job = schedule(daemon, "mixed", payload='{"count": 10, "bad": true}')
     ended = daemon.wait_job(job, {"SUCCESSFUL", "FAILED"}, timeout=60)
