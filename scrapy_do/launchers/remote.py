@@ -25,6 +25,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 import urllib.error
 import urllib.request
 
@@ -103,12 +104,17 @@ def pump(pipe, stream):
 
 
 def sender(streams, done):
-    """Send each stream's output every INTERVAL (sooner when a chunk is full) until `done` and all is sent."""
+    """Send each stream's output every INTERVAL until `done` and all is sent (main() bounds the wait for a
+    daemon that does not answer once the crawl ended)."""
     while True:
         finished = done.wait(INTERVAL)
-        ok = all(stream.send() for stream in streams)
-        if finished and (not ok or not any(stream.pending for stream in streams)):
+        ok = all([stream.send() for stream in streams])
+        while ok and any(stream.pending >= CHUNK for stream in streams):  # a chatty crawl: keep up with it
+            ok = all([stream.send() for stream in streams])
+        if finished and not any(stream.pending for stream in streams):
             return
+        if finished and not ok:
+            time.sleep(INTERVAL)  # the daemon is away (restarting?): try again
 
 
 def node_data_dir(project):
