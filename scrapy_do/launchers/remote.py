@@ -34,7 +34,8 @@ JOB_KEY = "SCRAPY_DO_JOB"
 INTERVAL, CHUNK = 0.5, 256 << 10
 #: What waits per stream when the daemon cannot be reached; later output is dropped, said once.
 MAX_BACKLOG = 16 << 20
-#: How long the last output may take to reach the daemon once the crawl ended.
+#: How long the last output may take to reach the daemon once the crawl ended (a daemon that restarts);
+#: `ray-runtime-env = {"env_vars": {"SCRAPY_DO_OUTPUT_WAIT": "S"}}` sets it.
 CLOSE_SECONDS = 30.0
 SEND_TIMEOUT = 10.0
 
@@ -159,7 +160,11 @@ def main():
     for reader in readers:
         reader.join(timeout=5)
     done.set()
-    sending.join(timeout=CLOSE_SECONDS)
+    try:
+        wait = float(os.environ.get("SCRAPY_DO_OUTPUT_WAIT", CLOSE_SECONDS))
+    except ValueError:
+        wait = CLOSE_SECONDS
+    sending.join(timeout=wait)
     left = sum(stream.pending for stream in streams)
     if left:
         print(f"[scrapy-do] {left} bytes of output could not be sent to the daemon", file=sys.stderr)

@@ -26,9 +26,11 @@ pytestmark = pytest.mark.integration
 ENDED = {"SUCCESSFUL", "FAILED", "CANCELED"}
 
 
-def conf(head, extra="", slots=2, port=0):
-    return (f"[scrapy-do]\njob-slots = {slots}\ncancel-grace = 5\n{extra}[web]\ninterfaces = 127.0.0.1:{port}\n"
-            f"[executor]\nbackend = ray\nray-address = {head.address}\nray-poll-interval = 0.5\n")
+def conf(head, extra="", slots=2, port=0, section="scrapy-do"):
+    """`extra` lines go in [scrapy-do], or at the end of [executor]."""
+    daemon, executor = (extra, "") if section == "scrapy-do" else ("", extra)
+    return (f"[scrapy-do]\njob-slots = {slots}\ncancel-grace = 5\n{daemon}[web]\ninterfaces = 127.0.0.1:{port}\n"
+            f"[executor]\nbackend = ray\nray-address = {head.address}\nray-poll-interval = 0.5\n{executor}")
 
 
 def free_port():
@@ -44,8 +46,8 @@ def workdir():
         yield tmp
 
 
-def start(workdir, head, extra="", slots=2, port=0):
-    return DaemonProcess(Path(workdir), conf(head, extra, slots, port)).start()
+def start(workdir, head, extra="", slots=2, port=0, section="scrapy-do"):
+    return DaemonProcess(Path(workdir), conf(head, extra, slots, port, section)).start()
 
 
 def log_of(d, job, kind="err"):
@@ -168,6 +170,31 @@ def test_a_daemon_killed_while_its_crawl_runs_on_ray_reports_that_crawls_end_aft
         assert "Spider closed (finished)" in log_of(d, job)
         items = (d.workdir / "projects" / "log-dir" / f"{job}.jl").read_text().splitlines()
         assert len(items) == 60
+    finally:
+        d.stop()
+
+
+def test_a_crawl_that_ended_while_no_daemon_watched_is_recorded_at_the_next_start(ray_head, workdir):  # noqa: F811
+    port = free_port()
+    # The wrappers wait 1 s, not 30, for a daemon to take their last output.
+    d = start(workdir, ray_head, 'ray-runtime-env = {"env_vars": {"SCRAPY_DO_OUTPUT_WAIT": "1"}}\n', port=port,
+              section="executor")
+    try:
+        d.push("offline.zip", offline_zip())
+        ok, broken = d.schedule("offline", "slow", payload=json.dumps({"pages": 20})), d.schedule("offline", "broken")
+        for job in (ok, broken):
+            d.wait_job(job, {"RUNNING"}, timeout=60)
+        d.proc.send_signal(signal.SIGKILL)
+        d.proc.wait(timeout=10)
+        for job in (ok, broken):
+            (info,) = submissions_of(ray_head, job)
+            ray_head.wait_job(info["submission_id"], timeout=90)
+        d = start(workdir, ray_head, port=port)
+        ended = {job: d.wait_job(job, ENDED, timeout=30) for job in (ok, broken)}
+        assert (ended[ok]["status"], ended[ok]["exit-code"]) == ("SUCCESSFUL", 0), ended[ok]
+        assert (ended[broken]["status"], ended[broken]["exit-code"]) == ("FAILED", 1), ended[broken]
+        assert "Ray reports submission" in log_of(d, broken)
+        assert all(len(submissions_of(ray_head, job)) == 1 for job in (ok, broken))
     finally:
         d.stop()
 
