@@ -48,6 +48,7 @@ class Config:
     header_timeout: float = 10.0
     max_uploads: int = 2
     max_event_clients: int = 64
+    metrics_auth: bool = True
     crawl_user: str = ""
     job_timeout: int = 0
     max_per_spider: int = 0
@@ -253,6 +254,7 @@ def _build(parser, base, source):
         header_timeout=_get(parser, web, "header-timeout", _float, lambda v: v > 0, "must be positive"),
         max_uploads=_get(parser, web, "max-uploads", _int, lambda v: v >= 1, "must be at least 1"),
         max_event_clients=_get(parser, web, "max-event-clients", _int, lambda v: v >= 1, "must be at least 1"),
+        metrics_auth=_get(parser, web, "metrics-auth", _bool),
         crawl_user=parser.get(sd, "crawl-user", fallback="").strip(),
         max_per_spider=_get(parser, sd, "max-per-spider", _int, lambda v: v >= 0, "must be 0 (no cap) or more"),
         job_timeout=_get(parser, sd, "job-timeout", _int, lambda v: 0 <= v <= 604800,

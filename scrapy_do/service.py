@@ -17,6 +17,7 @@ from scrapy_do.launchers import crawluser
 from scrapy_do.launchers.cgroups import CrawlCgroups
 from scrapy_do.launchers.local import CHILD_MODULE, ProcessLauncher
 from scrapy_do.launchers.logfiles import LogHub
+from scrapy_do.metrics import Metrics
 from scrapy_do.projects.environments import Environments
 from scrapy_do.projects.store import ProjectStore
 from scrapy_do.store import SqliteStore
@@ -219,7 +220,8 @@ def make_service(config, reactor):
     auth = None
     if config.auth:
         check_auth_db(config.auth_db)
-        auth = lambda resource: AuthWrapper(resource, config.auth_db, basic=config.https)  # noqa: E731
+        auth = lambda resource: AuthWrapper(resource, config.auth_db, basic=config.https,  # noqa: E731
+                                            open_metrics=not config.metrics_auth)
     elif any(not _loopback(host) for host, _ in config.interfaces):
         log.warn("the web interface listens beyond this machine with auth off: anyone who can reach it can "
                  "run code here; set [web] auth = on")
@@ -243,7 +245,7 @@ def make_service(config, reactor):
     crawls = launcher if config.backend == "local" else cluster_launcher(config, reactor, watcher)
     controller = Controller(config, store, projects, crawls, reactor, hub=watcher)
     top = ScrapyDoService(reactor, store)
-    api = WebAPI(controller, config, reactor, watcher=watcher)
+    api = WebAPI(controller, config, reactor, watcher=watcher, metrics=Metrics(controller))
     # The ports are bound first: a busy port stops start-up before any crawl starts.
     WebServer(reactor, api.site(wrap), config.interfaces, tls,
               on_bound=lambda url: setattr(controller, "report_url", config.ray_report_url or url

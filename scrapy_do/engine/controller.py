@@ -536,6 +536,11 @@ class Controller(Service):
             raise NotFound(f"job {job.identifier} has no {kind} log yet; it is {job.status.value}")
         return path
 
+    def files_of(self, identifier):
+        """Where a job's out and err logs and its items are (or would be), whether or not they exist."""
+        out, err = self._log_paths(identifier)
+        return {"out": out, "err": err, "items": self._items_path(identifier)}
+
     def _log_paths(self, identifier):
         return [str(Path(self.config.log_dir) / f"{identifier}.{kind}") for kind in LOG_KINDS]
 

@@ -215,9 +215,12 @@ class WebAPI:
     # '//' must not redirect somewhere else: answer the path as given.
     app.url_map.merge_slashes = False
 
-    def __init__(self, controller, config, reactor=None, watcher=None):
+    def __init__(self, controller, config, reactor=None, watcher=None, metrics=None):
         self.controller = controller
         self.config = config
+        #: scrapy_do.metrics.Metrics: /metrics, and each answered request counted; None: no /metrics.
+        self.metrics = metrics
+        self._routes = self.app.url_map.bind("localhost")
         self._reactor = reactor
         # Followers of a running log hear of each write from the daemon's LogHub.
         self._watcher = watcher if watcher is not None else LogHub()
@@ -255,9 +258,19 @@ class WebAPI:
         site.requestFactory = Request
         site.displayTracebacks = False
         # No access log: a dashboard polling status.json would flood the
-        # journal, and each line costs more than answering the request.
-        site.log = lambda request: None
+        # journal, and each line costs more than answering the request. Twisted calls it once per
+        # answered request: where the metrics count them.
+        site.log = self._answered if self.metrics is not None else (lambda request: None)
         return site
+
+    def _answered(self, request):
+        try:
+            rule, _ = self._routes.match(request.path.decode("latin-1"), method=request.method.decode("latin-1"),
+                                         return_rule=True)
+            endpoint = rule.rule
+        except Exception:  # no such route (404, 405) or a path werkzeug cannot read
+            endpoint = "unmatched"
+        self.metrics.request_done(endpoint, request.code)
 
     # -- helpers ----------------------------------------------------------
 
@@ -656,6 +669,16 @@ class WebAPI:
         # Revalidate after upgrades instead of running yesterday's scripts.
         request.setHeader(b"cache-control", b"no-cache")
         return resource
+
+    @app.route("/metrics", methods=["GET"])
+    def metrics_text(self, request):
+        """Prometheus metrics (scrapy_do.metrics), in its text format."""
+        if self.metrics is None:
+            raise errors.NotFound("this daemon keeps no metrics")
+        from scrapy_do.metrics import CONTENT_TYPE
+
+        request.setHeader(b"content-type", CONTENT_TYPE.encode())
+        return self.metrics.render()
 
     @app.route("/openapi.json", methods=["GET"])
     def openapi(self, request):

@@ -82,15 +82,17 @@ class AuthWrapper:
     #: Paths that carry their own credentials (a crawl's report has its job's token) instead of a user's.
     OPEN = (b"/report/",)
 
-    def __init__(self, resource, auth_db, basic=False):
+    def __init__(self, resource, auth_db, basic=False, open_metrics=False):
         self._resource = resource
+        #: `[web] metrics-auth = off`: Prometheus scrapes /metrics without credentials.
+        self._open_paths = (b"/metrics",) if open_metrics else ()
         self._portal = Portal(_Realm(resource), [FilePasswordDB(str(auth_db), cache=False)])
         self.factories = [DigestCredentialFactory(b"md5", REALM)]
         if basic:
             self.factories.append(BasicCredentialFactory(REALM))
 
     def _authorized(self, request):
-        if request.path.startswith(self.OPEN):
+        if request.path.startswith(self.OPEN) or request.path in self._open_paths:
             return self._resource
         header = request.getHeader(b"authorization")
         if not header:

@@ -271,6 +271,12 @@ def openapi_document():
                 "summary": "The web dashboard (HTML)",
                 "responses": {"200": {"description": "the dashboard",
                                       "content": {"text/html": {"schema": _STR}}}}}},
+            "/metrics": {"get": {
+                "summary": "Prometheus metrics in its text format: jobs by status, runs ended by project, spider "
+                           "and outcome, crawl durations, items and requests scraped, bytes of logs and items, "
+                           "schedule lag, busy slots, API requests by route and code",
+                "description": "Behind the same authentication as the rest, unless [web] metrics-auth = off.",
+                "responses": {"200": {"description": "the metrics", "content": {"text/plain": {"schema": _STR}}}}}},
             "/openapi.json": {"get": {
                 "summary": "This document",
                 "responses": {"200": {"description": "OpenAPI 3 document",
