@@ -55,6 +55,11 @@ class Metrics:
     """The registry /metrics serves, fed by the controller's events and by `request_done`."""
 
     def __init__(self, controller):
+        import prometheus_client
+
+        # No `_created` twin of every counter and histogram: a timestamp per label set doubles the series for
+        # nothing Prometheus needs (it sees the daemon restart in the counters' resets).
+        getattr(prometheus_client, "disable_created_metrics", lambda: None)()
         self.controller = controller
         self.registry = registry = CollectorRegistry(auto_describe=True)
         registry.register(_Now(controller))
