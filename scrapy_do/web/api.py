@@ -133,6 +133,20 @@ def _finished_file(request, path, content_type, what):
     return resource
 
 
+def _bearer(request):
+    """The token of a crawl's report (Authorization: Bearer ...); empty when it sends none."""
+    scheme, _, token = (request.getHeader(b"authorization") or b"").decode("latin-1").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
+
+
+def _report_body(request, limit, what):
+    """A report's body, refused when longer than `limit` bytes."""
+    body = request.content.read(limit + 1) if request.content is not None else b""
+    if len(body) > limit:
+        raise errors.TooLarge(f"{what} is larger than {limit} bytes")
+    return body
+
+
 class ReportsOnly:
     """The API's report endpoints and nothing else (the loopback listener an HTTPS daemon's crawls report to)."""
 
@@ -533,31 +547,25 @@ class WebAPI:
     def report(self, request, job_id):
         """A crawl's stats report (scrapy_do.crawl.reporter), with its job's token instead of credentials."""
         self._check_size(request)
-        scheme, _, token = (request.getHeader(b"authorization") or b"").decode("latin-1").partition(" ")
-        body = request.content.read(MAX_REPORT + 1) if request.content is not None else b""
-        if len(body) > MAX_REPORT:
-            raise errors.TooLarge(f"a report is larger than {MAX_REPORT} bytes")
+        body = _report_body(request, MAX_REPORT, "a report")
         try:
             data = json.loads(body)
         except (ValueError, RecursionError):
             raise BadRequest("a report is a JSON object") from None
         if not isinstance(data, dict):
             raise BadRequest("a report is a JSON object")
-        self.controller.report(job_id, token.strip() if scheme.lower() == "bearer" else "", data)
+        self.controller.report(job_id, _bearer(request), data)
         return to_json(request, {"status": "ok"})
 
     @app.route("/report/<job_id>/items.jl", methods=["POST"])
     def report_items(self, request, job_id):
         """A batch of a crawl's items as JSON Lines; `first` is the index of its first item."""
         self._check_size(request)
-        scheme, _, token = (request.getHeader(b"authorization") or b"").decode("latin-1").partition(" ")
         first = self._int_arg(request, "first", minimum=0, maximum=10 ** 12)
         if first is None:
             raise BadRequest("missing parameter 'first': the index of the batch's first item")
-        body = request.content.read(MAX_BATCH + 1) if request.content is not None else b""
-        if len(body) > MAX_BATCH:
-            raise errors.TooLarge(f"a batch of items is larger than {MAX_BATCH} bytes")
-        answer = self.controller.report_items(job_id, token.strip() if scheme.lower() == "bearer" else "",
+        body = _report_body(request, MAX_BATCH, "a batch of items")
+        answer = self.controller.report_items(job_id, _bearer(request),
                                               first, body)
         return to_json(request, {"status": "ok", **answer})
 
@@ -567,14 +575,11 @@ class WebAPI:
         self._check_size(request)
         if kind not in ("out", "err"):
             raise errors.NotFound(f"a crawl reports its output to log.out or log.err, not log.{kind}")
-        scheme, _, token = (request.getHeader(b"authorization") or b"").decode("latin-1").partition(" ")
         offset = self._int_arg(request, "offset", minimum=0, maximum=1 << 50)
         if offset is None:
             raise BadRequest("missing parameter 'offset': the byte of the output the piece starts at")
-        body = request.content.read(MAX_BATCH + 1) if request.content is not None else b""
-        if len(body) > MAX_BATCH:
-            raise errors.TooLarge(f"a piece of output is larger than {MAX_BATCH} bytes")
-        answer = self.controller.report_output(job_id, token.strip() if scheme.lower() == "bearer" else "",
+        body = _report_body(request, MAX_BATCH, "a piece of output")
+        answer = self.controller.report_output(job_id, _bearer(request),
                                                kind, offset, body)
         return to_json(request, {"status": "ok", **answer})
 

@@ -7,7 +7,6 @@ travels in its runtime_env. Every wait is bounded.
 
 import http.server
 import json
-import shutil
 import signal
 import socket
 import threading
@@ -17,9 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import OFFLINE, make_wheel, offline_zip, reachable_tempdir, zip_tree
+from tests.helpers import make_wheel, offline_zip, reachable_tempdir
 from tests.integration.daemonproc import DaemonProcess
 from tests.integration.rayhead import ray_head  # noqa: F401  (the fixture)
+from tests.integration.test_project_environments import project  # the offline project, a `helped` spider
 
 pytestmark = pytest.mark.integration
 
@@ -86,34 +86,14 @@ def test_a_job_runs_on_ray_with_its_arguments_log_stats_and_items(ray_head, work
         d.stop()
 
 
-SPIDER = '''
-import acme_helper
-import scrapy
-
-
-class HelpedSpider(scrapy.Spider):
-    name = "helped"
-    start_urls = ["data:,hi"]
-
-    def parse(self, response):
-        print("acme-helper", acme_helper.VERSION, flush=True)
-        yield {"version": acme_helper.VERSION}
-'''
-
-
 def test_a_requirement_of_the_project_reaches_the_crawl_on_ray(ray_head, workdir):  # noqa: F811
     wheels = Path(workdir) / "wheels"
     make_wheel(wheels, "acme-helper", "1.5")
-    tree = Path(workdir) / "src" / "helped"
-    shutil.copytree(OFFLINE, tree, ignore=shutil.ignore_patterns("__pycache__"))
-    (tree / "offline" / "spiders" / "helped.py").write_text(SPIDER)
-    (tree / "requirements.txt").write_text("acme-helper==1.5\n")
-    (tree / "scrapy.cfg").write_text((tree / "scrapy.cfg").read_text().replace("project = offline",
-                                                                           "project = helped"))
+    archive = project(Path(workdir), "helped", b"acme-helper==1.5\n")
     # The same find-links serve the daemon's own build (for `scrapy list`) and Ray's pip on the cluster.
     d = start(workdir, ray_head, f"find-links = {wheels}\n")
     try:
-        assert "helped" in d.push("helped.zip", zip_tree(tree, "helped"))["spiders"]
+        assert "helped" in d.push("helped.zip", archive)["spiders"]
         job = d.schedule("helped", "helped")
         ended = d.wait_job(job, ENDED, timeout=240)  # Ray makes the job's virtualenv first: tens of seconds
         assert ended["status"] == "SUCCESSFUL", (ended, log_of(d, job))
