@@ -30,8 +30,9 @@ def _parser():
     parser = argparse.ArgumentParser(
         prog="scrapy-do", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Run Scrapy spiders now or on a schedule, behind a REST API. Runs in the foreground "
-                    "and logs to stdout; stop it with SIGTERM or Ctrl-C (running crawls are stopped and "
-                    "queued again for the next start).")
+                    "and logs to stdout; stop it with SIGTERM or Ctrl-C (running local crawls are stopped "
+                    "and queued again for the next start; crawls on a Ray cluster go on, and the next start "
+                    "follows them).")
     parser.add_argument("-c", "--config", metavar="FILE", help="configuration file (INI); defaults are "
                         "used for anything it leaves out")
     parser.add_argument("--version", action="version", version=f"scrapy-do {__version__}")
