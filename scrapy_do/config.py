@@ -6,6 +6,7 @@ daemon refuses to start instead of running half-configured.
 """
 
 import configparser
+import ipaddress
 import os
 import re
 from dataclasses import dataclass, field
@@ -66,6 +67,14 @@ class Config:
     ray_runtime_env: dict = field(default_factory=dict)
     ray_report_url: str = ""
     ray_poll_interval: float = 1.0
+    log_format: str = "text"
+    tokens_db: Path | None = None
+    trusted_proxies: tuple = ()  # ipaddress networks whose X-Forwarded-Proto: https is believed
+    webhooks: tuple = ()  # Hook(url, events) per line of [webhooks] hooks
+    webhook_secret: str = ""
+    webhook_timeout: float = 10.0
+    webhook_concurrency: int = 4
+    webhook_retry_for: float = 86400.0
     source: str = "<defaults>"
 
     @property
@@ -203,6 +212,69 @@ def _runtime_env(raw):
     return value
 
 
+def _log_format(raw):
+    if raw.lower() not in ("text", "json"):
+        raise ValueError(f"{raw!r} is not a log format: use text (lines for people) or json (an object per line)")
+    return raw.lower()
+
+
+def _networks(raw):
+    """trusted-proxies: addresses or networks (10.0.0.0/8), space- or comma-separated."""
+    out = []
+    for item in raw.replace(",", " ").split():
+        try:
+            out.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise ValueError(f"{item!r} is not an IP address or network such as 127.0.0.1 or 10.0.0.0/8") from None
+    return tuple(out)
+
+
+#: What a webhook may ask to hear of.
+WEBHOOK_EVENTS = ("job-ended", "job-failed", "schedule-skipped", "project-pushed")
+
+
+@dataclass(frozen=True)
+class Hook:
+    url: str
+    events: frozenset
+
+
+def _hooks(raw):
+    """One hook per line: `URL [EVENT ...]`; no events: all of them."""
+    out = []
+    for line in raw.splitlines():
+        words = line.split()
+        if not words or words[0].startswith("#"):
+            continue
+        url, events = words[0], words[1:]
+        if not re.match(r"^https?://[^/\s?#]+(/\S*)?$", url):
+            raise ValueError(f"{url[:80]!r} is not an http:// or https:// URL; write one hook per line as "
+                             "URL [EVENT ...]")
+        unknown = [e for e in events if e not in WEBHOOK_EVENTS]
+        if unknown:
+            raise ValueError(f"{unknown[0]!r} is not an event; events are {', '.join(WEBHOOK_EVENTS)}")
+        out.append(Hook(url, frozenset(events or WEBHOOK_EVENTS)))
+    return tuple(out)
+
+
+def _secret(parser, base):
+    """[webhooks] secret, or the first line of secret-file (kept out of a world-readable configuration)."""
+    secret = parser.get("webhooks", "secret", fallback="").strip()
+    name = parser.get("webhooks", "secret-file", fallback="").strip()
+    if name:
+        if secret:
+            raise ConfigError("webhooks", "secret-file", "give secret or secret-file, not both")
+        try:
+            with open(base / Path(name).expanduser(), encoding="utf-8") as f:
+                secret = f.readline().strip()
+        except (OSError, UnicodeDecodeError) as e:
+            raise ConfigError("webhooks", "secret-file", f"cannot read {name}: {getattr(e, 'strerror', e)}") \
+                from None
+        if not secret:
+            raise ConfigError("webhooks", "secret-file", f"{name} is empty; put the secret on its first line")
+    return secret
+
+
 def _links(text, base):
     """find-links entries: URLs as they are, folders made absolute against the configuration's folder."""
     out = []
@@ -277,5 +349,16 @@ def _build(parser, base, source):
         ray_report_url=_get(parser, ex, "ray-report-url", lambda raw: _http_url(raw) if raw else ""),
         ray_poll_interval=_get(parser, ex, "ray-poll-interval", _float, lambda v: 0.1 <= v <= 60,
                                "must be 0.1 to 60 seconds"),
+        log_format=_get(parser, sd, "log-format", _log_format),
+        tokens_db=path(web, "tokens-db"),
+        trusted_proxies=_get(parser, web, "trusted-proxies", _networks),
+        webhooks=_get(parser, "webhooks", "hooks", _hooks),
+        webhook_secret=_secret(parser, base),
+        webhook_timeout=_get(parser, "webhooks", "timeout", _float, lambda v: 0 < v <= 300,
+                             "must be more than 0 and at most 300 seconds"),
+        webhook_concurrency=_get(parser, "webhooks", "concurrency", _int, lambda v: 1 <= v <= 64,
+                                 "must be 1 to 64"),
+        webhook_retry_for=_get(parser, "webhooks", "retry-for", _float, lambda v: 0 <= v <= 7 * 86400,
+                               "must be 0 to 604800 seconds"),
         source=source,
     )
