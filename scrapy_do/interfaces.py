@@ -31,6 +31,9 @@ class IJobStore(Interface):
     def record(job, *counters):
         """Update a job and bump lifetime counters together: all of it is written, or none."""
 
+    def schedule_named(name):
+        """The SCHEDULED schedule with this name, or None."""
+
     def has_pending(schedule_id):
         """Whether a PENDING run of this schedule is waiting."""
 

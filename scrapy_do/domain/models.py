@@ -115,6 +115,7 @@ class Schedule(_Job):
     catch_up: bool = False       # a run missed while the daemon was down starts once at start-up
     paused: bool = False
     skipped: int = 0             # due runs skipped for overlap
+    name: str | None = None      # unique among SCHEDULED schedules: how schedules as code know it
 
     parent = started = duration = exit_code = reason = stats = errors = report_key = None
     samples = ()
@@ -131,7 +132,7 @@ def new_run(project, options, now, *, actor=Actor.USER, schedule_id=None):
 
 
 def new_schedule(project, options, spec, now, *, actor=Actor.USER, **settings):
-    """A fresh SCHEDULED schedule for the normalised `spec` text (`settings`: timezone, overlap, catch_up)."""
+    """A fresh SCHEDULED schedule for the normalised `spec` text (`settings`: timezone, overlap, catch_up, name)."""
     return Schedule(identifier=str(uuid.uuid4()), status=JobStatus.SCHEDULED, actor=actor, project=project,
                     options=options, spec=spec, timestamp=now, **settings)
 

@@ -119,6 +119,22 @@ def _text(value):
     return value
 
 
+#: A webhook URL: http(s), a host, no spaces; long enough for any real receiver.
+_HOOK_URL = re.compile(r"^https?://[^/\s?#@]+(?:@[^/\s?#@]+)?(?:[/?#]\S*)?$")
+MAX_URL = 2000
+
+
+def parse_notify(text):
+    """A run's `notify` URL: who hears when it ends (empty: nobody)."""
+    text = text.strip()
+    if not text:
+        return ""
+    if len(text) > MAX_URL or not _HOOK_URL.match(text) or any(ord(c) < 32 or ord(c) == 127 for c in text):
+        raise BadRequest(f"notify must be an http:// or https:// URL (at most {MAX_URL} characters) that hears "
+                         f"when the run ends, such as https://hooks.example.com/scrapy-do, not {text[:60]!r}")
+    return text
+
+
 def option(default=dataclasses.MISSING, *, help, parse=_text, schema=None, record=None, column=False, cli=None,
            factory=dataclasses.MISSING, param=None):
     """A RunOptions field: its API parameter (`param`, default the field name), parser, JSON schema and help.
@@ -168,6 +184,10 @@ class RunOptions:
                                          schema={"type": "string", "enum": ["on", "off"]},
                                          record={"type": ["boolean", "null"],
                                                  "description": "null: the daemon's fail-on-errors"})
+    notify: str = option("", parse=parse_notify,
+                         help="an http:// or https:// URL that gets a signed POST of the job record when the run "
+                              "ends (each run, for a periodic job); empty: none",
+                         schema={"type": "string", "description": "an http:// or https:// URL, or empty"})
 
     @classmethod
     def from_params(cls, get):
@@ -230,7 +250,7 @@ def _default(f):
 
 OPTION_FIELDS = tuple(dataclasses.fields(RunOptions))
 #: What edit-job may change of a job's options (not its spider or payload: those make another job).
-EDITABLE_OPTIONS = ("description", "args", "settings", "priority", "timeout", "fail_on_errors")
+EDITABLE_OPTIONS = ("description", "args", "settings", "priority", "timeout", "fail_on_errors", "notify")
 #: What databases of earlier versions always hold, whatever its value.
 _ALWAYS_STORED = {"description", "payload"}
 #: The options' defaults, by name (what a record shows for an option its stored JSON leaves out).
@@ -276,6 +296,18 @@ def parse_catch_up(text):
     return parse_switch("catch-up", text)
 
 
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+
+def parse_name(text):
+    """A schedule's name: what `scrapy-do-cl apply` knows it by (unique among SCHEDULED schedules)."""
+    name = text.strip()
+    if not _NAME.match(name):
+        raise BadRequest(f"name must be 1 to 100 letters, digits, '.', '_' or '-', starting with a letter or a "
+                         f"digit, such as nightly-books; not {name[:60]!r}")
+    return name
+
+
 #: Request parameter -> (Schedule attribute, parser, help) for what a schedule does besides its runs' options.
 SCHEDULE_PARAMS = {
     "timezone": ("timezone", parse_timezone, "the IANA zone in which 'at HH:MM' specs and cron expressions are "
@@ -284,6 +316,8 @@ SCHEDULE_PARAMS = {
                                           "the schedule is still PENDING or RUNNING"),
     "catch-up": ("catch_up", parse_catch_up, "off (default) or on: a run missed while the daemon was down "
                                              "starts once at start-up"),
+    "name": ("name", parse_name, "a unique name for the schedule (letters, digits, '.', '_', '-'; at most 100), "
+                                 "by which `scrapy-do-cl apply` manages it"),
 }
 
 

@@ -78,6 +78,8 @@ _DECLARED = (
     RecordField("overlap", "overlap", "text", {"type": ["string", "null"], "enum": ["allow", "skip", None]}),
     RecordField("catch-up", "catch_up", "bool", {"type": ["boolean", "null"]}),
     RecordField("paused", "paused", "bool", {"type": ["boolean", "null"]}),
+    RecordField("name", "name", "text",
+                {"type": ["string", "null"], "description": "a schedule's unique name (null: unnamed, and for runs)"}),
     RecordField("skipped", "skipped", "int",
                 {"type": ["integer", "null"], "description": "due runs a schedule skipped for overlap"}),
 )

@@ -379,6 +379,7 @@ class Controller(Service):
             log.info("scheduled job {job} ({spider}, now)", job=job.identifier, spider=options.spider)
             self._pump()
             return job
+        self._check_name(settings.get("name"))
         job = new_schedule(proj.name, options, parsed.text, self.now(), actor=actor,
                            **{k: v for k, v in settings.items() if v is not None})
         self.store.add_job(job)
@@ -387,6 +388,15 @@ class Controller(Service):
         log.info("scheduled job {job} ({spider}, {when})", job=job.identifier, spider=options.spider,
                  when=job.spec)
         return job
+
+    def _check_name(self, name, identifier=None):
+        """Names are unique among SCHEDULED schedules: a name in use is a Conflict."""
+        if name is None:
+            return
+        other = self.store.schedule_named(name)
+        if other is not None and other.identifier != identifier:
+            raise Conflict(f"name {name!r} is taken by schedule {other.identifier}; choose another name, or edit "
+                           "or cancel that schedule")
 
     def zone_of(self, schedule):
         """The zone a schedule's calendar rules and cron read: its own, else the daemon's."""
@@ -468,6 +478,7 @@ class Controller(Service):
                                f"{', '.join(o.replace('_', '-') for o in other)}); cancel it and schedule it anew")
             return self._save(dataclasses.replace(job, options=dataclasses.replace(job.options, **options)))
         job = self._scheduled(identifier, "edited")
+        self._check_name(settings.get("name"), job.identifier)
         parsed = specs.parse(when if when is not None else job.spec)
         if parsed is None:
             raise BadRequest("when: a periodic job stays periodic; to run it now, schedule a run with when=now")

@@ -53,6 +53,10 @@ class MemoryStore:
         for counter in counters:
             self.bump(counter)
 
+    def schedule_named(self, name):
+        return next((j for j in self._jobs.values() if getattr(j, "name", None) == name
+                     and j.status is JobStatus.SCHEDULED), None)
+
     def has_pending(self, schedule_id):
         return any(isinstance(j, Run) and j.schedule_id == schedule_id and j.status is JobStatus.PENDING
                    for j in self._jobs.values())

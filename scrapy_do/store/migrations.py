@@ -177,8 +177,30 @@ V5 = """
 ALTER TABLE projects ADD COLUMN environment TEXT;
 """
 
+# v5 -> v6: a schedule's name (unique among SCHEDULED ones: schedules as code), and webhook deliveries, kept
+# until a receiver acknowledged them (or they were given up), with their exact signed body.
+V6 = """
+ALTER TABLE schedules ADD COLUMN name TEXT;
+CREATE UNIQUE INDEX schedules_named ON schedules (name) WHERE name IS NOT NULL AND status = 'SCHEDULED';
+CREATE TABLE deliveries (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    url TEXT NOT NULL,
+    event TEXT NOT NULL,
+    job TEXT,
+    body BLOB NOT NULL,
+    created REAL NOT NULL,
+    due REAL NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    state TEXT NOT NULL DEFAULT 'pending',
+    last_error TEXT,
+    ended REAL
+);
+CREATE INDEX deliveries_due ON deliveries (state, due);
+"""
+
 # Each entry moves the schema from version i to i + 1.
-MIGRATIONS = [V1, split_schedules, V3, V4, V5]
+MIGRATIONS = [V1, split_schedules, V3, V4, V5, V6]
 
 
 def run_script(db, script):

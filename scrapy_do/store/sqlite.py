@@ -34,13 +34,13 @@ _RUN_COLUMNS = ("identifier", "status", "actor", "project", "spider", "priority"
                 "finished", "duration", "exit_code", "handle", "schedule_id", "reason", "stats", "errors", "samples",
                 "report_key")
 _SCHEDULE_COLUMNS = ("identifier", "status", "actor", "project", "spider", "priority", "options", "spec",
-                     "timestamp", "finished", "next_run", "timezone", "overlap", "catch_up", "paused", "skipped")
+                     "timestamp", "finished", "next_run", "timezone", "overlap", "catch_up", "paused", "skipped", "name")
 # Both tables read into one row shape: kind, then the union of their columns.
 _SHAPE = ("identifier", "status", "actor", "project", "spider", "priority", "options", "timestamp", "started",
           "finished", "duration", "exit_code", "handle", "schedule_id", "reason", "stats", "errors", "samples",
           "report_key", "spec", "next_run",
           "timezone",
-          "overlap", "catch_up", "paused", "skipped")
+          "overlap", "catch_up", "paused", "skipped", "name")
 _OVERRIDES = {"runs": {"schedule": "'now'", "parent": "schedule_id"},
               "schedules": {"schedule": "spec"}}
 _TABLE_COLUMNS = {"runs": _RUN_COLUMNS, "schedules": _SCHEDULE_COLUMNS}
@@ -110,7 +110,7 @@ def _record(row):
                    report_key=d["report_key"])
     return Schedule(**common, spec=d["spec"], next_run=zones.parse_shown(d["next_run"]), timezone=d["timezone"],
                     overlap=d["overlap"], catch_up=bool(d["catch_up"]), paused=bool(d["paused"]),
-                    skipped=d["skipped"])
+                    skipped=d["skipped"], name=d["name"])
 
 
 def _tables(statuses, parent=None):
@@ -199,7 +199,8 @@ class SqliteStore:
         return "schedules", _SCHEDULE_COLUMNS, (
             job.identifier, job.status.value, job.actor.value, job.project, job.options.spider,
             job.options.priority, _options(job), job.spec, self._t(job.timestamp), self._t(job.finished),
-            self._t(job.next_run), job.timezone, job.overlap, int(job.catch_up), int(job.paused), job.skipped)
+            self._t(job.next_run), job.timezone, job.overlap, int(job.catch_up), int(job.paused), job.skipped,
+            job.name)
 
     @_writes
     def add_job(self, job):
@@ -242,6 +243,11 @@ class SqliteStore:
             self.update_job(job)
             for counter in counters:
                 self.bump(counter)
+
+    def schedule_named(self, name):
+        row = self._db.execute("SELECT identifier FROM schedules WHERE name = ? AND status = 'SCHEDULED'",
+                               (name,)).fetchone()
+        return None if row is None else self.get_job(row[0])
 
     def has_pending(self, schedule_id):
         return self._db.execute("SELECT 1 FROM runs WHERE schedule_id = ? AND status = 'PENDING' LIMIT 1",

@@ -167,16 +167,16 @@ def test_record_contract_keys_first():
     """A record starts with exactly the contract's keys, in the contract's order, then extras."""
     keys = list(to_record(make_job()))
     assert keys[:len(CONTRACT_KEYS)] == CONTRACT_KEYS
-    assert keys[len(CONTRACT_KEYS):] == ["args", "settings", "priority", "timeout", "fail-on-errors", "started",
-                                         "finished", "exit-code", "reason", "stats", "errors", "parent", "next-run", "timezone", "overlap",
-                                         "catch-up", "paused", "skipped"]
+    assert keys[len(CONTRACT_KEYS):] == ["args", "settings", "priority", "timeout", "fail-on-errors", "notify",
+                                         "started", "finished", "exit-code", "reason", "stats", "errors", "parent",
+                                         "next-run", "timezone", "overlap", "catch-up", "paused", "name", "skipped"]
 
 
 def test_every_option_is_a_record_field():
     """Each RunOptions field shows up in job records without being listed by hand."""
     assert {f.name for f in dataclasses.fields(RunOptions)} <= {f.attr for f in JOB_FIELDS if f.option}
     assert {f.key for f in JOB_FIELDS if f.option} == {"spider", "description", "payload", "args", "settings",
-                                                        "priority", "timeout", "fail-on-errors"}
+                                                        "priority", "timeout", "fail-on-errors", "notify"}
 
 
 def test_client_table_is_the_0_5_0_column_order():
@@ -217,11 +217,13 @@ def test_record_values():
         "catch-up": None,
         "paused": None,
         "skipped": None,
+        "name": None,
         "args": {},
         "settings": {},
         "priority": 0,
         "timeout": None,
         "fail-on-errors": None,
+        "notify": "",
     }
 
 
