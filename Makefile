@@ -10,9 +10,15 @@ PY := $(VENV)/bin/python
 # a separate venv, as on a real cluster, so the daemon's venv never gets (or imports) ray.
 RAY_VENV ?= .venv-ray
 RAY_VERSION ?= 2.60.0
+# The original Scrapy Do 0.5.0 daemon, for the migration tests (tests/integration/test_migrate.py): a venv
+# of its own, as its users have it. It runs on these releases (checked on Python 3.11); setuptools brings
+# back the distutils it imports, gone from Python 3.12.
+ORIG_VENV ?= .venv-orig
+ORIG_PACKAGES ?= scrapy-do==0.5.0 twisted==26.10.0 scrapy==2.19.0 autobahn==26.11.1 schedule==1.2.2 \
+	psutil==7.2.2 python-dateutil==4.0.0 pyopenssl==26.4.0 setuptools
 CONFIG ?=
 
-.PHONY: run test install install-test install-ray browser faketime debs bench docs clean
+.PHONY: run test install install-test install-ray install-orig browser faketime debs bench docs clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -46,14 +52,32 @@ $(RAY_VENV)/.installed: $(VENV)/.installed-test
 	  echo "$(RAY_VENV): Ray is unavailable, its tests will skip: $$(cat $(RAY_VENV)/.unavailable)"; \
 	fi; rm -f $$log; touch $@
 
+## Scrapy Do 0.5.0 from PyPI in $(ORIG_VENV), once (under a minute, ~150 MB); as for Ray, a failure is written
+## to $(ORIG_VENV)/.unavailable and the migration tests skip saying so. `rm -rf $(ORIG_VENV)` to try again.
+$(ORIG_VENV)/.installed:
+	@rm -f $(ORIG_VENV)/.unavailable
+	@log=$$(mktemp) && echo "$(ORIG_VENV): installing scrapy-do==0.5.0 (under a minute)" && \
+	if { [ -x $(ORIG_VENV)/bin/python ] || $(PYTHON) -m venv $(ORIG_VENV); } >$$log 2>&1 && \
+	   $(ORIG_VENV)/bin/python -m pip install -q --disable-pip-version-check $(ORIG_PACKAGES) >>$$log 2>&1; then \
+	  echo "$(ORIG_VENV): ready"; \
+	else \
+	  mkdir -p $(ORIG_VENV); \
+	  { grep '^ERROR' $$log || grep . $$log || echo 'the install failed and printed nothing'; } \
+	    | tail -n 1 > $(ORIG_VENV)/.unavailable; \
+	  echo "$(ORIG_VENV): Scrapy Do 0.5.0 is unavailable, the migration tests will skip: $$(cat $(ORIG_VENV)/.unavailable)"; \
+	fi; rm -f $$log; touch $@
+
 install: $(VENV)/.installed
 install-ray: $(RAY_VENV)/.installed
-install-test: $(VENV)/.installed-test debs $(RAY_VENV)/.installed
+install-orig: $(ORIG_VENV)/.installed
+install-test: $(VENV)/.installed-test debs $(RAY_VENV)/.installed $(ORIG_VENV)/.installed
 
 # Debian packages the tests need, as COMMAND:PACKAGE[,PACKAGE...]: the packages are installed only
 # when the command is missing, with one `apt-get update` for all of them, as root or through sudo.
 BROWSER_DEBS := chromium:chromium,chromium-driver
 FAKETIME_DEBS := faketime:faketime
+# Scrapy Do 0.5.0 unpacks archives with the unzip command.
+ORIG_DEBS := unzip:unzip
 apt-install = @missing=; \
 	for want in $(1); do \
 	  command -v $${want%%:*} >/dev/null || missing="$$missing $$(echo $${want\#*:} | tr , ' ')"; \
@@ -73,7 +97,7 @@ faketime:
 
 ## Everything `make test` needs from Debian, with a single apt-get update.
 debs:
-	$(call apt-install,$(BROWSER_DEBS) $(FAKETIME_DEBS))
+	$(call apt-install,$(BROWSER_DEBS) $(FAKETIME_DEBS) $(ORIG_DEBS))
 
 ## Install and start the daemon in the foreground (store ./projects, http://127.0.0.1:7654/).
 run: install
@@ -94,4 +118,4 @@ docs: install
 	$(PY) -m sphinx -W -b html docs docs/_build/html
 
 clean:
-	rm -rf $(VENV) $(RAY_VENV) docs/_build build dist *.egg-info
+	rm -rf $(VENV) $(RAY_VENV) $(ORIG_VENV) docs/_build build dist *.egg-info
