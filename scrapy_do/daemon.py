@@ -8,6 +8,7 @@ Two forms are accepted:
 """
 
 import argparse
+import os
 import sys
 
 from scrapy_do import __version__
@@ -53,9 +54,26 @@ def run_twistd(argv):
             self.loadedPlugins = {maker.tapname: maker}
             yield (maker.tapname, None, maker.options, maker.description)
 
+    def run(config):
+        if not config.get("logger") and not config.get("logfile") and _log_format(config.subOptions) == "json":
+            from scrapy_do.logformat import jsonLineObserver
+
+            config["logger"] = jsonLineObserver
+        _SomeApplicationRunner(config).run()
+
     sys.argv = ["scrapy-do", *argv]
-    app.run(lambda config: _SomeApplicationRunner(config).run(), Options)
+    app.run(run, Options)
     return 1 if plugin.FAILED else 0
+
+
+def _log_format(options):
+    """`[scrapy-do] log-format` of the twistd form's configuration; a bad one is makeService's to report."""
+    from scrapy_do.config import load
+
+    try:
+        return load((options or {}).get("config")).log_format
+    except ScrapyDoError:
+        return "text"
 
 
 def _freeze_heap():
@@ -65,36 +83,48 @@ def _freeze_heap():
     gc.freeze()
 
 
+def _cannot_start(message, status, readiness):
+    print(f"scrapy-do: cannot start: {message}", file=sys.stderr)
+    if readiness is not None:
+        readiness.cannot_start(message)
+    return status
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     if TAPNAME in argv:
         return run_twistd(argv)
     args = _parser().parse_args(argv)
 
+    from scrapy_do import systemd
     from scrapy_do.config import load
 
+    # Before anything copies the environment: nothing the daemon starts may notify systemd in its name.
+    notify = systemd.take(os.environ)
     try:
         config = load(args.config)
     except ScrapyDoError as e:
-        print(f"scrapy-do: cannot start: {e.msg}", file=sys.stderr)
-        return 2
+        return _cannot_start(e.msg, 2, systemd.from_variables(notify))
     if not config.https:
         # Twisted loads pyOpenSSL for TLS support if it can (about 12 MiB of
         # RSS); a plain-HTTP daemon never uses it, so keep it out.
         sys.modules.setdefault("OpenSSL", None)
 
     from twisted.internet import reactor
-    from twisted.logger import globalLogBeginner, textFileLogObserver
+    from twisted.logger import globalLogBeginner
 
+    from scrapy_do.logformat import observer_for
     from scrapy_do.service import make_service
 
+    readiness = systemd.from_variables(notify, reactor)
     try:
         service = make_service(config, reactor)
     except ScrapyDoError as e:
-        print(f"scrapy-do: cannot start: {e.msg}", file=sys.stderr)
-        return 2
-    globalLogBeginner.beginLoggingTo([textFileLogObserver(sys.stdout)], redirectStandardIO=False)
+        return _cannot_start(e.msg, 2, readiness)
+    globalLogBeginner.beginLoggingTo([observer_for(config.log_format)], redirectStandardIO=False)
     reactor.callWhenRunning(service.startService)
+    if readiness is not None:
+        readiness.attach(reactor, service)  # READY=1 after recovery, STOPPING=1 before stopService
     # Everything loaded so far lives as long as the daemon: keep it out of the
     # garbage collector's full passes, which otherwise cost milliseconds.
     reactor.callWhenRunning(_freeze_heap)
