@@ -1,7 +1,9 @@
 """A small Python client of the REST API; `scrapy-do-cl` is built on it.
 
 The HTTP session is a parameter (a `requests.Session` by default), so scripts
-can share one and tests can hand in their own.
+can share one and tests can hand in their own. An API token (`token=`) is
+sent as `Authorization: Bearer ...` on every request, instead of a user
+name and password: given both, the token wins.
 """
 
 import io
@@ -38,18 +40,21 @@ def _archive_name(archive):
 
 class ScrapyDoClient:
     def __init__(self, url="http://localhost:7654", username=None, password=None, verify=True, session=None,
-                 timeout=60):
+                 timeout=60, token=None):
         self.url = url.rstrip("/")
         self.session = session or requests.Session()
         self.verify = verify
         self.timeout = timeout
         self.auth = None
-        if username is not None:
+        self.token = token or None
+        if self.token is None and username is not None:
             # 0.5.0 spoke HTTP digest; over TLS basic is as safe and works with curl/browsers too.
             kind = HTTPBasicAuth if self.url.startswith("https://") else HTTPDigestAuth
             self.auth = kind(username, password or "")
 
     def _call(self, method, path, params=None, data=None, files=None, stream=False, headers=None, timeout=None):
+        if self.token is not None:
+            headers = {**(headers or {}), "Authorization": f"Bearer {self.token}"}
         try:
             response = self.session.request(method, self.url + path, params=params, data=data, files=files,
                                             auth=self.auth, verify=self.verify, stream=stream,
@@ -103,7 +108,7 @@ class ScrapyDoClient:
 
     def _follow_build(self, name, on_output):
         """Stream the build a push of `name` waits for, if one runs now; whether one did."""
-        other = ScrapyDoClient(self.url, verify=self.verify, timeout=self.timeout)
+        other = ScrapyDoClient(self.url, verify=self.verify, timeout=self.timeout, token=self.token)
         other.auth = self.auth
         try:
             response = other._call("GET", f"/get-log/build/{quote(name, safe='')}.log", stream=True)
@@ -126,19 +131,22 @@ class ScrapyDoClient:
         return self._json("GET", "/list-spiders.json", params={"project": project})["spiders"]
 
     def schedule_job(self, project, spider, when="now", description="", payload="{}", args=None, settings=None,
-                     priority=None, timeout=None, timezone=None, overlap=None, catch_up=None, fail_on_errors=None):
+                     priority=None, timeout=None, timezone=None, overlap=None, catch_up=None, fail_on_errors=None,
+                     name=None, notify=None):
         """Schedule a job; return its identifier.
 
         `args` (spider arguments, each `-a KEY=VALUE`) and `settings` (Scrapy
         settings, each `-s NAME=VALUE`) are dicts or JSON objects as text;
         `priority` (-1000..1000) and `timeout` (seconds) whole numbers;
         `timezone`, `overlap` and `catch_up` are for periodic jobs;
-        `fail_on_errors` (bool) ends a run that exits 0 with errors FAILED.
+        `fail_on_errors` (bool) ends a run that exits 0 with errors FAILED;
+        `name` names a periodic job (unique among SCHEDULED jobs: 409 when
+        taken), `notify` is an http(s) URL told when each run ends.
         An option left None is not sent, so the daemon's default applies.
         """
         data = {"project": project, "spider": spider, "when": when, "description": description,
                 "payload": payload, **_schedule_fields(timezone, overlap, catch_up),
-                **_switch("fail-on-errors", fail_on_errors)}
+                **_switch("fail-on-errors", fail_on_errors), **_given(name=name, notify=notify)}
         for name, value in (("args", args), ("settings", settings)):
             if value is not None:
                 data[name] = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
@@ -155,6 +163,26 @@ class ScrapyDoClient:
             params = {k: v for k, v in (("status", status), ("project", project), ("spider", spider),
                                         ("limit", limit), ("offset", offset)) if v is not None}
         return self._json("GET", "/list-jobs.json", params=params)["jobs"]
+
+    def list_schedules(self, page=500):
+        """Every SCHEDULED job; a daemon that pages its answer (fewer jobs than its `total`) is asked page by page."""
+        answer = self._json("GET", "/list-jobs.json", params={"status": "SCHEDULED"})
+        jobs = {job["identifier"]: job for job in answer["jobs"]}
+        total = answer.get("total", len(jobs))
+        while len(jobs) < total:
+            more = self._json("GET", "/list-jobs.json",
+                              params={"status": "SCHEDULED", "limit": page, "offset": len(jobs)})
+            before = len(jobs)
+            jobs.update((job["identifier"], job) for job in more["jobs"])
+            if len(jobs) == before:  # the list shrank meanwhile
+                break
+            total = more.get("total", total)
+        return list(jobs.values())
+
+    def preview_schedule(self, when, timezone=None, count=1):
+        """The daemon's normalised spec and its next `count` run times (it checks spec and zone itself)."""
+        params = {"when": when, "count": count, **_given(timezone=timezone)}
+        return self._json("GET", "/preview-schedule.json", params=params)
 
     def get_job(self, job_id):
         return self.list_jobs(job_id=job_id)[0]
@@ -246,13 +274,15 @@ class ScrapyDoClient:
         return self._json("POST", "/resume-job.json", data={"job_id": job_id})["job"]
 
     def edit_job(self, job_id, when=None, description=None, args=None, settings=None, priority=None,
-                 timeout=None, timezone=None, overlap=None, catch_up=None, fail_on_errors=None):
+                 timeout=None, timezone=None, overlap=None, catch_up=None, fail_on_errors=None, name=None,
+                 notify=None):
         """Change a SCHEDULED job in place (or a PENDING job's priority); only what is not None is sent.
 
-        `fail_on_errors` is True, False, or "" to put it back to the daemon's default.
+        `fail_on_errors` is True, False, or "" to put it back to the daemon's default; `name` renames the
+        job (409 when taken); `notify` "" stops its notifications.
         """
         data = {"job_id": job_id, **_schedule_fields(timezone, overlap, catch_up),
-                **_switch("fail-on-errors", fail_on_errors)}
+                **_switch("fail-on-errors", fail_on_errors), **_given(name=name, notify=notify)}
         for name, value in (("when", when), ("description", description), ("priority", priority),
                             ("timeout", timeout)):
             if value is not None:
@@ -306,6 +336,11 @@ def _schedule_fields(timezone, overlap, catch_up):
         data["overlap"] = overlap
     data.update(_switch("catch-up", catch_up))
     return data
+
+
+def _given(**fields):
+    """The fields that are not None, as they are."""
+    return {k: v for k, v in fields.items() if v is not None}
 
 
 def _switch(name, value):

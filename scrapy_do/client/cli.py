@@ -1,8 +1,10 @@
 """`scrapy-do-cl`: the command-line client, flag-compatible with 0.5.0's.
 
 Defaults for --url, --username, --password and --print-format come from the
-[scrapy-do] section of ~/.scrapy-do.cfg, as before. Every failure prints one
-line starting with `[!]` and exits non-zero.
+[scrapy-do] section of ~/.scrapy-do.cfg, as before; --token from the
+SCRAPY_DO_TOKEN variable, then that section's `token`. Every failure prints
+one line starting with `[!]` (a schedules file one per problem) and exits
+non-zero.
 """
 
 import argparse
@@ -16,6 +18,7 @@ from pathlib import Path
 from tabulate import tabulate
 
 from scrapy_do import __version__
+from scrapy_do.client import schedules
 from scrapy_do.client.api import ITEM_FORMATS, ClientError, ScrapyDoClient, dumps
 from scrapy_do.client.archive import ArchiveError, build_archive
 from scrapy_do.domain.records import TABLE_COLUMNS
@@ -83,10 +86,13 @@ examples:
   scrapy-do-cl cancel-job --job-id ID
   scrapy-do-cl remove-project --name quotesbot
   scrapy-do-cl list-jobs --status running --json
+  scrapy-do-cl export -o schedules.yaml
+  scrapy-do-cl apply schedules.yaml --prune --dry-run
 
 defaults for --url, --username, --password and --print-format are read from
 the [scrapy-do] section of ~/.scrapy-do.cfg (keys url, username, password,
-print-format).
+print-format); --token from the environment variable SCRAPY_DO_TOKEN, then
+the key token there.
 """
 
 
@@ -128,7 +134,7 @@ def _user_defaults(home=None):
     parser = configparser.ConfigParser(interpolation=None)
     parser.read(Path(home or os.path.expanduser("~")) / ".scrapy-do.cfg")
     section = parser["scrapy-do"] if parser.has_section("scrapy-do") else {}
-    return {key: section.get(key) for key in ("url", "username", "password", "print-format")}
+    return {key: section.get(key) for key in ("url", "username", "password", "print-format", "token")}
 
 
 def _option_flags(p):
@@ -178,6 +184,10 @@ def build_parser(defaults=None):
     parser.add_argument("--username", default=defaults.get("username"), help="user name (auth)")
     parser.add_argument("--password", default=defaults.get("password"),
                         help="password (prompted for when a username is given without one)")
+    parser.add_argument("--token", default=os.environ.get("SCRAPY_DO_TOKEN") or defaults.get("token"),
+                        help="API token, sent as 'Authorization: Bearer TOKEN' instead of --username and "
+                             "--password (it wins over them); better given in SCRAPY_DO_TOKEN than here, where "
+                             "ps shows it")
     parser.add_argument("--print-format", default=defaults.get("print-format") or "psql", choices=FORMATS,
                         help="table format (default psql)")
     parser.add_argument("--verify-ssl", type=_bool, default=True, help="verify the TLS certificate (yes/no)")
@@ -256,6 +266,7 @@ def build_parser(defaults=None):
     _option_flags(p)
     _fail_on_errors_flag(p)
     _schedule_flags(p)
+    _name_flags(p)
     p.add_argument("--wait", action="store_true",
                    help="wait until the job ends; exit 0 only if it succeeded, else print the end of its error "
                         "log and exit 3 (with --when now; a periodic job is not waited for)")
@@ -276,6 +287,7 @@ def build_parser(defaults=None):
     _option_flags(p)
     _fail_on_errors_flag(p, editing=True)
     _schedule_flags(p)
+    _name_flags(p, editing=True)
     p = command("get-stats", "print a job's Scrapy stats (live while it runs, final once it ended)",
                 "get-stats --job-id ID", "get-stats --job-id ID --json")
     p.add_argument("--job-id", required=True, help="job identifier")
@@ -286,7 +298,32 @@ def build_parser(defaults=None):
     p.add_argument("--name", required=True, help="project name")
     p.add_argument("--purge", action="store_true",
                    help="also delete what its crawls wrote (its data directory; kept by default)")
+    p = command("apply", "make the daemon's named schedules match a YAML file (schedules as code)",
+                "apply schedules.yaml --dry-run", "apply schedules.yaml --prune",
+                notes="\ncreates the file's schedules the daemon lacks and changes those that differ (in\n"
+                      "place; a new project, spider or payload cancels the schedule and creates it\n"
+                      "again). Named schedules the file lacks stay unless --prune is given; unnamed\n"
+                      "ones are never touched. A file with any problem changes nothing: each problem\n"
+                      "is printed as FILE:LINE: what to fix. See docs/schedules-as-code.rst.\n")
+    p.add_argument("file", metavar="FILE", help="the schedules file ('-': standard input)")
+    p.add_argument("--prune", action="store_true",
+                   help="also remove (cancel) the named schedules the file does not hold")
+    p.add_argument("--dry-run", action="store_true", help="print what would change, change nothing")
+    p = command("export", "write the daemon's named schedules as a file for apply",
+                "export -o schedules.yaml", "export > schedules.yaml",
+                notes="\nunnamed schedules are left out (stderr says which); name one to manage it:\n"
+                      "scrapy-do-cl edit-job --job-id ID --name NAME. With --json the same document\n"
+                      "is written as JSON, which apply reads too.\n")
+    p.add_argument("--output", "-o", metavar="FILE", help="write it to FILE instead of standard output")
     return parser
+
+
+def _name_flags(p, editing=False):
+    """A schedule's name, which apply and export go by, and where its runs' ends are reported."""
+    p.add_argument("--name", help="rename the periodic job (unique among schedules)" if editing else
+                   "name the periodic job: unique among schedules, so apply and export can manage it")
+    p.add_argument("--notify", metavar="URL",
+                   help="an http(s) URL told when each run ends" + ("; '' stops it" if editing else ""))
 
 
 class Output:
@@ -413,7 +450,8 @@ def run(args, client, out, stdout):
                                          _payload(args.payload), args=_pairs(args.spider_args),
                                          settings=_pairs(args.settings), priority=args.priority,
                                          timeout=args.timeout, timezone=args.timezone, overlap=args.overlap,
-                                         catch_up=args.catch_up, fail_on_errors=args.fail_on_errors)
+                                         catch_up=args.catch_up, fail_on_errors=args.fail_on_errors,
+                                         name=args.name, notify=args.notify)
         now = args.when.strip().lower() == "now"
         if args.wait and now:
             job = client.wait_job(identifier)
@@ -436,7 +474,7 @@ def run(args, client, out, stdout):
                                   args=_pairs(args.spider_args), settings=_pairs(args.settings),
                                   priority=args.priority, timeout=args.timeout, timezone=args.timezone,
                                   overlap=args.overlap, catch_up=args.catch_up,
-                                  fail_on_errors=args.fail_on_errors)
+                                  fail_on_errors=args.fail_on_errors, name=args.name, notify=args.notify)
         else:
             job = getattr(client, cmd.replace("-", "_"))(args.job_id)
         out.table(JOB_COLUMNS, [[job_cell(job, c) for c in JOB_COLUMNS]], job)
@@ -449,7 +487,125 @@ def run(args, client, out, stdout):
     elif cmd == "remove-project":
         client.remove_project(args.name, purge=args.purge)
         out.table(["removed"], [[args.name]], {"removed": args.name})
+    elif cmd == "apply":
+        return _apply(args, client, out)
+    elif cmd == "export":
+        _export(args, client, out)
     return 0
+
+
+def _read_schedules(path):
+    """(the file's text, the name its problems are reported under)."""
+    if path == "-":
+        return sys.stdin.read(), "<stdin>"
+    try:
+        return Path(path).read_text(encoding="utf-8"), path
+    except (OSError, UnicodeDecodeError) as e:
+        raise ClientError(f"cannot read {path}: {getattr(e, 'strerror', None) or e}") from None
+
+
+def _checked_plan(args, client):
+    """The plan for the file, after the daemon confirmed its projects, spiders and zones: changes nothing."""
+    text, label = _read_schedules(args.file)
+    desired = schedules.parse(text, label)
+    projects = set(client.list_projects())
+    wanted = {d.values["project"] for d in desired}
+    spiders = {p: (client.list_spiders(p) if p in projects else None) for p in wanted}
+    spiders.update((p, []) for p in projects - wanted)  # named in "it has: ..." hints
+    problems = schedules.unknown_targets(desired, spiders)
+    if problems:
+        raise schedules.FileError(label, problems)
+    records = client.list_schedules()
+    if any("name" not in r for r in records):
+        raise ClientError(f"{args.url} does not name schedules (its job records have no 'name'): it is too old "
+                          "for apply; upgrade it")
+    plan = schedules.plan(desired, records, prune=args.prune)
+    for action in plan.actions:  # a zone the client knows but the daemon may not
+        d = action.desired
+        if d is not None and d.values["timezone"] is not None:
+            try:
+                client.preview_schedule(d.values["when"], d.values["timezone"])
+            except ClientError as e:
+                if str(e).startswith("400"):
+                    problems.append((d.line_of("timezone"), f"the daemon refuses it: {str(e)[5:]}"))
+    if problems:
+        raise schedules.FileError(label, problems)
+    return plan, label
+
+
+def _carry_out(client, action):
+    """Do one action of a plan; the identifier of the schedule it leaves (None for a removal)."""
+    if action.kind in ("remove", "replace"):
+        client.cancel_job(action.identifier)  # first: names are unique among SCHEDULED jobs
+    if action.kind == "remove":
+        return None
+    if action.kind in ("create", "replace"):
+        identifier = client.schedule_job(**schedules.create_call(action.desired))
+        if action.desired.values["paused"]:
+            client.pause_job(identifier)
+        return identifier
+    edits = schedules.edit_call(action)
+    if edits:
+        client.edit_job(action.identifier, **edits)
+    pause = schedules.pause_call(action)
+    if pause is not None:
+        (client.pause_job if pause else client.resume_job)(action.identifier)
+    return action.identifier
+
+
+def _apply(args, client, out):
+    plan, label = _checked_plan(args, client)
+    report = {"file": label, "dry-run": args.dry_run, **plan.as_json()}
+    show = (lambda line: None) if args.json else (lambda line: print(line, file=out.stream))
+    for number, (action, entry) in enumerate(zip(plan.actions, report["actions"])):
+        show(action.describe())
+        if args.dry_run:
+            continue
+        try:
+            entry["identifier"] = _carry_out(client, action)
+        except ClientError as e:
+            raise ClientError(f"{action.kind} {action.name} failed: {e}; {number} of {len(plan.actions)} changes "
+                              "were made before it: apply again once it is fixed") from None
+        if action.kind == "replace":
+            entry["previous"] = action.identifier
+    if args.json:
+        out.raw(report)
+    elif not plan.actions:
+        show(f"No changes: the daemon's named schedules match {label} ({_count(len(plan.unchanged), 'schedule')}).")
+    elif args.dry_run:
+        show(f"Plan: {plan.summary()}. Dry run: nothing was changed.")
+    else:
+        c = plan.counts()
+        show(f"Applied: {c['create']} created, {c['change']} changed, {c['replace']} replaced, {c['remove']} "
+             f"removed, {c['unchanged']} unchanged.")
+    if plan.kept and not args.json:
+        print(f"[i] {_count(len(plan.kept), 'named schedule')} not in {label} left as they are "
+              f"({', '.join(plan.kept)}); --prune removes them", file=sys.stderr)
+    return 0
+
+
+def _export(args, client, out):
+    records = client.list_schedules()
+    if args.json:
+        named = sorted((r for r in records if r.get("name")), key=lambda r: r["name"])
+        text = dumps({"schedules": [schedules.entry(r) for r in named]}) + "\n"
+        unnamed = [r for r in records if not r.get("name")]
+    else:
+        text, unnamed = schedules.export(records, header="Scrapy Do schedules, written by scrapy-do-cl export.\n"
+                                                         "Apply them with: scrapy-do-cl apply FILE [--prune]")
+    if unnamed:
+        print(f"[i] {_count(len(unnamed), 'unnamed schedule')} left out: apply and export manage named schedules "
+              "only. Name one to manage it: scrapy-do-cl edit-job --job-id ID --name NAME", file=sys.stderr)
+        for r in unnamed:
+            print(f"[i]   {r['identifier']}  {r.get('project')}/{r.get('spider')}  {r.get('schedule')!r}",
+                  file=sys.stderr)
+    if args.output is None:
+        out.stream.write(text)
+        return
+    try:
+        Path(args.output).write_text(text, encoding="utf-8")
+    except OSError as e:
+        raise ClientError(f"cannot write {args.output}: {e.strerror or e}") from None
 
 
 def _write_items(chunks, output, stdout):
@@ -486,12 +642,19 @@ def main(argv=None, stdout=None, client_factory=ScrapyDoClient, defaults=None):
         parser.print_usage(sys.stderr)
         print("[!] You need to specify a command to run; see scrapy-do-cl --help.", file=sys.stderr)
         return 1
-    password = args.password
-    if args.username is not None and password is None:
+    username, password, extra = args.username, args.password, {}
+    if args.token:  # the token wins: no user name sent, no password asked for
+        username, password, extra = None, None, {"token": args.token}
+    elif username is not None and password is None:
         password = getpass.getpass()
-    client = client_factory(args.url, args.username, password, verify=args.verify_ssl)
+    client = client_factory(args.url, username, password, verify=args.verify_ssl, **extra)
     try:
         return run(args, client, Output(args, stdout), stdout)
+    except schedules.FileError as e:
+        for line in str(e).splitlines():
+            print(f"[!] {line}", file=sys.stderr)
+        print(f"[!] {e.filename}: {_count(len(e.problems), 'problem')}, nothing was changed", file=sys.stderr)
+        return 1
     except ClientError as e:
         print(f"[!] {e}", file=sys.stderr)
         return 1

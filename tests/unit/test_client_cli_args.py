@@ -461,3 +461,93 @@ def test_no_items_is_an_error_at_once_unless_following_a_pending_job(capsys, sta
     code, _ = run_cl(session, "get-items", "--job-id", JOB, *(["--follow"] if follow else []))
     assert code == 1 and capsys.readouterr().err == f"[!] 404: job {JOB} has no items\n"
     assert [p for _, p, _ in session.requests].count(f"/get-items/{JOB}.jl") == 1
+
+
+# -- API tokens (--token, SCRAPY_DO_TOKEN, token in ~/.scrapy-do.cfg) and schedule names ---------------------------
+
+def with_token(session, *argv, defaults=None):
+    """Run scrapy-do-cl with a factory that takes the token as the default factory does; (code, client made)."""
+    made = []
+
+    def factory(url, user, password, verify, **kwargs):
+        made.append(ScrapyDoClient(url, user, password, verify=verify, session=session, **kwargs))
+        return made[-1]
+
+    out = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
+    code = main(["--url", "http://daemon", *argv], stdout=out, defaults=defaults or {}, client_factory=factory)
+    return code, made[0]
+
+
+def status_session(n=1):
+    return FakeSession({"/status.json": [response(body={"status": "ok"}) for _ in range(n)]})
+
+
+def test_token_is_sent_as_a_bearer_header_on_every_request(monkeypatch):
+    """--token makes each request carry `Authorization: Bearer TOKEN` and no other credentials."""
+    monkeypatch.delenv("SCRAPY_DO_TOKEN", raising=False)
+    session = FakeSession({"/list-jobs.json": response(body={"status": "ok", "jobs": [], "total": 0}),
+                           "/list-projects.json": response(body={"status": "ok", "projects": []})})
+    assert with_token(session, "--token", "t0k", "list-projects")[0] == 0
+    client = ScrapyDoClient("http://daemon", session=session, token="t0k")
+    client.list_jobs("SCHEDULED")
+    client._call("GET", "/list-jobs.json", headers={"Range": "bytes=0-1"})
+    assert [kw["headers"] for _, _, kw in session.requests] == [
+        {"Authorization": "Bearer t0k"}, {"Authorization": "Bearer t0k"},
+        {"Range": "bytes=0-1", "Authorization": "Bearer t0k"}]
+    assert all(kw["auth"] is None for _, _, kw in session.requests)
+
+
+def test_without_a_token_no_authorization_header_is_sent(monkeypatch):
+    """No token anywhere: the request has no Authorization header of the client's making."""
+    monkeypatch.delenv("SCRAPY_DO_TOKEN", raising=False)
+    session = status_session()
+    assert with_token(session, "status")[0] == 0
+    assert session.requests[0][2]["headers"] is None
+
+
+@pytest.mark.parametrize("env, flag, config, sent", [
+    ("from-env", None, None, "from-env"),
+    (None, None, "from-cfg", "from-cfg"),
+    ("from-env", None, "from-cfg", "from-env"),
+    ("from-env", "from-flag", "from-cfg", "from-flag"),
+])
+def test_the_token_comes_from_the_flag_then_the_environment_then_the_config(monkeypatch, env, flag, config, sent):
+    """--token wins over SCRAPY_DO_TOKEN, which wins over `token` in ~/.scrapy-do.cfg."""
+    if env is None:
+        monkeypatch.delenv("SCRAPY_DO_TOKEN", raising=False)
+    else:
+        monkeypatch.setenv("SCRAPY_DO_TOKEN", env)
+    session = status_session()
+    argv = [*(["--token", flag] if flag else []), "status"]
+    assert with_token(session, *argv, defaults={"token": config} if config else None)[0] == 0
+    assert session.requests[0][2]["headers"] == {"Authorization": f"Bearer {sent}"}
+
+
+def test_user_defaults_read_the_token_from_the_config_file(tmp_path):
+    """`token` in the [scrapy-do] section of ~/.scrapy-do.cfg is a default like url and username."""
+    from scrapy_do.client.cli import _user_defaults
+
+    (tmp_path / ".scrapy-do.cfg").write_text("[scrapy-do]\nurl = http://h:1\ntoken = abc\n")
+    assert _user_defaults(tmp_path)["token"] == "abc"
+
+
+def test_a_token_wins_over_username_and_password(monkeypatch):
+    """Given a token and a user name, the token is sent, no digest auth, and no password is asked for."""
+    monkeypatch.setenv("SCRAPY_DO_TOKEN", "t0k")
+    monkeypatch.setattr("getpass.getpass", lambda *a: pytest.fail("asked for a password"))
+    session = status_session()
+    code, client = with_token(session, "--username", "alice", "status")
+    assert code == 0 and client.auth is None and session.requests[0][2]["auth"] is None
+    assert session.requests[0][2]["headers"] == {"Authorization": "Bearer t0k"}
+    assert ScrapyDoClient("http://d", "alice", "pw", token="t").auth is None
+    assert ScrapyDoClient("http://d", "alice", "pw").auth is not None
+
+
+def test_schedule_job_and_edit_job_send_name_and_notify():
+    """--name and --notify are sent as the fields `name` and `notify`; edit-job's empty --notify clears it."""
+    data = scheduled("--when", "every day", "--name", "nightly", "--notify", "https://h.example/x")
+    assert (data["name"], data["notify"]) == ("nightly", "https://h.example/x")
+    assert "name" not in scheduled() and "notify" not in scheduled()
+    session = FakeSession({"/edit-job.json": response(body={"status": "ok", "job": a_job()})})
+    assert run_cl(session, "edit-job", "--job-id", JOB, "--name", "renamed", "--notify", "")[0] == 0
+    assert session.requests[0][2]["data"] == {"job_id": JOB, "name": "renamed", "notify": ""}
