@@ -12,6 +12,7 @@ moving on by itself aside), that nothing named after a hostile entry appeared in
 status.json still answers.
 """
 
+import base64
 import functools
 import http.client
 import io
@@ -31,6 +32,7 @@ from pathlib import Path
 
 import pytest
 
+from scrapy_do.web.tokens import new_token, token_hash
 from tests.helpers import multipart, offline_zip
 from tests.integration.daemonproc import DaemonProcess
 
@@ -778,3 +780,76 @@ def test_huge_range_numbers_are_beyond_any_log(hostile_daemon):
     finally:
         assert hostile_daemon.request("/cancel-job.json", {"id": identifier})[0] == 200
         hostile_daemon.wait_job(identifier, {"CANCELED", "SUCCESSFUL", "FAILED"})
+
+
+# --------------------------------------------------------------------------- credentials: tokens and Basic
+
+#: Tokens of the second daemon's tokens-db (auth = on, trusted-proxies = 10.0.0.0/8: 127.0.0.1 is not trusted).
+READ_ONLY_TOKEN, FULL_TOKEN = new_token(), new_token()
+_RO = {"Authorization": f"Bearer {READ_ONLY_TOKEN}"}
+_ALICE = "Basic " + base64.b64encode(b"alice:s3cret").decode()
+# The same row shape as CASES; the answer to each is checked as there, but against that daemon.
+AUTH_CASES = [
+    ("token: unknown", "GET", "/status.json", None, 401, "authentication required",
+     {"Authorization": f"Bearer {new_token()}"}),
+    ("token: unknown, on a push", "POST", "/push-project.json", archive(offline_zip), 401,
+     "authentication required", {"Authorization": f"Bearer {new_token()}"}),
+    ("token: Bearer alone", "GET", "/status.json", None, 401, "authentication required", {"Authorization": "Bearer"}),
+    ("token: two words", "GET", "/status.json", None, 401, "authentication required",
+     {"Authorization": f"Bearer {FULL_TOKEN} {FULL_TOKEN}"}),
+    ("token: a path", "GET", "/status.json", None, 401, "authentication required",
+     {"Authorization": "Bearer ../../tokens.db"}),
+    ("token: the stored hash instead", "GET", "/status.json", None, 401, "authentication required",
+     {"Authorization": f"Bearer {token_hash(FULL_TOKEN)}"}),
+    ("token: a 12 KiB header", "GET", "/status.json", None, 401, "authentication required",
+     {"Authorization": "Bearer " + "A" * 12000}),
+    ("token: percent-encoded NUL", "GET", "/status.json", None, 401, "authentication required",
+     {"Authorization": f"Bearer {FULL_TOKEN}%00"}),
+    ("token: a second scheme after a comma", "GET", "/status.json", None, 401, "authentication required",
+     {"Authorization": f"Bearer {FULL_TOKEN}, {_ALICE}"}),
+    ("token: in the query string", "GET", f"/status.json?access_token={FULL_TOKEN}", None, 401,
+     "authentication required"),
+    ("read-only token: schedule", "POST", "/schedule-job.json", schedule_form(), 403, "this token is read-only: ", _RO),
+    ("read-only token: push", "POST", "/push-project.json", archive(offline_zip), 403, "this token is read-only: ", _RO),
+    ("read-only token: POST without a body", "POST", "/cancel-job.json", None, 403, "this token is read-only: ", _RO),
+    ("read-only token: lower-case scheme", "POST", "/cancel-job.json", form(id=UNKNOWN_JOB), 403,
+     "this token is read-only: ", {"Authorization": f"bearer {READ_ONLY_TOKEN}"}),
+    ("read-only token: a method override header", "POST", "/remove-project.json", form(name="offline"), 403,
+     "this token is read-only: ", {**_RO, "X-HTTP-Method-Override": "GET"}),
+    ("read-only token: DELETE", "DELETE", "/list-jobs.json", None, 403, "this token is read-only: ", _RO),
+    ("Basic with X-Forwarded-Proto from an untrusted peer", "GET", "/status.json", None, 401,
+     "authentication required", {"Authorization": _ALICE, "X-Forwarded-Proto": "https"}),
+    ("a token as a Basic password", "GET", "/status.json", None, 401, "authentication required",
+     {"Authorization": "Basic " + base64.b64encode(f"deploy:{FULL_TOKEN}".encode()).decode(),
+      "X-Forwarded-Proto": "https"}),
+]
+
+
+@pytest.fixture(scope="module")
+def token_daemon(tmp_path_factory):
+    """A second daemon with auth = on, alice's password and tokens-db holding READ_ONLY_TOKEN and FULL_TOKEN."""
+    workdir = tmp_path_factory.mktemp("hostile-tokens")
+    (workdir / "auth.db").write_text("alice:s3cret\n")
+    (workdir / "tokens.db").write_text(f"ci:read-only:{token_hash(READ_ONLY_TOKEN)}\n"
+                                       f"deploy:full:{token_hash(FULL_TOKEN)}\n")
+    daemon = DaemonProcess(workdir, CONF + "auth = on\nauth-db = auth.db\ntokens-db = tokens.db\n"
+                           "trusted-proxies = 10.0.0.0/8\n").start()
+    yield daemon
+    daemon.stop()
+
+
+@pytest.mark.parametrize("case", list(_params(AUTH_CASES)))
+def test_hostile_credentials_are_refused_cleanly(token_daemon, case):
+    """Each forged, malformed or under-privileged credential gets its JSON 401 or 403, stores nothing and the
+    daemon still answers a good token."""
+    name, method, path, body, expected, fragment, headers = case
+    before = snapshot(token_daemon.workdir)
+    code, ctype, raw = send(token_daemon, method, path, body, headers=headers)
+    assert code == expected, raw[:500]
+    assert ctype == "application/json", (ctype, raw[:200])
+    answer = json.loads(raw)
+    assert set(answer) == {"status", "msg"} and answer["status"] == "error", answer
+    assert fragment in answer["msg"], answer["msg"][:500]
+    assert snapshot(token_daemon.workdir) == before
+    code, _, raw = send(token_daemon, "GET", "/list-projects.json", headers={"Authorization": f"Bearer {FULL_TOKEN}"})
+    assert code == 200 and json.loads(raw)["projects"] == [], raw[:200]
