@@ -75,6 +75,7 @@ class Config:
     webhook_timeout: float = 10.0
     webhook_concurrency: int = 4
     webhook_retry_for: float = 86400.0
+    webhook_first_retry: float = 10.0
     source: str = "<defaults>"
 
     @property
@@ -360,5 +361,7 @@ def _build(parser, base, source):
                                  "must be 1 to 64"),
         webhook_retry_for=_get(parser, "webhooks", "retry-for", _float, lambda v: 0 <= v <= 7 * 86400,
                                "must be 0 to 604800 seconds"),
+        webhook_first_retry=_get(parser, "webhooks", "first-retry", _float, lambda v: 0.1 <= v <= 3600,
+                                 "must be 0.1 to 3600 seconds"),
         source=source,
     )

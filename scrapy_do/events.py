@@ -38,3 +38,10 @@ class LaunchProblem:
     """Launches wait out a transient failure (`reason`), or work again (`reason` None): status.json changed."""
 
     reason: str | None
+
+
+@dataclass(frozen=True)
+class ScheduleSkipped:
+    """A schedule's due run was skipped for `overlap = skip` (`schedule` as saved, its count raised)."""
+
+    schedule: object

@@ -12,6 +12,7 @@ from scrapy_do.projects.archives import Limits
 from scrapy_do.web.auth import AuthWrapper, check_auth_db
 from scrapy_do.web.guard import CrossSiteGuard, ServedHosts
 from scrapy_do.engine.controller import Controller
+from scrapy_do.engine.webhooks import HttpPoster, Webhooks
 from scrapy_do.errors import ScrapyDoError, StartupError, UnusableStore
 from scrapy_do.launchers import crawluser
 from scrapy_do.launchers.cgroups import CrawlCgroups
@@ -219,9 +220,13 @@ def make_service(config, reactor):
     tls = ReloadingContextFactory(config.key, config.cert, config.chain) if config.https else None
     auth = None
     if config.auth:
-        check_auth_db(config.auth_db)
+        tokens = check_auth_db(config.auth_db, config.tokens_db)
         auth = lambda resource: AuthWrapper(resource, config.auth_db, basic=config.https,  # noqa: E731
-                                            open_metrics=not config.metrics_auth)
+                                            open_metrics=not config.metrics_auth, tokens=tokens,
+                                            trusted_proxies=config.trusted_proxies)
+    elif config.tokens_db is not None:
+        raise StartupError("[web] tokens-db is set but [web] auth is off, so no token would be checked and "
+                           "anyone could call the API: set [web] auth = on (with an auth-db), or empty tokens-db")
     elif any(not _loopback(host) for host, _ in config.interfaces):
         log.warn("the web interface listens beyond this machine with auth off: anyone who can reach it can "
                  "run code here; set [web] auth = on")
@@ -245,7 +250,12 @@ def make_service(config, reactor):
     crawls = launcher if config.backend == "local" else cluster_launcher(config, reactor, watcher)
     controller = Controller(config, store, projects, crawls, reactor, hub=watcher)
     top = ScrapyDoService(reactor, store)
-    api = WebAPI(controller, config, reactor, watcher=watcher, metrics=Metrics(controller))
+    webhooks = Webhooks(controller, store, reactor, hooks=config.webhooks, secret=config.webhook_secret,
+                        concurrency=config.webhook_concurrency, retry_for=config.webhook_retry_for,
+                        first_retry=config.webhook_first_retry,
+                        post=HttpPoster(reactor, config.webhook_timeout, config.webhook_concurrency),
+                        zone=config.zone)
+    api = WebAPI(controller, config, reactor, watcher=watcher, metrics=Metrics(controller), webhooks=webhooks)
     # The ports are bound first: a busy port stops start-up before any crawl starts.
     WebServer(reactor, api.site(wrap), config.interfaces, tls,
               on_bound=lambda url: setattr(controller, "report_url", config.ray_report_url or url
@@ -256,6 +266,8 @@ def make_service(config, reactor):
     if crawls is not launcher:
         BackendCheck(crawls).setServiceParent(top)
     controller.setServiceParent(top)
+    webhooks.setServiceParent(top)
     top.controller = controller
+    top.webhooks = webhooks
     top.api = api
     return top

@@ -26,7 +26,7 @@ from scrapy_do.domain.models import (
     transition,
 )
 from scrapy_do.errors import BadRequest, Conflict, Forbidden, LaunchError, NotFound, StartupError, StorageFull
-from scrapy_do.events import JobChanged, JobRemoved, LaunchProblem, ProjectPushed, ProjectRemoved
+from scrapy_do.events import JobChanged, JobRemoved, LaunchProblem, ProjectPushed, ProjectRemoved, ScheduleSkipped
 from scrapy_do.engine.insight import Insight, ItemsFile, token_key
 from scrapy_do.engine.scheduler import SpecScheduler
 from scrapy_do.interfaces import IRemoteRun
@@ -429,7 +429,7 @@ class Controller(Service):
         if schedule.overlap == "skip" and self.store.count_jobs(ACTIVE_RUNS, parent=identifier):
             log.info("job {job} is due while its previous run is still active; skipped (overlap = skip)",
                      job=identifier)
-            self._save(dataclasses.replace(schedule, skipped=schedule.skipped + 1))
+            self._emit(ScheduleSkipped(self._save(dataclasses.replace(schedule, skipped=schedule.skipped + 1))))
             return
         self._save(schedule)
         if self.store.has_pending(identifier):

@@ -185,6 +185,7 @@ CREATE UNIQUE INDEX schedules_named ON schedules (name) WHERE name IS NOT NULL A
 CREATE TABLE deliveries (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     id TEXT NOT NULL UNIQUE,
+    key TEXT NOT NULL UNIQUE,
     url TEXT NOT NULL,
     event TEXT NOT NULL,
     job TEXT,

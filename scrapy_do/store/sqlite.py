@@ -22,6 +22,7 @@ from scrapy_do.domain import zones
 from scrapy_do.domain.models import (
     COMPLETED, RUN_STATUSES, SCHEDULE_STATUSES, Actor, JobStatus, Project, Run, RunOptions, Schedule,
 )
+from scrapy_do.domain.deliveries import Delivery
 from scrapy_do.domain.options import OPTION_DEFAULTS, OPTION_FIELDS
 from scrapy_do.domain.records import JOB_FIELDS
 from scrapy_do.errors import StorageFull, UnusableStore
@@ -375,6 +376,82 @@ class SqliteStore:
     @_writes
     def bump(self, counter):
         self._db.execute("UPDATE counters SET value = value + 1 WHERE name = ?", (counter,))
+
+    # -- webhook deliveries ----------------------------------------------
+
+    @_writes
+    def add_deliveries(self, deliveries):
+        """Keep new deliveries, all or none; one whose key is already kept (the same news for the same URL, told
+        twice) is left out. Returns those added."""
+        added = []
+        with self._transaction():
+            for d in deliveries:
+                cursor = self._db.execute(
+                    f"INSERT OR IGNORE INTO deliveries ({', '.join(_DELIVERY_COLUMNS)}) "
+                    f"VALUES ({', '.join('?' * len(_DELIVERY_COLUMNS))})", _delivery_values(d))
+                if cursor.rowcount:
+                    added.append(d)
+        return added
+
+    @_writes
+    def update_delivery(self, delivery):
+        self._db.execute(f"UPDATE deliveries SET {', '.join(f'{c} = ?' for c in _DELIVERY_COLUMNS[1:])} "
+                         "WHERE id = ?", (*_delivery_values(delivery)[1:], delivery.id))
+
+    @staticmethod
+    def _pending_where(skip, skip_urls):
+        where = "state = 'pending'"
+        if skip:
+            where += f" AND id NOT IN ({', '.join('?' * len(skip))})"
+        if skip_urls:
+            where += f" AND url NOT IN ({', '.join('?' * len(skip_urls))})"
+        return where, (*skip, *skip_urls)
+
+    def pending_deliveries(self, limit, skip=(), skip_urls=(), due_by=None):
+        """The first `limit` pending deliveries due by `due_by` (any, if None), soonest first, but those in
+        `skip` and those to `skip_urls`."""
+        where, args = self._pending_where(skip, skip_urls)
+        if due_by is not None:
+            where += " AND due <= ?"
+            args = (*args, due_by)
+        rows = self._db.execute(f"SELECT {', '.join(_DELIVERY_COLUMNS)} FROM deliveries WHERE {where} "
+                                "ORDER BY due, seq LIMIT ?", (*args, limit)).fetchall()
+        return [_delivery(r) for r in rows]
+
+    def next_due(self, skip=(), skip_urls=()):
+        """When the soonest pending delivery (but those in `skip` and to `skip_urls`) is due, or None."""
+        where, args = self._pending_where(skip, skip_urls)
+        return self._db.execute(f"SELECT MIN(due) FROM deliveries WHERE {where}", args).fetchone()[0]
+
+    def list_deliveries(self, limit, state=None):
+        """The newest deliveries first (any state, or `state`), without their bodies' weight beyond one page."""
+        where, args = (" WHERE state = ?", [state]) if state else ("", [])
+        rows = self._db.execute(f"SELECT {', '.join(_DELIVERY_COLUMNS)} FROM deliveries{where} "
+                                "ORDER BY seq DESC LIMIT ?", (*args, limit)).fetchall()
+        return [_delivery(r) for r in rows]
+
+    def count_deliveries(self):
+        """{state: n} over all kept deliveries."""
+        return dict(self._db.execute("SELECT state, COUNT(*) FROM deliveries GROUP BY state").fetchall())
+
+    @_writes
+    def purge_deliveries(self, keep):
+        """Forget all but the `keep` newest ended (delivered or given up) deliveries."""
+        self._db.execute("DELETE FROM deliveries WHERE seq IN (SELECT seq FROM deliveries WHERE state != "
+                         "'pending' ORDER BY seq DESC LIMIT -1 OFFSET ?)", (keep,))
+
+
+_DELIVERY_COLUMNS = ("id", "key", "url", "event", "job", "body", "created", "due", "attempts", "state",
+                     "last_error", "ended")
+
+
+def _delivery_values(d):
+    return (d.id, d.key, d.url, d.event, d.job, d.body, d.created, d.due, d.attempts, d.state, d.last_error,
+            d.ended)
+
+
+def _delivery(row):
+    return Delivery(*row[:5], bytes(row[5]), *row[6:])
 
 
 def _make_private(path):

@@ -229,9 +229,11 @@ class WebAPI:
     # '//' must not redirect somewhere else: answer the path as given.
     app.url_map.merge_slashes = False
 
-    def __init__(self, controller, config, reactor=None, watcher=None, metrics=None):
+    def __init__(self, controller, config, reactor=None, watcher=None, metrics=None, webhooks=None):
         self.controller = controller
         self.config = config
+        #: engine.webhooks.Webhooks: what /webhooks.json shows; None: an empty answer.
+        self.webhooks = webhooks
         #: scrapy_do.metrics.Metrics: /metrics, and each answered request counted; None: no /metrics.
         self.metrics = metrics
         self._routes = self.app.url_map.bind("localhost")
@@ -684,6 +686,19 @@ class WebAPI:
 
         request.setHeader(b"content-type", CONTENT_TYPE.encode())
         return self.metrics.render()
+
+    @app.route("/webhooks.json", methods=["GET"])
+    def webhooks_json(self, request):
+        """The configured hooks (by origin) and the newest deliveries, with their state and last error."""
+        self._only(request, {"limit", "state"})
+        limit = self._int_arg(request, "limit", default=50, minimum=1, maximum=500)
+        state = self._arg(request, "state", required=False)
+        if state is not None and state not in ("pending", "delivered", "failed"):
+            raise errors.BadRequest(f"state must be pending, delivered or failed, not {state[:40]!r}")
+        if self.webhooks is None:
+            return to_json(request, {"status": "ok", "hooks": [], "pending": 0, "delivered": 0, "failed": 0,
+                                     "deliveries": []})
+        return to_json(request, {"status": "ok", **self.webhooks.summary(limit, state)})
 
     @app.route("/openapi.json", methods=["GET"])
     def openapi(self, request):

@@ -271,6 +271,25 @@ def openapi_document():
                 "summary": "The web dashboard (HTML)",
                 "responses": {"200": {"description": "the dashboard",
                                       "content": {"text/html": {"schema": _STR}}}}}},
+            "/webhooks.json": {"get": {
+                "summary": "The webhooks ([webhooks] hooks, by origin) and the newest deliveries: state, attempts, "
+                           "next attempt and last error",
+                "parameters": [_param("limit", "how many deliveries, newest first: 1 to 500 (default 50)",
+                                      schema={"type": "integer", "minimum": 1, "maximum": 500}),
+                               _param("state", "only deliveries in this state",
+                                      schema={"type": "string", "enum": ["pending", "delivered", "failed"]})],
+                "responses": _responses(_ok("hooks and deliveries", {
+                    "hooks": {"type": "array", "items": {"type": "object", "properties": {
+                        "url": _STR, "events": _STRS}}},
+                    "pending": {"type": "integer"}, "delivered": {"type": "integer"}, "failed": {"type": "integer"},
+                    "deliveries": {"type": "array", "items": {"type": "object", "properties": {
+                        "id": _STR, "event": _STR, "url": {"type": "string", "description": "scheme and host"},
+                        "job": {"type": ["string", "null"]},
+                        "state": {"type": "string", "enum": ["pending", "delivered", "failed"]},
+                        "attempts": {"type": "integer"}, "created": _STR,
+                        "next-attempt": {"type": ["string", "null"]},
+                        "last-error": {"type": ["string", "null"]}, "ended": {"type": ["string", "null"]}}}}},
+                    ["hooks", "pending", "delivered", "failed", "deliveries"]), 400)}},
             "/metrics": {"get": {
                 "summary": "Prometheus metrics in its text format: jobs by status, runs ended by project, spider "
                            "and outcome, crawl durations, items and requests scraped, bytes of logs and items, "

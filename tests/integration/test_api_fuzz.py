@@ -45,7 +45,7 @@ def _text(ctx, response):
 ORDER = ["/status.json", "/list-projects.json", "/list-spiders.json", "/list-jobs.json", "/wait-job.json",
          "/preview-schedule.json", "/list-data.json", "/get-data/{project}/{path}", "/get-stats/{job_id}.json",
          "/report/{job_id}.json", "/report/{job_id}/items.jl", "/report/{job_id}/log.{kind}", "/get-items/{job_id}.jl", "/get-items/{job_id}.csv",
-         "/get-log/data/{filename}", "/get-log/build/{project}.log", "/project-environment.json", "/openapi.json", "/metrics", "/", "/schedule-job.json", "/pause-job.json",
+         "/get-log/data/{filename}", "/get-log/build/{project}.log", "/project-environment.json", "/openapi.json", "/metrics", "/webhooks.json", "/", "/schedule-job.json", "/pause-job.json",
          "/resume-job.json", "/edit-job.json", "/cancel-job.json",
          "/push-project.json", "/remove-project.json"]
 VALID_SPECS = ["every 2 hours", "every 5 to 10 minutes", "every monday at 10:30", "every day at 23:59:59",
