@@ -198,6 +198,14 @@ class Webhooks(Service):
 
 
 def _reason(failure):
+    from twisted.web.client import ResponseFailed, ResponseNeverReceived
+
+    if failure.check(ResponseFailed, ResponseNeverReceived) and failure.value.reasons:
+        # The agent wraps why the exchange broke off; a cancel among them is our timeout.
+        inner = failure.value.reasons
+        if any(r.check(defer.CancelledError, defer.TimeoutError) for r in inner):
+            return "no answer in time"
+        failure = inner[0]
     if failure.check(defer.TimeoutError, defer.CancelledError):
         return "no answer in time"
     if failure.check(net_error.ConnectionRefusedError):
