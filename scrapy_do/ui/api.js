@@ -75,6 +75,8 @@ export const api = {
   /** A project's environment (from its requirements.txt): {requirements, reused, seconds, packages, log}, or null. */
   projectEnvironment: (project, signal) =>
     call('/project-environment.json', {params: {project}, signal}).then((r) => r.environment || null),
+  /** {hooks: [{url, events}], pending, delivered, failed, deliveries: [...]}, newest deliveries first. */
+  webhooks: (params, signal) => call('/webhooks.json', {params, signal}),
 };
 
 /** The output of the build of a project's environment (text/plain). */

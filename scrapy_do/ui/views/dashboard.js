@@ -1,5 +1,6 @@
 // Dashboard: daemon status and counters, running and pending jobs (with their live counts), the last completed ones
-// (last finished first: loaded once, then kept current from the event stream, see history.js).
+// (last finished first: loaded once, then kept current from the event stream, see history.js), and the webhooks
+// with their newest deliveries (see webhooks.js).
 
 import {cancelButton, descriptionCell, emptyRow, jobDuration, logLinks, progressCell, runAgainButton, spiderCell,
   statusBadge, statusCell, timeCell} from '../components.js';
@@ -7,6 +8,7 @@ import {debounce, fill, h} from '../dom.js';
 import {formatDuration, serverToday, shortTime} from '../format.js';
 import {loadCompleted, matches, upsert, without} from '../history.js';
 import {activeJobs, state, subscribe} from '../state.js';
+import {webhooksCard} from '../webhooks.js';
 
 export const title = 'Dashboard';
 const RECENT = 5;
@@ -88,6 +90,7 @@ export function mount(root) {
   const statusBox = h('section', {class: 'card', 'data-testid': 'status-panel', 'aria-label': 'Daemon status'});
   const activeBox = h('div');
   const recentBox = h('div');
+  const hooksBox = h('section', {class: 'card', 'data-testid': 'webhooks-panel', 'aria-label': 'Webhooks'});
   let recent = [];
 
   root.append(
@@ -104,7 +107,8 @@ export function mount(root) {
     h('section', {class: 'card'},
       h('div', {class: 'card-head'}, h('h2', null, 'Recently completed'),
         h('a', {href: '#/jobs', class: 'small'}, 'history →')),
-      recentBox));
+      recentBox),
+    hooksBox);
 
   const renderActive = () => {
     const jobs = activeJobs().filter((j) => j.status !== 'SCHEDULED')
@@ -123,6 +127,7 @@ export function mount(root) {
   const renderRecent = () => {
     fill(recentBox, table('dashboard-recent', ['Status', 'Spider', 'Description', 'Finished', 'Duration', ''],
       recent.slice(0, RECENT).map(completedRow), recentLoaded ? 'No job has completed yet.' : 'Loading…'));
+    hooks?.render();  // the deliveries name the jobs the page knows
   };
 
   // The completed jobs, last finished first: all of them when they fit in one answer (else the newest
@@ -177,11 +182,15 @@ export function mount(root) {
     return true;
   };
 
+  // A delivery's job is named by its spider when the page has the job: active, or among the completed loaded.
+  const jobName = (id) => (state.active.get(id) || recent.find((j) => j.identifier === id))?.spider || null;
+  let hooks = null;
   renderStatus(statusBox);
   showUptime();
   renderActive();
   renderRecent();
   loadRecent();
+  hooks = webhooksCard(hooksBox, jobName);
 
   const off = subscribe((kind, data) => {
     if (kind === 'status') {
@@ -198,5 +207,5 @@ export function mount(root) {
       if (!complete && kind === 'job-removed' && recent.length < RECENT) reloadRecent();
     }
   });
-  return () => { off(); reloadRecent.cancel(); controller?.abort(); clearTimeout(uptimeTimer); };
+  return () => { off(); hooks.stop(); reloadRecent.cancel(); controller?.abort(); clearTimeout(uptimeTimer); };
 }
