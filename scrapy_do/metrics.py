@@ -47,6 +47,14 @@ class _Now:
         yield GaugeMetricFamily("scrapy_do_job_slots_busy", "Job slots running a crawl",
                                 value=status["jobs-running"])
         yield GaugeMetricFamily("scrapy_do_job_slots", "The job-slots setting", value=status["job-slots"])
+        if hasattr(controller.store, "count_deliveries"):
+            kept = controller.store.count_deliveries()
+            deliveries = GaugeMetricFamily("scrapy_do_webhook_deliveries", "Webhook deliveries kept, by state: "
+                                           "pending (not yet acknowledged), delivered, failed (given up; the "
+                                           "newest 500 ended ones are kept)", labels=["state"])
+            for state in ("pending", "delivered", "failed"):
+                deliveries.add_metric([state], kept.get(state, 0))
+            yield deliveries
         yield GaugeMetricFamily("scrapy_do_launches_failing", "1 while launches fail and jobs wait (see "
                                 "status.json's launch-problem), else 0", value=int(bool(status["launch-problem"])))
 

@@ -4,8 +4,10 @@ Events drive it: the engine's news is turned into deliveries at once (one
 transaction; the same news twice makes no second delivery), and sending
 starts when there is something due and a free place among `concurrency`. A
 single timer waits for the next due retry; nothing polls. A receiver that
-failed rests until its failed delivery is due again, so a dead one holds at
-most one place while the others' deliveries go on. A delivery in flight when
+failed rests until its failed delivery is due again: once a dead or hanging
+one has failed, it holds at most one place (its retry) while the others'
+deliveries go on (before its first failure it may take every free place, for
+at most `timeout`). A delivery in flight when
 the daemon stops stays pending and is sent again at the next start: receivers
 get each at least once and tell repeats by their delivery id.
 """
@@ -64,8 +66,12 @@ class Webhooks(Service):
             run = event.job
             if not self.hooks and not run.options.notify:
                 return
+            record = to_record(run, self.zone)
+            if record["notify"]:
+                # Every hook's receiver gets the record: a job's own receiver is shown as the API shows hooks.
+                record["notify"] = D.origin(record["notify"])
             self._keep(D.targets(self.hooks, "job-ended", run), f"job-ended {run.identifier}", now, run.identifier,
-                       job=to_record(run, self.zone))
+                       job=record)
         elif isinstance(event, ScheduleSkipped) and self.hooks:
             schedule = event.schedule
             self._keep(D.targets(self.hooks, "schedule-skipped"),
@@ -152,9 +158,9 @@ class Webhooks(Service):
             self._retry(delivery, error)
 
     def _failed(self, failure, delivery):
-        if failure.check(defer.CancelledError) and not self.running:
+        if not self.running:
             self._in_flight.pop(delivery.id, None)
-            return  # stopping: it stays pending
+            return  # stopping cut it off: it stays pending, as it was, for the next start
         self._retry(delivery, _reason(failure))
 
     def _retry(self, delivery, error):

@@ -85,6 +85,7 @@ def test_metrics_count_what_the_daemon_did(tmp_path):
         # Counted once answered: this scrape is not in its own figures yet.
         assert value(after, "scrapy_do_api_requests_total", endpoint="/metrics", code="200") == 2
         assert value(after, "scrapy_do_launches_failing") == 0
+        assert ("scrapy_do_webhook_deliveries", (("state", "pending"),)) in after
         assert not any(name.endswith("_created") for name, _ in after)
         # No job identifier in any label: the series stay bounded.
         assert not any(ok in json.dumps(labels) for _, labels in after)

@@ -11,6 +11,7 @@ import signal
 import socket
 import threading
 import time
+import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -247,5 +248,7 @@ def test_a_delivery_is_given_up_after_retry_for(tmp_path):
         assert shown["last-error"] == "connection refused" and shown["attempts"] >= 2 and shown["ended"]
         assert webhooks(d, state="failed")["deliveries"][0]["id"] == shown["id"]
         assert webhooks(d)["failed"] == 1
+        metrics = urllib.request.urlopen(d.url + "/metrics", timeout=10).read().decode()
+        assert 'scrapy_do_webhook_deliveries{state="failed"} 1.0' in metrics
     finally:
         d.stop()

@@ -131,8 +131,27 @@ def test_each_hook_hears_only_what_it_asked_for(world):
 def test_a_runs_notify_url_hears_its_end_without_any_hook(world):
     clock, store, engine, receiver, make = world
     make(hooks=())
-    engine.emit(JobChanged(run(notify="http://mine/x")))
-    assert [c[0] for c in receiver.calls] == ["http://mine/x"]
+    engine.emit(JobChanged(run(notify="http://mine/x?key=secret")))
+    assert [c[0] for c in receiver.calls] == ["http://mine/x?key=secret"]
+    # The record in the body shows the job's own receiver by origin, as hooks are shown.
+    assert json.loads(receiver.calls[0][1])["job"]["notify"] == "http://mine/…"
+
+
+def test_an_attempt_cut_off_by_a_stop_is_not_counted_whatever_the_error(world):
+    clock, store, engine, receiver, make = world
+    from twisted.internet.defer import TimeoutError
+
+    # Like treq under addTimeout, this receiver words a cancel as a time-out.
+    posted = []
+    webhooks = Webhooks(engine, store, clock, hooks=(Hook("http://a/", ALL),),
+                        post=lambda *a: posted.append(defer.Deferred(lambda d: d.errback(TimeoutError())))
+                        or posted[-1])
+    webhooks.startService()
+    engine.emit(JobChanged(run()))
+    assert len(posted) == 1
+    assert webhooks.stopService().called
+    (delivery,) = store.list_deliveries(10)
+    assert delivery.attempts == 0 and delivery.last_error is None and delivery.due == T0
 
 
 def test_a_failed_attempt_is_retried_with_doubling_waits_until_acknowledged(world):
