@@ -6,8 +6,9 @@ starts when there is something due and a free place among `concurrency`. A
 single timer waits for the next due retry; nothing polls. A receiver that
 failed rests until its failed delivery is due again: once a dead or hanging
 one has failed, it holds at most one place (its retry) while the others'
-deliveries go on (before its first failure it may take every free place, for
-at most `timeout`). A delivery in flight when
+deliveries go on. Places go round the receivers with something due, so
+before its first failure a hanging one takes only what the others leave,
+for at most `timeout`. A delivery in flight when
 the daemon stops stays pending and is sent again at the next start: receivers
 get each at least once and tell repeats by their delivery id.
 """
@@ -53,6 +54,7 @@ class Webhooks(Service):
         self._in_flight = {}   # delivery id -> Deferred
         self._resting = {}     # url -> until when no delivery goes there (after a failure)
         self._timer = None
+        self._pumping = self._again = False
         self._ended = 0        # ended since the last purge
         # Subscribed from the start: runs that recovery finds ended must be told of too. Events come only once
         # the controller runs, after the store opened.
@@ -114,16 +116,37 @@ class Webhooks(Service):
         return defer.DeferredList(flying, consumeErrors=True)
 
     def _pump(self):
+        """Send what is due into the free places. An answer that comes at once (a refused connection) asks
+        for another pump from inside this one: it runs after, so no delivery is sent twice."""
         if not self.running:
             return
-        now = self.clock.seconds()
+        if self._pumping:
+            self._again = True
+            return
+        self._pumping = True
+        try:
+            self._again = True
+            while self._again and self.running:
+                self._again = False
+                self._fill(self.clock.seconds())
+        finally:
+            self._pumping = False
+        self._arm(self.clock.seconds())
+
+    def _fill(self, now):
         self._resting = {url: until for url, until in self._resting.items() if until > now}
-        free = self.concurrency - len(self._in_flight)
-        if free > 0:
-            for delivery in self.store.pending_deliveries(free, skip=tuple(self._in_flight),
-                                                          skip_urls=tuple(self._resting), due_by=now):
-                self._send(delivery, now)
-        self._arm(now)
+        # Each receiver with something due gets a place before any gets a second: one that hangs cannot
+        # take every place from the others while its first attempt has not timed out yet.
+        for one_per_url in (True, False):
+            free = self.concurrency - len(self._in_flight)
+            if free <= 0:
+                return
+            chosen = self.store.pending_deliveries(free, skip=tuple(self._in_flight),
+                                                   skip_urls=tuple(self._resting), due_by=now,
+                                                   one_per_url=one_per_url)
+            for delivery in chosen:
+                if delivery.id not in self._in_flight:
+                    self._send(delivery, now)
 
     def _arm(self, now):
         """One timer for the next due retry (or the end of a receiver's rest), if no place is taken by then."""

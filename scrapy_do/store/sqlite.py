@@ -407,13 +407,16 @@ class SqliteStore:
             where += f" AND url NOT IN ({', '.join('?' * len(skip_urls))})"
         return where, (*skip, *skip_urls)
 
-    def pending_deliveries(self, limit, skip=(), skip_urls=(), due_by=None):
+    def pending_deliveries(self, limit, skip=(), skip_urls=(), due_by=None, one_per_url=False):
         """The first `limit` pending deliveries due by `due_by` (any, if None), soonest first, but those in
-        `skip` and those to `skip_urls`."""
+        `skip` and those to `skip_urls`; with `one_per_url`, only the oldest of each URL."""
         where, args = self._pending_where(skip, skip_urls)
         if due_by is not None:
             where += " AND due <= ?"
             args = (*args, due_by)
+        if one_per_url:
+            where, args = (f"{where} AND seq IN (SELECT MIN(seq) FROM deliveries WHERE {where} GROUP BY url)",
+                           (*args, *args))
         rows = self._db.execute(f"SELECT {', '.join(_DELIVERY_COLUMNS)} FROM deliveries WHERE {where} "
                                 "ORDER BY due, seq LIMIT ?", (*args, limit)).fetchall()
         return [_delivery(r) for r in rows]

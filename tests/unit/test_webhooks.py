@@ -263,3 +263,36 @@ def test_retry_delay_doubles_up_to_an_hour(attempts, wait):
                                         ("http://[::1]:9/", "http://[::1]:9/")])
 def test_origin(url, shown):
     assert D.origin(url) == shown
+
+
+def test_places_go_round_the_receivers_so_a_hanging_one_cannot_take_them_all(world):
+    clock, store, engine, receiver, make = world
+    hooks = (Hook("http://hangs/", frozenset({"job-failed"})), Hook("http://fine/", frozenset({"project-pushed"})))
+    webhooks = Webhooks(engine, store, clock, hooks=hooks, post=receiver, concurrency=2)
+    # Kept while the daemon starts (not yet sending): four for one receiver, then one for the other.
+    for n in range(4):
+        engine.emit(JobChanged(run(JobStatus.FAILED, f"bad{n}")))
+    engine.emit(ProjectPushed(Project("p", ("s",), "tree", datetime(2027, 1, 1, tzinfo=timezone.utc))))
+    assert receiver.calls == []
+    webhooks.startService()
+    assert sorted(c[0] for c in receiver.calls) == ["http://fine/", "http://hangs/"]
+
+
+def test_answers_that_come_at_once_never_send_a_delivery_twice(world):
+    clock, store, engine, receiver, make = world
+    from twisted.internet.error import ConnectionRefusedError
+
+    sent = []
+
+    def refuse(url, body, headers):
+        sent.append(headers["X-Scrapy-Do-Delivery"])
+        return defer.fail(ConnectionRefusedError())
+
+    webhooks = Webhooks(engine, store, clock, hooks=tuple(Hook(f"http://h{n}/", ALL) for n in range(3)),
+                        post=refuse, concurrency=2, first_retry=5)
+    webhooks.startService()
+    engine.emit(JobChanged(run()))
+    assert sorted(sent) == sorted(set(sent)) and len(sent) == 3
+    assert {d.attempts for d in store.list_deliveries(10)} == {1}
+    clock.advance(5)
+    assert len(sent) == 6 and {d.attempts for d in store.list_deliveries(10)} == {2}
