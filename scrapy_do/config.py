@@ -14,6 +14,7 @@ from importlib import resources
 from pathlib import Path
 
 from scrapy_do.domain import zones
+from scrapy_do.domain.urls import url_problem
 from scrapy_do.errors import ConfigError
 
 _SIZE = re.compile(r"^\s*(\d+)\s*([kmgt]?)i?b?\s*$", re.IGNORECASE)
@@ -248,9 +249,10 @@ def _hooks(raw):
         if not words or words[0].startswith("#"):
             continue
         url, events = words[0], words[1:]
-        if not re.match(r"^https?://[^/\s?#]+(/\S*)?$", url):
-            raise ValueError(f"{url[:80]!r} is not an http:// or https:// URL; write one hook per line as "
-                             "URL [EVENT ...]")
+        problem = url_problem(url)
+        if problem:
+            raise ValueError(f"{url[:80]!r} {problem}; write one hook per line as URL [EVENT ...], the URL "
+                             "http:// or https://")
         unknown = [e for e in events if e not in WEBHOOK_EVENTS]
         if unknown:
             raise ValueError(f"{unknown[0]!r} is not an event; events are {', '.join(WEBHOOK_EVENTS)}")

@@ -126,3 +126,29 @@ class ILogSource(Interface):
 
     def path(kind):
         """The file holding the run's `out` or `err` log."""
+
+
+class IDeliveryStore(Interface):
+    """Where webhook deliveries wait until a receiver acknowledged them (engine.webhooks); SqliteStore."""
+
+    def add_deliveries(deliveries):
+        """Keep new deliveries, all or none, but those whose key is kept already; return those added."""
+
+    def update_delivery(delivery):
+        """Replace the kept delivery with the same id."""
+
+    def pending_deliveries(limit, skip=(), skip_urls=(), due_by=None, one_per_url=False):
+        """The first `limit` pending deliveries due by `due_by`, soonest first, but those in `skip` and to
+        `skip_urls`; with `one_per_url` only the oldest of each URL."""
+
+    def next_due(skip=(), skip_urls=()):
+        """When the soonest pending delivery (but those in `skip` and to `skip_urls`) is due, or None."""
+
+    def list_deliveries(limit, state=None):
+        """The newest deliveries, of any state or of `state`."""
+
+    def count_deliveries():
+        """{state: n} over all kept deliveries."""
+
+    def purge_deliveries(keep):
+        """Forget all but the `keep` newest ended deliveries."""

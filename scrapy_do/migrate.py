@@ -15,6 +15,7 @@ already on the daemon is kept as it is (it may hold newer code) unless
 import argparse
 import getpass
 import io
+import os
 import pickle
 import sqlite3
 import sys
@@ -338,6 +339,9 @@ def build_parser():
     parser.add_argument("--url", default="http://localhost:7654", help="the new daemon (default %(default)s)")
     parser.add_argument("--username", help="user name, when the daemon has [web] auth = on")
     parser.add_argument("--password", help="password (prompted for when a username is given without one)")
+    parser.add_argument("--token", default=os.environ.get("SCRAPY_DO_TOKEN"),
+                        help="a full API token ([web] tokens-db) instead of a user; default: $SCRAPY_DO_TOKEN, "
+                             "which keeps it out of the process list")
     parser.add_argument("--no-verify-ssl", dest="verify", action="store_false",
                         help="do not verify the daemon's TLS certificate")
     parser.add_argument("--dry-run", action="store_true",
@@ -357,9 +361,12 @@ def main(argv=None, stdout=None, client_factory=ScrapyDoClient):
         print(f"scrapy-do-migrate: {e}", file=sys.stderr)
         return EXIT_NOTHING_DONE
     password = args.password
-    if args.username is not None and password is None:
+    if args.token:
+        args.username = password = None  # the token wins, as in scrapy-do-cl
+    elif args.username is not None and password is None:
         password = getpass.getpass()
-    client = client_factory(args.url, args.username, password, verify=args.verify)
+    client = (client_factory(args.url, args.username, password, verify=args.verify, token=args.token)
+              if args.token else client_factory(args.url, args.username, password, verify=args.verify))
     print(f"{'dry run: ' if args.dry_run else ''}{store.path}: 0.5.0 store (schema {store.version}), "
           f"{len(store.projects)} projects, {len(store.schedules)} schedules -> {args.url}", file=stdout)
     try:

@@ -138,12 +138,18 @@ def _option(name):
     return next(f.metadata["parse"] for f in OPTION_FIELDS if param_name(f) == name)
 
 
+def _required_name(name):
+    if name is None:
+        raise BadRequest("name must not be empty: apply knows each schedule by its name")
+    return name
+
+
 def _parsed(parse):
     return lambda node: parse(_text(node))
 
 
 _READERS = {
-    "name": _parsed(parse_name),
+    "name": _parsed(lambda text: _required_name(parse_name(text))),
     "project": _nonempty("project's name"),
     "spider": _nonempty("spider's name"),
     "when": _when,

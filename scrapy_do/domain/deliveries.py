@@ -123,20 +123,6 @@ def origin(url):
     return f"{parts.scheme}://{shown}{port}{rest}"
 
 
-def choose(due, resting, now, free):
-    """Which of the `due` deliveries (oldest first) to send now, at most `free`: none to a URL that is resting
-    after a failure (`resting`: url -> until when). A dead receiver so holds no more than one slot at a time,
-    and the others' deliveries go on."""
-    chosen = []
-    for delivery in due:
-        if len(chosen) >= free:
-            break
-        if resting.get(delivery.url, 0) > now:
-            continue
-        chosen.append(delivery)
-    return chosen
-
-
 def resting_until(url, failed_due, resting):
     """After a failed attempt to `url`, no other delivery goes there before the failed one is due again."""
     return {**resting, url: max(resting.get(url, 0), failed_due)}

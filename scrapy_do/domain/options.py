@@ -119,19 +119,17 @@ def _text(value):
     return value
 
 
-#: A webhook URL: http(s), a host, no spaces; long enough for any real receiver.
-_HOOK_URL = re.compile(r"^https?://[^/\s?#@]+(?:@[^/\s?#@]+)?(?:[/?#]\S*)?$")
-MAX_URL = 2000
-
-
 def parse_notify(text):
     """A run's `notify` URL: who hears when it ends (empty: nobody)."""
+    from scrapy_do.domain.urls import url_problem
+
     text = text.strip()
     if not text:
         return ""
-    if len(text) > MAX_URL or not _HOOK_URL.match(text) or any(ord(c) < 32 or ord(c) == 127 for c in text):
-        raise BadRequest(f"notify must be an http:// or https:// URL (at most {MAX_URL} characters) that hears "
-                         f"when the run ends, such as https://hooks.example.com/scrapy-do, not {text[:60]!r}")
+    problem = url_problem(text)
+    if problem:
+        raise BadRequest(f"notify must be an http:// or https:// URL that hears when the run ends, such as "
+                         f"https://hooks.example.com/scrapy-do; {text[:60]!r} {problem}")
     return text
 
 
@@ -300,8 +298,11 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
 def parse_name(text):
-    """A schedule's name: what `scrapy-do-cl apply` knows it by (unique among SCHEDULED schedules)."""
+    """A schedule's name: what `scrapy-do-cl apply` knows it by (unique among SCHEDULED schedules); empty: none
+    (edit-job with an empty name takes a schedule out of apply's hands)."""
     name = text.strip()
+    if not name:
+        return None
     if not _NAME.match(name):
         raise BadRequest(f"name must be 1 to 100 letters, digits, '.', '_' or '-', starting with a letter or a "
                          f"digit, such as nightly-books; not {name[:60]!r}")
@@ -317,7 +318,7 @@ SCHEDULE_PARAMS = {
     "catch-up": ("catch_up", parse_catch_up, "off (default) or on: a run missed while the daemon was down "
                                              "starts once at start-up"),
     "name": ("name", parse_name, "a unique name for the schedule (letters, digits, '.', '_', '-'; at most 100), "
-                                 "by which `scrapy-do-cl apply` manages it"),
+                                 "by which `scrapy-do-cl apply` manages it; empty: none"),
 }
 
 

@@ -68,22 +68,26 @@ class Webhooks(Service):
             run = event.job
             if not self.hooks and not run.options.notify:
                 return
-            record = to_record(run, self.zone)
-            if record["notify"]:
-                # Every hook's receiver gets the record: a job's own receiver is shown as the API shows hooks.
-                record["notify"] = D.origin(record["notify"])
             self._keep(D.targets(self.hooks, "job-ended", run), f"job-ended {run.identifier}", now, run.identifier,
-                       job=record)
+                       job=self._record(run))
         elif isinstance(event, ScheduleSkipped) and self.hooks:
             schedule = event.schedule
             self._keep(D.targets(self.hooks, "schedule-skipped"),
                        f"schedule-skipped {schedule.identifier} {schedule.skipped}", now, schedule.identifier,
-                       job=to_record(schedule, self.zone))
+                       job=self._record(schedule))
         elif isinstance(event, ProjectPushed) and self.hooks:
             p = event.project
             self._keep(D.targets(self.hooks, "project-pushed"), f"project-pushed {p.name} {p.pushed.timestamp()}",
                        now, None, project={"name": p.name, "spiders": list(p.spiders),
                                            "pushed": zones.show(p.pushed, self.zone)})
+
+    def _record(self, job):
+        """The job record a body carries. Every hook's receiver gets it: the job's own receiver is in it by
+        origin, as the API shows hooks (a chat hook's path is its secret)."""
+        record = to_record(job, self.zone)
+        if record.get("notify"):
+            record["notify"] = D.origin(record["notify"])
+        return record
 
     def _keep(self, targets, key, now, about, **subject):
         """Keep a delivery per target of `subject` (the body's keys); `about` is the job it concerns."""
@@ -113,7 +117,11 @@ class Webhooks(Service):
         flying = list(self._in_flight.values())
         for d in flying:
             d.cancel()
-        return defer.DeferredList(flying, consumeErrors=True)
+        done = defer.DeferredList(flying, consumeErrors=True)
+        close = getattr(self.post, "close", None)
+        if close is not None:
+            done.addBoth(lambda _: close())
+        return done
 
     def _pump(self):
         """Send what is due into the free places. An answer that comes at once (a refused connection) asks
@@ -206,7 +214,9 @@ class Webhooks(Service):
                     self._ended = 0
                     self.store.purge_deliveries(KEEP_ENDED)
         except Exception:
+            # Still pending in the database (a full disk): it goes again, but only after a rest, not at once.
             log.failure("could not record webhook delivery {id}", id=delivery.id)
+            self._resting = D.resting_until(delivery.url, self.clock.seconds() + self.first_retry, self._resting)
         self._pump()
 
     # -- what the API shows ------------------------------------------------
@@ -237,6 +247,11 @@ def _reason(failure):
         failure = inner[0]
     if failure.check(defer.TimeoutError, defer.CancelledError):
         return "no answer in time"
+    from twisted.web._newclient import ParseError
+
+    if failure.check(ParseError) and len(failure.value.args) == 2:
+        reason, data = failure.value.args
+        return f"the answer is not HTTP ({reason}: {data[:120].decode('latin-1')!r})"
     if failure.check(net_error.ConnectionRefusedError):
         return "connection refused"
     if failure.check(net_error.DNSLookupError):
@@ -269,6 +284,11 @@ class _TLSOnDemand:
     def creatorForNetloc(self, hostname, port):
         if sys.modules.get("OpenSSL", 0) is None:
             del sys.modules["OpenSSL"]
+            from twisted.internet import endpoints
+            from twisted.protocols.tls import TLSMemoryBIOFactory
+
+            # Imported while pyOpenSSL was kept out, endpoints took TLS for missing.
+            endpoints.TLSMemoryBIOFactory = TLSMemoryBIOFactory
         from twisted.internet import ssl
 
         return ssl.optionsForClientTLS(hostname.decode("ascii"))
@@ -289,6 +309,7 @@ class HttpPoster:
         pool.maxPersistentPerHost = concurrency
         self.reactor = reactor
         self.timeout = timeout
+        self.pool = pool
         self.client = HTTPClient(Agent(reactor, contextFactory=_TLSOnDemand(), connectTimeout=timeout, pool=pool))
 
     def __call__(self, url, body, headers):
@@ -296,6 +317,10 @@ class HttpPoster:
         d.addCallback(self._drained)
         d.addTimeout(self.timeout, self.reactor)
         return d
+
+    def close(self):
+        """Let the kept-alive connections go (at a stop)."""
+        return self.pool.closeCachedConnections()
 
     def _drained(self, response):
         done = defer.Deferred(lambda _: transport_stop(drain))

@@ -26,7 +26,7 @@ from scrapy_do.domain.deliveries import Delivery
 from scrapy_do.domain.options import OPTION_DEFAULTS, OPTION_FIELDS
 from scrapy_do.domain.records import JOB_FIELDS
 from scrapy_do.errors import StorageFull, UnusableStore
-from scrapy_do.interfaces import IJobStore
+from scrapy_do.interfaces import IDeliveryStore, IJobStore
 from scrapy_do.store.migrations import Context, migrate
 
 COUNTERS = ("run", "successful", "failed", "canceled")
@@ -144,7 +144,7 @@ def _writes(method):
     return write
 
 
-@implementer(IJobStore)
+@implementer(IJobStore, IDeliveryStore)
 class SqliteStore:
     """`path` may be ':memory:'. Nothing is touched until `open()`."""
 

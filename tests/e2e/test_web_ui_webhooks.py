@@ -1,7 +1,7 @@
 """The dashboard's Webhooks card against the real daemon and a real receiver on loopback: the hooks are listed,
 a delivery the receiver refuses shows pending with its last error, and once the receiver answers 2xx it shows
-delivered, live, without reloading the page. What the configuration and the daemon give (a hook's odd host, the
-error worded from it) is shown as text, never as HTML."""
+delivered, live, without reloading the page. What a receiver sends (a status line of markup, which the daemon
+words into the delivery's error) is shown as text, never as HTML."""
 
 import socket
 import threading
@@ -16,10 +16,41 @@ from tests.integration.daemonproc import DaemonProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
-#: A hook whose host is markup (the configuration allows any host without "/", "?", "#" or spaces): shown by
-#: origin, as text. Port 1 on nothing: its deliveries never succeed, whatever the resolver says of the host.
-ODD_HOOK = "http://<b>odd<i>host:1/x"
-ODD_ORIGIN = "http://<b>odd<i>host:1/…"
+#: What a hostile receiver answers: a status line of markup, which the daemon words into the delivery's error.
+MARKUP = b"<b>x</b><img src=x onerror=window.pwned=1>"
+
+
+class HostileReceiver:
+    """Answers every request with a broken status line holding MARKUP, then hangs up."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                conn.settimeout(5)
+                data = b""
+                try:
+                    while b"\r\n\r\n" not in data:
+                        chunk = conn.recv(65536)
+                        if not chunk:
+                            break
+                        data += chunk
+                    conn.sendall(b"HTTP/1.1 " + MARKUP + b"\r\n\r\n")
+                except OSError:
+                    pass
+
+    def close(self):
+        self.sock.close()
 
 
 class Receiver:
@@ -61,11 +92,20 @@ def receiver():
 
 
 @pytest.fixture
-def hooked(tmp_path, receiver):
-    """The real daemon with two hooks: the receiver's and the odd one; retries from 0.5 s on."""
+def hostile():
+    r = HostileReceiver()
+    yield r
+    r.close()
+
+
+@pytest.fixture
+def hooked(tmp_path, receiver, hostile):
+    """The real daemon with two hooks: the receiver's and the hostile one's; retries from 0.5 s on."""
     d = DaemonProcess(tmp_path, "[scrapy-do]\njob-slots = 2\ncancel-grace = 5\n[web]\ninterfaces = 127.0.0.1:0\n"
-                                f"[webhooks]\nhooks = http://127.0.0.1:{receiver.port}/hook\n  {ODD_HOOK}\n"
+                                f"[webhooks]\nhooks = http://127.0.0.1:{receiver.port}/hook\n"
+                                f"  http://127.0.0.1:{hostile.port}/odd\n"
                                 "first-retry = 0.5\ntimeout = 2\n").start()
+    d.odd_origin = f"http://127.0.0.1:{hostile.port}/…"
     yield d
     d.stop()
 
@@ -87,7 +127,7 @@ def test_the_dashboard_shows_hooks_and_deliveries_live(page, hooked, receiver):
 
     # The hooks, by origin (the path is the daemon's secret to keep), the odd one as the text it is.
     urls = panel.get_by_test_id("webhook-hook-url")
-    expect(urls).to_have_text([f"http://127.0.0.1:{receiver.port}/…", ODD_ORIGIN])
+    expect(urls).to_have_text([f"http://127.0.0.1:{receiver.port}/…", hooked.odd_origin])
     expect(panel.get_by_test_id("webhook-hook").first.get_by_test_id("webhook-hook-event")).to_have_count(4)
     expect(panel.get_by_test_id("webhooks-deliveries-empty")).to_be_visible()
 
@@ -95,7 +135,7 @@ def test_the_dashboard_shows_hooks_and_deliveries_live(page, hooked, receiver):
     job = hooked.schedule("offline", "quick")
     assert hooked.wait_job(job, {"SUCCESSFUL", "FAILED"}, timeout=20)["status"] == "SUCCESSFUL"
     ours = wait_until(lambda: delivery(hooked, job=job, event="job-ended", attempts=lambda n: n >= 1,
-                                       url=lambda u: u.startswith("http://127.0.0.1:")), timeout=10)
+                                       url=f"http://127.0.0.1:{receiver.port}/…"), timeout=10)
     assert ours["state"] == "pending" and ours["last-error"] == "HTTP 500", ours
 
     # Pending with the receiver's refusal, standing out; its job links to the job's page.
@@ -111,12 +151,14 @@ def test_the_dashboard_shows_hooks_and_deliveries_live(page, hooked, receiver):
     # The push made one too, with no job.
     expect(panel.locator('tr[data-event="project-pushed"]').first).to_be_visible()
 
-    # The odd hook's delivery: whatever the daemon made of its host, the row shows the API's text as text.
-    odd = wait_until(lambda: delivery(hooked, job=job, url=ODD_ORIGIN, attempts=lambda n: n >= 1), timeout=10)
+    # The hostile receiver's markup, worded into an error: the row shows the API's text as text.
+    odd = wait_until(lambda: delivery(hooked, url=hooked.odd_origin,
+                                      **{"last-error": lambda e: e is not None and "<img" in e}), timeout=10)
     odd_row = panel.locator(f'tr[data-delivery-id="{odd["id"]}"]')
-    expect(odd_row.get_by_test_id("delivery-url")).to_have_text(ODD_ORIGIN)
+    expect(odd_row.get_by_test_id("delivery-url")).to_have_text(hooked.odd_origin)
     expect(odd_row.get_by_test_id("delivery-error")).to_have_text(odd["last-error"])
     expect(panel.locator("b, i, img, script")).to_have_count(0)
+    assert page.evaluate("window.pwned") is None
 
     # The receiver takes it now: the next attempt (the server's clock, no event) gets a 200; the card follows.
     receiver.code = 200

@@ -565,7 +565,6 @@ CASES += [
     ("remove-project: with a schedule", "POST", "/remove-project.json", needing(a_schedule, form(name="offline")), 409, "scheduled job(s); cancel them"),
     # Schedule names and notify URLs (issue 16).
     ("name: path", "POST", "/schedule-job.json", periodic(name="../etc/passwd"), 400, "name must be"),
-    ("name: empty", "POST", "/schedule-job.json", periodic(name=""), 400, "name must be"),
     ("name: 5000 characters", "POST", "/schedule-job.json", periodic(name="a" * 5000), 400, "name must be"),
     ("name: NUL", "POST", "/schedule-job.json", periodic(name="a\x00b"), 400, "name must be"),
     ("name: SQL", "POST", "/schedule-job.json", periodic(name="x' OR '1'='1"), 400, "name must be"),
@@ -574,6 +573,8 @@ CASES += [
     ("notify: file URL", "POST", "/schedule-job.json", schedule_form(notify="file:///etc/passwd"), 400, "notify must be"),
     ("notify: javascript", "POST", "/schedule-job.json", periodic(notify="javascript:alert(1)"), 400, "notify must be"),
     ("notify: header injection", "POST", "/schedule-job.json", schedule_form(notify="http://a/\r\nX-Evil: 1"), 400, "notify must be"),
+    ("notify: credentials", "POST", "/schedule-job.json", schedule_form(notify="https://user:pw@example.com/x"), 400, "holds credentials"),
+    ("notify: unparsable port", "POST", "/schedule-job.json", schedule_form(notify="http://a:80x/"), 400, "notify must be"),
     ("notify: 5000 characters", "POST", "/schedule-job.json", schedule_form(notify="http://a/" + "x" * 5000), 400, "notify must be"),
     ("edit: bad notify", "POST", "/edit-job.json", with_job(a_schedule, notify="gopher://a/"), 400, "notify must be"),
     ("webhooks: limit 0", "GET", "/webhooks.json?limit=0", None, 400, "limit"),

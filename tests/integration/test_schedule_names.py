@@ -48,7 +48,14 @@ def test_edit_job_renames_and_refuses_a_taken_name(daemon):
     assert code == 200 and body["job"]["priority"] == 3  # its own name is not "taken"
 
 
-@pytest.mark.parametrize("name", ["", "-lead", "a b", "x" * 101, "ü", "a/b", "a\x00"])
+def test_an_empty_name_in_edit_job_unnames_a_schedule(daemon):
+    a = schedule(daemon, name="unname-me")[1]["identifier"]
+    code, body = daemon.request("/edit-job.json", {"job_id": a, "name": ""})
+    assert code == 200 and body["job"]["name"] is None
+    assert schedule(daemon, name="unname-me")[0] == 200  # the name is free
+
+
+@pytest.mark.parametrize("name", ["-lead", "a b", "x" * 101, "ü", "a/b", "a\x00"])
 def test_a_bad_name_is_refused_naming_the_field(daemon, name):
     code, body = schedule(daemon, name=name)
     assert code == 400 and body["msg"].startswith("name must be"), body
@@ -69,7 +76,9 @@ def test_notify_is_a_run_option_copied_to_each_run(daemon):
 
 
 @pytest.mark.parametrize("url", ["ftp://example.com/x", "example.com", "http://", "http://a b/",
-                                 "javascript:alert(1)", "http://x/" + "a" * 2000, "http://x/\x01"])
+                                 "javascript:alert(1)", "http://x/" + "a" * 2000, "http://x/\x01",
+                                 "http://ho_st:80x/", "http://[::1]:9/", "http://%zz/", "https://user:pw@host/x",
+                                 "http://<b>odd<i>host:1/x", "HTTP://A/"])
 def test_a_bad_notify_url_is_refused(daemon, url):
     code, body = schedule(daemon, notify=url, when="now")
     assert code == 400 and body["msg"].startswith("notify must be"), body

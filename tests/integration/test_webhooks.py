@@ -252,3 +252,51 @@ def test_a_delivery_is_given_up_after_retry_for(tmp_path):
         assert 'scrapy_do_webhook_deliveries{state="failed"} 1.0' in metrics
     finally:
         d.stop()
+
+
+def test_an_https_receiver_gets_its_delivery_from_a_plain_http_daemon(tmp_path):
+    """The daemon keeps pyOpenSSL out until it needs it: the first https receiver loads TLS, and the receiver's
+    certificate is checked (against SSL_CERT_FILE here, the system's roots otherwise)."""
+    import ssl
+
+    from cryptography.hazmat.primitives import serialization
+
+    from tests.integration.test_security import make_ca, make_server_cert
+
+    ca = make_ca()
+    (tmp_path / "ca.crt").write_bytes(ca[1].public_bytes(serialization.Encoding.PEM))
+    make_server_cert(ca, tmp_path)
+    receiver = Receiver()
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(tmp_path / "server.crt", tmp_path / "server.key")
+    receiver.server.socket = context.wrap_socket(receiver.server.socket, server_side=True)
+    secure_url = receiver.url.replace("http://", "https://")
+    conf = ("[web]\ninterfaces = 127.0.0.1:0\n[webhooks]\n"
+            f"hooks = {secure_url}/tls job-ended\nfirst-retry = 0.3\ntimeout = 2\n")
+    for name in ("daemon", "untrusted"):
+        (tmp_path / name).mkdir()
+    untrusted = DaemonProcess(tmp_path / "untrusted", conf, env={"SSL_CERT_FILE": "/nonexistent"})
+    try:
+        d = DaemonProcess(tmp_path / "daemon", conf, env={"SSL_CERT_FILE": str(tmp_path / "ca.crt")}).start()
+        try:
+            d.push("offline.zip", zip_tree(FIXTURES / "offline"))
+            job = d.schedule("offline", "quick")
+            (delivery,) = receiver.wait(ended(job), what="the delivery over TLS")
+            assert delivery["path"] == "/tls"
+            wait_state(d, job, "delivered")
+        finally:
+            d.stop()
+        # Without the CA the certificate is refused, and the error says so.
+        untrusted.start()
+        untrusted.push("offline.zip", zip_tree(FIXTURES / "offline"))
+        job = untrusted.schedule("offline", "quick")
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            shown = [x for x in webhooks(untrusted)["deliveries"] if x["job"] == job and x["last-error"]]
+            if shown:
+                break
+            time.sleep(0.1)
+        assert shown and "certificate" in shown[0]["last-error"].lower(), shown
+    finally:
+        untrusted.stop() if untrusted.proc else None
+        receiver.close()

@@ -228,3 +228,27 @@ def test_a_name_taken_meanwhile_counts_as_carried_before(tmp_path):
            "carried before, as other-run" in report.already
     assert [j["name"] for j in daemon.jobs] == ["v050-a-sched", "v050-b-sched"]
     assert [line for line in report.failed if line.startswith("schedule ")] == []
+
+
+class _Made(_Daemon):
+    def status(self):
+        return {"status": "ok"}
+
+
+def test_a_token_from_the_environment_is_used_instead_of_a_user(tmp_path, monkeypatch):
+    folder = make_store(tmp_path / "store")
+    (folder / "offline.zip").write_bytes(_zip(["offline/scrapy.cfg"]))
+    made = []
+
+    def factory(url, username, password, verify=True, **kwargs):
+        made.append((username, password, kwargs.get("token")))
+        return _Made()
+
+    monkeypatch.setenv("SCRAPY_DO_TOKEN", "sdo_from-env")
+    assert migrate.main([str(folder), "--username", "alice", "--password", "pw"], stdout=io.StringIO(),
+                        client_factory=factory) == 1  # the waiting run is not carried
+    assert made == [(None, None, "sdo_from-env")]
+    monkeypatch.delenv("SCRAPY_DO_TOKEN")
+    migrate.main([str(folder), "--username", "alice", "--password", "pw"], stdout=io.StringIO(),
+                 client_factory=factory)
+    assert made[-1] == ("alice", "pw", None)

@@ -137,6 +137,17 @@ def test_a_runs_notify_url_hears_its_end_without_any_hook(world):
     assert json.loads(receiver.calls[0][1])["job"]["notify"] == "http://mine/…"
 
 
+def test_a_skipped_schedules_record_shows_its_notify_url_by_origin(world):
+    clock, store, engine, receiver, make = world
+    make(hooks=(("http://skips/", {"schedule-skipped"}),))
+    schedule = Schedule(identifier="sch", status=JobStatus.SCHEDULED, actor=Actor.USER, project="p",
+                        options=RunOptions(spider="s", notify="https://hooks.slack.com/services/T/B/SECRET"),
+                        timestamp=datetime(2027, 1, 1, tzinfo=timezone.utc), spec="every 10 minutes", skipped=1)
+    engine.emit(ScheduleSkipped(schedule))
+    assert b"SECRET" not in receiver.calls[0][1]
+    assert json.loads(receiver.calls[0][1])["job"]["notify"] == "https://hooks.slack.com/…"
+
+
 def test_an_attempt_cut_off_by_a_stop_is_not_counted_whatever_the_error(world):
     clock, store, engine, receiver, make = world
     from twisted.internet.defer import TimeoutError
@@ -214,17 +225,42 @@ def test_concurrency_bounds_deliveries_in_flight(world):
 
 def test_a_failing_receiver_rests_and_does_not_hold_back_the_others(world):
     clock, store, engine, receiver, make = world
-    make(hooks=(("http://dead/", ALL),), concurrency=2, first_retry=10)
+    make(hooks=(("http://dead/", {"job-failed"}), ("http://alive/", {"project-pushed"})), concurrency=2,
+         first_retry=10)
     for n in range(3):
-        engine.emit(JobChanged(run(ident=f"r{n}")))
+        engine.emit(JobChanged(run(JobStatus.FAILED, f"r{n}")))
+    assert [c[0] for c in receiver.calls] == ["http://dead/", "http://dead/"]
     receiver.answer(500)
-    # The dead receiver rests: its third delivery waits though a place is free.
-    assert len(receiver.calls) == 1
-    webhooks = Webhooks(engine, store, clock, hooks=(Hook("http://alive/", ALL),), post=receiver)
-    webhooks.startService()
-    engine.emit(JobChanged(run(ident="other")))
-    urls = sorted(c[0] for c in receiver.calls)
-    assert "http://alive/" in urls
+    # The dead receiver rests: its third delivery waits though a place is free...
+    assert [c[0] for c in receiver.calls] == ["http://dead/"]
+    # ...which the same engine gives to another receiver at once.
+    engine.emit(ProjectPushed(Project("p", ("s",), "tree", datetime(2027, 1, 1, tzinfo=timezone.utc))))
+    assert sorted(c[0] for c in receiver.calls) == ["http://alive/", "http://dead/"]
+    receiver.answer(200, index=[c[0] for c in receiver.calls].index("http://alive/"))
+    assert [c[0] for c in receiver.calls] == ["http://dead/"]
+    clock.advance(10)  # its rest is over: the failed one goes again (and the waiting one beside it)
+    assert [c[0] for c in receiver.calls] == ["http://dead/", "http://dead/"]
+
+
+def test_a_delivery_that_cannot_be_recorded_goes_again_only_after_a_rest(world):
+    clock, store, engine, receiver, make = world
+    make(first_retry=10)
+    engine.emit(JobChanged(run()))
+    failing = store.update_delivery
+
+    def full(delivery):
+        from scrapy_do.errors import StorageFull
+
+        raise StorageFull("the disk is full")
+
+    store.update_delivery = full
+    receiver.answer(200)
+    assert receiver.calls == []  # not at once, in a loop
+    store.update_delivery = failing
+    clock.advance(10)
+    assert len(receiver.calls) == 1  # at least once: it goes again, later
+    receiver.answer(200)
+    assert store.count_deliveries() == {"delivered": 1}
 
 
 def test_stopping_leaves_what_is_in_flight_pending_for_the_next_start(world):
