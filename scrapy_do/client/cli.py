@@ -533,17 +533,31 @@ def _checked_plan(args, client):
     return plan, label
 
 
+def _create(client, action):
+    identifier = client.schedule_job(**schedules.create_call(action.desired))
+    if action.desired.values["paused"]:
+        client.pause_job(identifier)
+    return identifier
+
+
 def _carry_out(client, action):
     """Do one action of a plan; the identifier of the schedule it leaves (None for a removal)."""
-    if action.kind in ("remove", "replace"):
-        client.cancel_job(action.identifier)  # first: names are unique among SCHEDULED jobs
     if action.kind == "remove":
+        client.cancel_job(action.identifier)
         return None
-    if action.kind in ("create", "replace"):
-        identifier = client.schedule_job(**schedules.create_call(action.desired))
-        if action.desired.values["paused"]:
-            client.pause_job(identifier)
+    if action.kind == "replace":
+        # Names are unique among SCHEDULED jobs: the old one gives its name up first, and gets it back if the
+        # new one cannot be made, so a refused replace leaves the schedule as it was.
+        client.edit_job(action.identifier, name="")
+        try:
+            identifier = _create(client, action)
+        except ClientError:
+            client.edit_job(action.identifier, name=action.name)
+            raise
+        client.cancel_job(action.identifier)
         return identifier
+    if action.kind == "create":
+        return _create(client, action)
     edits = schedules.edit_call(action)
     if edits:
         client.edit_job(action.identifier, **edits)

@@ -340,3 +340,48 @@ def test_export_is_plain_yaml():
     text, _ = schedules.export([record("a", args={"x": [1, {"y": None}]})])
     assert yaml.safe_load(text) == {"schedules": [{"name": "a", "project": "p", "spider": "s",
                                                    "when": "every 2 hours", "args": {"x": [1, {"y": None}]}}]}
+
+
+class _Daemon:
+    """What apply's steps ask of the client, recorded; schedule_job refuses when told to."""
+
+    def __init__(self, refuse=False):
+        self.calls, self.refuse = [], refuse
+
+    def edit_job(self, job_id, **fields):
+        self.calls.append(("edit", job_id, fields))
+
+    def cancel_job(self, job_id):
+        self.calls.append(("cancel", job_id))
+
+    def pause_job(self, job_id):
+        self.calls.append(("pause", job_id))
+
+    def schedule_job(self, **fields):
+        from scrapy_do.client.api import ClientError
+
+        self.calls.append(("schedule", fields["name"]))
+        if self.refuse:
+            raise ClientError("400: refused")
+        return "id-new"
+
+
+def test_a_replace_gives_the_name_up_first_and_cancels_the_old_schedule_last():
+    from scrapy_do.client.cli import _carry_out
+
+    (action,) = plan(parse(entry(name="moved", spider="t")), [record("moved")]).actions
+    daemon = _Daemon()
+    assert _carry_out(daemon, action) == "id-new"
+    assert daemon.calls == [("edit", "id-moved", {"name": ""}), ("schedule", "moved"), ("cancel", "id-moved")]
+
+
+def test_a_refused_replace_leaves_the_old_schedule_as_it_was():
+    from scrapy_do.client.api import ClientError
+    from scrapy_do.client.cli import _carry_out
+
+    (action,) = plan(parse(entry(name="moved", spider="t")), [record("moved")]).actions
+    daemon = _Daemon(refuse=True)
+    with pytest.raises(ClientError):
+        _carry_out(daemon, action)
+    assert daemon.calls == [("edit", "id-moved", {"name": ""}), ("schedule", "moved"),
+                            ("edit", "id-moved", {"name": "moved"})]
