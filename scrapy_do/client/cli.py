@@ -301,10 +301,10 @@ def build_parser(defaults=None):
     p = command("apply", "make the daemon's named schedules match a YAML file (schedules as code)",
                 "apply schedules.yaml --dry-run", "apply schedules.yaml --prune",
                 notes="\ncreates the file's schedules the daemon lacks and changes those that differ (in\n"
-                      "place; a new project, spider or payload cancels the schedule and creates it\n"
-                      "again). Named schedules the file lacks stay unless --prune is given; unnamed\n"
-                      "ones are never touched. A file with any problem changes nothing: each problem\n"
-                      "is printed as FILE:LINE: what to fix. See docs/schedules-as-code.rst.\n")
+                      "place; a new project, spider or payload replaces the schedule by a new one\n"
+                      "of the same name). Named schedules the file lacks stay unless --prune is given;\n"
+                      "unnamed ones are never touched. A file with any problem changes nothing: each\n"
+                      "problem is printed as FILE:LINE: what to fix. See docs/schedules-as-code.rst.\n")
     p.add_argument("file", metavar="FILE", help="the schedules file ('-': standard input)")
     p.add_argument("--prune", action="store_true",
                    help="also remove (cancel) the named schedules the file does not hold")
