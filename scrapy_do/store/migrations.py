@@ -198,6 +198,8 @@ CREATE TABLE deliveries (
     ended REAL
 );
 CREATE INDEX deliveries_due ON deliveries (state, due);
+-- The oldest pending delivery of each receiver, found without sorting the backlog.
+CREATE INDEX deliveries_by_url ON deliveries (state, url, seq);
 """
 
 # Each entry moves the schema from version i to i + 1.

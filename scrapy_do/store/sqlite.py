@@ -415,11 +415,32 @@ class SqliteStore:
             where += " AND due <= ?"
             args = (*args, due_by)
         if one_per_url:
-            where, args = (f"{where} AND seq IN (SELECT MIN(seq) FROM deliveries WHERE {where} GROUP BY url)",
-                           (*args, *args))
+            return self._oldest_per_url(limit, skip, skip_urls, due_by)
         rows = self._db.execute(f"SELECT {', '.join(_DELIVERY_COLUMNS)} FROM deliveries WHERE {where} "
                                 "ORDER BY due, seq LIMIT ?", (*args, limit)).fetchall()
         return [_delivery(r) for r in rows]
+
+    def _oldest_per_url(self, limit, skip, skip_urls, due_by):
+        """The oldest due delivery of each receiver with one: index seeks per receiver (a skip-scan of the
+        receivers, then one row each), not a pass over the whole backlog."""
+        urls = [r[0] for r in self._db.execute(
+            "WITH RECURSIVE u(url) AS (SELECT MIN(url) FROM deliveries WHERE state = 'pending' UNION ALL "
+            "SELECT (SELECT MIN(url) FROM deliveries WHERE state = 'pending' AND url > u.url) FROM u "
+            "WHERE u.url IS NOT NULL) SELECT url FROM u WHERE url IS NOT NULL")]
+        skip, found = set(skip), []
+        for url in urls:
+            if url in skip_urls:
+                continue
+            for row in self._db.execute(f"SELECT {', '.join(_DELIVERY_COLUMNS)} FROM deliveries INDEXED BY "
+                                        "deliveries_by_url WHERE state = 'pending' AND url = ? ORDER BY seq LIMIT ?",
+                                        (url, len(skip) + 64)):
+                delivery = _delivery(row)
+                if delivery.id in skip or (due_by is not None and delivery.due > due_by):
+                    continue
+                found.append(delivery)
+                break
+        found.sort(key=lambda d: (d.due, d.created))
+        return found[:limit]
 
     def next_due(self, skip=(), skip_urls=()):
         """When the soonest pending delivery (but those in `skip` and to `skip_urls`) is due, or None."""

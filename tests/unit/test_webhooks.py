@@ -332,3 +332,16 @@ def test_answers_that_come_at_once_never_send_a_delivery_twice(world):
     assert {d.attempts for d in store.list_deliveries(10)} == {1}
     clock.advance(5)
     assert len(sent) == 6 and {d.attempts for d in store.list_deliveries(10)} == {2}
+
+
+def test_the_store_finds_the_oldest_due_delivery_of_each_receiver():
+    store = SqliteStore(":memory:").open()
+    made = [D.new_delivery(f"k{n}", f"http://h{n % 3}/", "job-ended", 100.0 + n, None) for n in range(9)]
+    store.add_deliveries(made)
+    store.update_delivery(D.after_failure(made[1], 200.0, "HTTP 500", 86400))  # h1's oldest: due again later
+    oldest = store.pending_deliveries(10, skip=(made[2].id,), skip_urls=("http://h0/",), due_by=150.0,
+                                      one_per_url=True)
+    # h0 rests; h1's oldest is not due, so its next is; h2's oldest is in flight, so its next is.
+    assert [d.id for d in oldest] == [made[4].id, made[5].id]
+    assert len(store.pending_deliveries(1, due_by=150.0, one_per_url=True)) == 1
+    store.close()
