@@ -8,6 +8,7 @@ from twisted.application.service import MultiService, Service
 from twisted.internet import defer
 from twisted.logger import Logger
 
+from scrapy_do import lagprobe
 from scrapy_do.projects.archives import Limits
 from scrapy_do.web.auth import AuthWrapper, check_auth_db
 from scrapy_do.web.guard import CrossSiteGuard, ServedHosts
@@ -267,6 +268,9 @@ def make_service(config, reactor):
         BackendCheck(crawls).setServiceParent(top)
     controller.setServiceParent(top)
     webhooks.setServiceParent(top)
+    probe = lagprobe.from_environment(reactor)  # opt-in monitoring for bench/lag.py; None unless asked for
+    if probe is not None:
+        probe.setServiceParent(top)
     top.controller = controller
     top.webhooks = webhooks
     top.api = api

@@ -2,7 +2,9 @@
 
 WAL mode with `synchronous=NORMAL`: a commit survives a crash of the daemon
 (the case we care about), each write costs well under a millisecond, and
-readers never wait for the writer. Runs and schedules live in their own
+readers never wait for the writer. SQLite's automatic checkpoint is off on
+the store's connection: a thread of its own copies the WAL back into the
+database (see Checkpointer). Runs and schedules live in their own
 tables and share one `seq` order, so listings merge them as the API shows
 them. Times are written as text in the daemon's zone with their offset
 (`zones.show`): an exact instant that JSON listings built by SQLite return
@@ -14,6 +16,7 @@ import functools
 import json
 import os
 import sqlite3
+import threading
 from contextlib import contextmanager
 
 from zope.interface import implementer
@@ -126,13 +129,131 @@ def _tables(statuses, parent=None):
             if s]
 
 
+#: Writes (committed transactions) between two checkpoints: a few pages each, so the WAL stays at a few
+#: hundred pages, under SQLite's own 1,000-page mark for its automatic checkpoint.
+CHECKPOINT_EVERY = 100
+
+
+class Checkpointer:
+    """Copies the WAL back into the database (a PASSIVE checkpoint) on its own thread and connection.
+
+    SQLite's automatic checkpoint runs inside the COMMIT that takes the WAL past 1,000 pages, on the
+    committing thread, the reactor's: it writes the pages back and fsyncs the database there
+    (bench/lag.py saw one such COMMIT hold the reactor 378 ms, others 8-13 ms, status.json and
+    list-jobs.json waiting behind them). A PASSIVE checkpoint on another connection lets the writer and
+    the readers go on meanwhile, and Python's sqlite3 lets go of the GIL while SQLite works. The store
+    asks for one every `every` writes; requests made while one runs fold into the next.
+    """
+
+    def __init__(self, path, every=CHECKPOINT_EVERY):
+        self.path = path
+        self.every = every
+        self.runs = 0  # checkpoints done
+        self.last_error = None  # the last checkpoint's error (the next one tries again); None once one works
+        self._writes = 0
+        self._asked = self._done = 0
+        self._stopping = False
+        self._cond = threading.Condition()
+        self._thread = None
+
+    def start(self):
+        self._thread = threading.Thread(target=self._run, name="sqlite-checkpoint", daemon=True)
+        self._thread.start()
+
+    def wrote(self):
+        """A write was committed; every `every`-th asks for a checkpoint."""
+        self._writes += 1
+        if self._writes >= self.every:
+            self._writes = 0
+            self.request()
+
+    def request(self):
+        with self._cond:
+            self._asked += 1
+            self._cond.notify_all()
+
+    def wait(self, timeout=None):
+        """Until every checkpoint asked for so far is done; False if `timeout` passed first."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self._done >= self._asked or self._thread is None, timeout)
+
+    def stop(self, timeout=10):
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    @staticmethod
+    def _restart_wal(db):
+        """Start the WAL again from its beginning here, with a write that changes nothing.
+
+        The first write after a complete checkpoint rewrites the WAL's header and fsyncs it (also with
+        synchronous=NORMAL): left to the store's next write, that fsync is the reactor's (strace showed
+        it there after each checkpoint; from 0.4 ms on an idle disk to 70 ms on a busy one). Only if no
+        other write holds the lock at that moment (that write then restarts the WAL, as before). A write
+        of the store that comes while this one holds the lock waits for it (the busy timeout): a rare
+        collision with a short write, where before every checkpoint cost the reactor that fsync."""
+        try:
+            db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError:  # another write is on: it restarts the WAL itself
+            return
+        try:
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            db.execute(f"PRAGMA user_version = {int(version)}")
+            db.execute("COMMIT")
+        except sqlite3.Error:
+            if db.in_transaction:  # never keep the write lock: the store's writes would wait for it
+                db.execute("ROLLBACK")
+            raise
+
+    def _connect(self):
+        # timeout=0: never wait for the store's writes (see _restart_wal).
+        return sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=0)
+
+    def _run(self):
+        db = self._connect()
+        try:
+            while True:
+                with self._cond:
+                    self._cond.wait_for(lambda: self._stopping or self._done < self._asked)
+                    if self._stopping:
+                        return
+                    asked = self._asked
+                try:
+                    busy, frames, copied = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                    if not busy and frames and copied == frames:
+                        self._restart_wal(db)
+                    self.last_error = None
+                except sqlite3.Error as e:  # busy, full disk: the WAL just grows until the next one works
+                    self.last_error = e
+                    db.close()  # and with it any lock it still held
+                    db = self._connect()
+                with self._cond:
+                    self.runs += 1
+                    self._done = asked
+                    self._cond.notify_all()
+        finally:
+            db.close()
+            with self._cond:
+                self._done = self._asked
+                self._cond.notify_all()
+
+
 def _writes(method):
-    """A write that hits a full disk raises StorageFull (nothing was written) instead of a bare sqlite3 error."""
+    """A write that hits a full disk raises StorageFull (nothing was written) instead of a bare sqlite3 error.
+
+    Each committed write is counted towards the next checkpoint (a write within a caller's transaction
+    is counted with it)."""
 
     @functools.wraps(method)
     def write(self, *args, **kwargs):
         try:
-            return method(self, *args, **kwargs)
+            result = method(self, *args, **kwargs)
+            if self.checkpointer is not None and not self._db.in_transaction:
+                self.checkpointer.wrote()
+            return result
         except sqlite3.OperationalError as e:
             if "full" not in str(e) and "disk I/O" not in str(e):
                 raise
@@ -148,10 +269,13 @@ def _writes(method):
 class SqliteStore:
     """`path` may be ':memory:'. Nothing is touched until `open()`."""
 
-    def __init__(self, path, zone=zones.UTC):
+    def __init__(self, path, zone=zones.UTC, checkpoint_every=CHECKPOINT_EVERY):
         self.path = str(path)
         self.zone = zone
         self._db = None
+        self._checkpoint_every = checkpoint_every
+        #: Checkpointer: copies the WAL into the database off the caller's thread; None for ':memory:'.
+        self.checkpointer = None
 
     def open(self):
         try:
@@ -160,6 +284,11 @@ class SqliteStore:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             migrate(self._db, self.path, Context(zone=self.zone))
+            if self.path != ":memory:":
+                # Never checkpoint inside a COMMIT on the caller's (the reactor's) thread: see Checkpointer.
+                self._db.execute("PRAGMA wal_autocheckpoint=0")
+                self.checkpointer = Checkpointer(self.path, self._checkpoint_every)
+                self.checkpointer.start()
         except OSError as e:
             raise UnusableStore(f"cannot open the database {self.path}: {e.strerror}") from None
         except sqlite3.DatabaseError as e:
@@ -168,8 +297,11 @@ class SqliteStore:
         return self
 
     def close(self):
+        if self.checkpointer is not None:
+            self.checkpointer.stop()
+            self.checkpointer = None
         if self._db is not None:
-            self._db.close()
+            self._db.close()  # the last connection to close checkpoints what is left
 
     @contextmanager
     def _transaction(self):

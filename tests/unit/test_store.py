@@ -396,6 +396,76 @@ def test_sqlite_uses_wal(db_path):
         s.close()
 
 
+def _checkpointed_runs(db_path):
+    """How many runs the database file itself holds, leaving out what is only in the WAL (a new database's
+    schema may be there too)."""
+    with closing(sqlite3.connect(f"file:{db_path}?immutable=1", uri=True)) as db:
+        if db.execute("SELECT 1 FROM sqlite_master WHERE name = 'runs'").fetchone() is None:
+            return 0
+        return db.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
+
+
+def test_sqlite_commits_never_checkpoint(db_path):
+    """Commits leave the WAL to the checkpointer (no automatic checkpoint on the store's connection), even
+    past SQLite's own 1,000-page mark; asked to, the checkpointer copies it all into the database."""
+    s = SqliteStore(db_path, checkpoint_every=10 ** 9).open()
+    try:
+        assert s._db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+        for n in range(3000):
+            s.add_job(make_job(n, options=RunOptions(spider="x", description="x" * 200)))
+        assert (db_path.parent / (db_path.name + "-wal")).stat().st_size > 1000 * 4096
+        assert _checkpointed_runs(db_path) == 0
+        s.checkpointer.request()
+        assert s.checkpointer.wait(30)
+        assert _checkpointed_runs(db_path) == 3000
+        assert s.checkpointer.last_error is None
+    finally:
+        s.close()
+
+
+def test_sqlite_checkpoints_every_few_writes(db_path):
+    """Every `checkpoint_every` committed writes the checkpointer thread copies the WAL into the database."""
+    s = SqliteStore(db_path, checkpoint_every=5).open()
+    try:
+        for n in range(4):
+            s.add_job(make_job(n))
+        assert s.checkpointer.wait(30)
+        assert s.checkpointer.runs == 0 and _checkpointed_runs(db_path) == 0
+        s.add_job(make_job(4))
+        assert s.checkpointer.wait(30)
+        assert s.checkpointer.runs == 1 and _checkpointed_runs(db_path) == 5
+        s.add_jobs([make_job(n) for n in range(5, 9)])  # one transaction: one write
+        assert s.checkpointer.wait(30)
+        assert s.checkpointer.runs == 1 and s.get_job("job-8") is not None
+    finally:
+        s.close()
+
+
+def test_sqlite_checkpointer_starts_the_wal_again(db_path):
+    """After a complete checkpoint the checkpointer itself starts the WAL again (one frame of its own), so
+    the store's next write does not have to (that write would fsync the WAL's new header)."""
+    s = SqliteStore(db_path, checkpoint_every=10).open()
+    try:
+        for n in range(10):
+            s.add_job(make_job(n))
+        assert s.checkpointer.wait(30)
+        with closing(sqlite3.connect(db_path)) as other:
+            assert other.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone() == (0, 1, 1)
+        assert s.count_jobs() == 10 and _checkpointed_runs(db_path) == 10
+    finally:
+        s.close()
+
+
+def test_sqlite_close_stops_the_checkpointer(db_path):
+    """Closing the store ends its checkpointer thread, and what was written is in the database file."""
+    s = SqliteStore(db_path).open()
+    thread = s.checkpointer._thread
+    s.add_job(make_job(1))
+    s.close()
+    assert not thread.is_alive()
+    assert _checkpointed_runs(db_path) == 1
+
+
 def test_sqlite_in_memory():
     """':memory:' gives a working, migrated store without touching the disk."""
     s = SqliteStore(":memory:").open()
