@@ -19,9 +19,7 @@ Goal (issue 17): status p99 <= ~1.2-1.4 ms, list-jobs p99 <= ~4 ms, no stall ove
 """
 
 import argparse
-import http.client
 import json
-import random
 import sys
 import threading
 import time
@@ -32,62 +30,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from api import fill  # noqa: E402  (bench/api.py: completed jobs stored before start)
+from load import FORM, Client, percentile  # noqa: E402  (bench/load.py: its client, with this mix)
 from tests.helpers import offline_zip, reachable_tempdir  # noqa: E402
 from tests.integration.daemonproc import DaemonProcess  # noqa: E402
 
-FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 SCHEDULE = urllib.parse.urlencode({"project": "offline", "spider": "quick", "when": "every 2 hours",
                                    "description": "bench/lag.py"}).encode()
-
-
-def percentile(sorted_values, q):
-    if not sorted_values:
-        return None
-    index = min(len(sorted_values) - 1, max(0, int(round(q / 100 * len(sorted_values))) - 1))
-    return round(sorted_values[index], 2)
 
 
 def summary(values):
     values = sorted(values)
     return {"requests": len(values), "p50_ms": percentile(values, 50), "p99_ms": percentile(values, 99),
             "max_ms": round(values[-1], 2) if values else None}
-
-
-class Client(threading.Thread):
-    def __init__(self, port, kinds, seconds, seed, barrier, pause):
-        super().__init__(daemon=True)
-        self.port, self.kinds, self.seconds, self.barrier, self.pause = port, kinds, seconds, barrier, pause
-        self.rng = random.Random(seed)
-        self.latencies = {k[0]: [] for k in kinds}
-        self.errors = []
-        self.scheduled = []
-
-    def run(self):
-        names, weights = [k[0] for k in self.kinds], [k[1] for k in self.kinds]
-        by_name = {k[0]: k for k in self.kinds}
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-        self.barrier.wait(30)
-        deadline = time.monotonic() + self.seconds
-        while time.monotonic() < deadline:
-            name, _, method, path, body = by_name[self.rng.choices(names, weights)[0]]
-            t0 = time.perf_counter()
-            try:
-                conn.request(method, path, body=body, headers=FORM if body else {})
-                response = conn.getresponse()
-                data = response.read()
-                elapsed = (time.perf_counter() - t0) * 1000
-                if response.status != 200:
-                    raise RuntimeError(f"{response.status}: {data[:200]!r}")
-            except Exception as e:  # noqa: BLE001 - counted, and the connection made again
-                self.errors.append(f"{name}: {e!r}")
-                conn.close()
-                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-                continue
-            if name == "schedule":
-                self.scheduled.append(json.loads(data)["identifier"])
-            self.latencies[name].append(elapsed)
-            time.sleep(self.pause * self.rng.uniform(0.5, 1.5))
-        conn.close()
 
 
 def lag_window(probe, start, end):
@@ -147,7 +101,7 @@ def main(argv=None):
                      ("get-log", 10, "GET", f"/get-log/data/{quick}.err", None)]
             port = int(daemon.url.rsplit(":", 1)[1])
             barrier = threading.Barrier(args.clients + 1)
-            clients = [Client(port, kinds, args.seconds, args.seed * 1000 + i, barrier, args.pause)
+            clients = [Client(port, args.seconds, args.seed * 1000 + i, barrier, kinds=kinds, pause=args.pause)
                        for i in range(args.clients)]
             for c in clients:
                 c.start()
@@ -164,9 +118,10 @@ def main(argv=None):
             daemon.stop()
         probe = json.loads(probe_path.read_text())
 
-    errors = [e for c in clients for e in c.errors]
+    errors = [e for c in clients for e in c.error_samples]
+    failed = sum(n for c in clients for n in c.errors.values())
     report = {"seconds": round(end - start, 1), "clients": args.clients, "spider": args.spider,
-              "crawls_running_at_end": running, "completed_jobs_listed": listed, "errors": len(errors),
+              "crawls_running_at_end": running, "completed_jobs_listed": listed, "errors": failed,
               "error_samples": errors[:5]}
     for name, *_ in kinds:
         report[name] = summary([x for c in clients for x in c.latencies[name]])

@@ -56,14 +56,19 @@ def summary(latencies, errors, seconds):
 
 
 class Client(threading.Thread):
-    def __init__(self, port, seconds, seed, start_barrier):
+    """One keep-alive connection sending a random mix of `kinds` for `seconds` (bench/lag.py uses it too,
+    with its own mix and a `pause` between requests)."""
+
+    def __init__(self, port, seconds, seed, start_barrier, kinds=KINDS, pause=0.0):
         super().__init__(daemon=True)
         self.port = port
         self.seconds = seconds
         self.rng = random.Random(seed)
         self.barrier = start_barrier
-        self.latencies = {kind[0]: [] for kind in KINDS}
-        self.errors = {kind[0]: 0 for kind in KINDS}
+        self.kinds = kinds
+        self.pause = pause
+        self.latencies = {kind[0]: [] for kind in kinds}
+        self.errors = {kind[0]: 0 for kind in kinds}
         self.error_samples = []
         self.scheduled = []
 
@@ -71,9 +76,9 @@ class Client(threading.Thread):
         return http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
 
     def run(self):
-        names = [k[0] for k in KINDS]
-        weights = [k[1] for k in KINDS]
-        by_name = {k[0]: k for k in KINDS}
+        names = [k[0] for k in self.kinds]
+        weights = [k[1] for k in self.kinds]
+        by_name = {k[0]: k for k in self.kinds}
         conn = self.connect()
         try:
             self.barrier.wait(30)
@@ -99,6 +104,9 @@ class Client(threading.Thread):
                     self.error_samples.append(f"{name}: {e!r}")
                 conn.close()
                 conn = self.connect()
+                continue
+            if self.pause:
+                time.sleep(self.pause * self.rng.uniform(0.5, 1.5))
         conn.close()
 
 
