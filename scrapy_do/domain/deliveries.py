@@ -8,7 +8,7 @@ import hashlib
 import hmac
 import json
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import urlsplit
 
 from scrapy_do.domain import zones
@@ -99,18 +99,12 @@ def after_failure(delivery, now, error, retry_for, first=FIRST_RETRY):
     error = (error or "failed")[:MAX_ERROR]
     due = now + retry_delay(attempts, first)
     if due > delivery.created + retry_for:
-        return _replace(delivery, attempts=attempts, state=FAILED, last_error=error, ended=now)
-    return _replace(delivery, attempts=attempts, last_error=error, due=due)
+        return replace(delivery, attempts=attempts, state=FAILED, last_error=error, ended=now)
+    return replace(delivery, attempts=attempts, last_error=error, due=due)
 
 
 def after_success(delivery, now):
-    return _replace(delivery, attempts=delivery.attempts + 1, state=DELIVERED, ended=now)
-
-
-def _replace(delivery, **changes):
-    from dataclasses import replace
-
-    return replace(delivery, **changes)
+    return replace(delivery, attempts=delivery.attempts + 1, state=DELIVERED, ended=now)
 
 
 def origin(url):

@@ -27,6 +27,7 @@ from scrapy_do.domain import zones
 from scrapy_do.domain.models import Run
 from scrapy_do.domain.records import to_record
 from scrapy_do.events import JobChanged, ProjectPushed, ScheduleSkipped
+from scrapy_do.httpclient import quiet_client
 
 log = Logger(namespace="scrapy_do.webhooks")
 
@@ -298,19 +299,9 @@ class HttpPoster:
     """POSTs a delivery with treq, gives its status code; redirects are not followed, `timeout` bounds it all."""
 
     def __init__(self, reactor, timeout, concurrency):
-        from treq.client import HTTPClient
-        from twisted.web.client import Agent, HTTPConnectionPool, _HTTP11ClientFactory
-
-        class QuietFactory(_HTTP11ClientFactory):
-            noisy = False
-
-        pool = HTTPConnectionPool(reactor)
-        pool._factory = QuietFactory
-        pool.maxPersistentPerHost = concurrency
         self.reactor = reactor
         self.timeout = timeout
-        self.pool = pool
-        self.client = HTTPClient(Agent(reactor, contextFactory=_TLSOnDemand(), connectTimeout=timeout, pool=pool))
+        self.client = quiet_client(reactor, connect_timeout=timeout, per_host=concurrency, tls=_TLSOnDemand())
 
     def __call__(self, url, body, headers):
         d = self.client.post(url, data=body, headers=headers, allow_redirects=False, unbuffered=True)
@@ -320,7 +311,7 @@ class HttpPoster:
 
     def close(self):
         """Let the kept-alive connections go (at a stop)."""
-        return self.pool.closeCachedConnections()
+        return self.client.pool.closeCachedConnections()
 
     def _drained(self, response):
         done = defer.Deferred(lambda _: transport_stop(drain))

@@ -13,6 +13,7 @@ import treq
 from twisted.internet import defer, error as net_error
 
 from scrapy_do.errors import LaunchError
+from scrapy_do.httpclient import quiet_client
 
 #: Ray's job states; the last three are final.
 ACTIVE = frozenset({"PENDING", "RUNNING"})
@@ -52,20 +53,6 @@ def check_info(info, wanted):
         raise RayAnswerError(f"the Ray head answered a job info the daemon does not understand for {wanted}: "
                              f"{str(info)[:300]}")
     return info
-
-
-def quiet_client(reactor):
-    """A treq HTTPClient with persistent connections whose factory does not log each connection it makes."""
-    from treq.client import HTTPClient
-    from twisted.web.client import Agent, HTTPConnectionPool, _HTTP11ClientFactory
-
-    class QuietFactory(_HTTP11ClientFactory):
-        noisy = False
-
-    pool = HTTPConnectionPool(reactor)
-    pool._factory = QuietFactory
-    pool.maxPersistentPerHost = 4
-    return HTTPClient(Agent(reactor, connectTimeout=10, pool=pool))
 
 
 class RayJobs:

@@ -160,6 +160,7 @@ def test_a_failing_receiver_gets_the_delivery_again_after_a_kill_and_restart(tmp
         (shown,) = wait_state(d, job, "pending")
         deadline = time.monotonic() + 10
         while shown["last-error"] is None and time.monotonic() < deadline:
+            time.sleep(0.05)
             (shown,) = [x for x in webhooks(d)["deliveries"] if x["job"] == job]
         assert shown["last-error"] == "HTTP 500" and shown["attempts"] == 1 and shown["next-attempt"]
         d.stop(signal.SIGKILL)
