@@ -103,7 +103,9 @@ def test_an_entrypoint_that_obeys_sigterm_is_stopped_at_once(ray_head):
     info = ray_head.wait_job(jid, timeout=30)
     print(f"\nstopped in {time.time() - asked:.1f} s: {info['status']} {info['message']!r} "
           f"exit code {info['driver_exit_code']}")
-    assert info["status"] == "STOPPED" and info["end_time"] / 1000 - asked < 2
+    # Before the SIGKILL that comes RAY_JOB_STOP_WAIT_TIME_S (3 s) after SIGTERM: SIGTERM alone ended it. (2 s
+    # was too tight for Ray's own bookkeeping on a busy machine: 2.03 s seen.)
+    assert info["status"] == "STOPPED" and info["end_time"] / 1000 - asked < 2.9
 
 
 def test_a_working_dir_package_is_the_entrypoints_cwd_and_on_its_pythonpath(ray_head):
