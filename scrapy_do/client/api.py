@@ -132,7 +132,7 @@ class ScrapyDoClient:
 
     def schedule_job(self, project, spider, when="now", description="", payload="{}", args=None, settings=None,
                      priority=None, timeout=None, timezone=None, overlap=None, catch_up=None, fail_on_errors=None,
-                     name=None, notify=None):
+                     name=None, notify=None, warm=None):
         """Schedule a job; return its identifier.
 
         `args` (spider arguments, each `-a KEY=VALUE`) and `settings` (Scrapy
@@ -141,12 +141,15 @@ class ScrapyDoClient:
         `timezone`, `overlap` and `catch_up` are for periodic jobs;
         `fail_on_errors` (bool) ends a run that exits 0 with errors FAILED;
         `name` names a periodic job (unique among SCHEDULED jobs: 409 when
-        taken), `notify` is an http(s) URL told when each run ends.
+        taken), `notify` is an http(s) URL told when each run ends;
+        `warm` False makes its runs start cold (a fresh interpreter) even
+        when the daemon starts crawls warm.
         An option left None is not sent, so the daemon's default applies.
         """
         data = {"project": project, "spider": spider, "when": when, "description": description,
                 "payload": payload, **_schedule_fields(timezone, overlap, catch_up),
-                **_switch("fail-on-errors", fail_on_errors), **_given(name=name, notify=notify)}
+                **_switch("fail-on-errors", fail_on_errors), **_switch("warm", warm),
+                **_given(name=name, notify=notify)}
         for name, value in (("args", args), ("settings", settings)):
             if value is not None:
                 data[name] = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
@@ -275,14 +278,16 @@ class ScrapyDoClient:
 
     def edit_job(self, job_id, when=None, description=None, args=None, settings=None, priority=None,
                  timeout=None, timezone=None, overlap=None, catch_up=None, fail_on_errors=None, name=None,
-                 notify=None):
+                 notify=None, warm=None):
         """Change a SCHEDULED job in place (or a PENDING job's priority); only what is not None is sent.
 
         `fail_on_errors` is True, False, or "" to put it back to the daemon's default; `name` renames the
-        job (409 when taken); `notify` "" stops its notifications.
+        job (409 when taken); `notify` "" stops its notifications; `warm` is True or False (its runs start
+        warm, or cold).
         """
         data = {"job_id": job_id, **_schedule_fields(timezone, overlap, catch_up),
-                **_switch("fail-on-errors", fail_on_errors), **_given(name=name, notify=notify)}
+                **_switch("fail-on-errors", fail_on_errors), **_switch("warm", warm),
+                **_given(name=name, notify=notify)}
         for name, value in (("when", when), ("description", description), ("priority", priority),
                             ("timeout", timeout)):
             if value is not None:

@@ -163,6 +163,16 @@ def _fail_on_errors_flag(p, editing=False):
                            "not given: the daemon's [scrapy-do] fail-on-errors (off unless set)"))
 
 
+def _warm_flag(p, editing=False):
+    p.add_argument("--warm", type=_bool, metavar="on/off",
+                   help="off: the job's runs start cold, in a fresh interpreter as `scrapy crawl` from a shell, "
+                        "even when the daemon starts crawls warm (forked in milliseconds from a process that "
+                        "already imported Scrapy and the project); for spiders that start threads or open "
+                        "connections at import time, or change global state later runs must not inherit; "
+                        + ("on: back to warm starts" if editing else "on (the default): start warm") +
+                        "; with [scrapy-do] warm-start = off every run starts cold")
+
+
 def _schedule_flags(p):
     """How a periodic job runs."""
     p.add_argument("--timezone", metavar="ZONE",
@@ -265,6 +275,7 @@ def build_parser(defaults=None):
     p.add_argument("--payload", default="{}", help="a JSON object passed to the spider as -a payload=...")
     _option_flags(p)
     _fail_on_errors_flag(p)
+    _warm_flag(p)
     _schedule_flags(p)
     _name_flags(p)
     p.add_argument("--wait", action="store_true",
@@ -286,6 +297,7 @@ def build_parser(defaults=None):
     p.add_argument("--description", help="a new description")
     _option_flags(p)
     _fail_on_errors_flag(p, editing=True)
+    _warm_flag(p, editing=True)
     _schedule_flags(p)
     _name_flags(p, editing=True)
     p = command("get-stats", "print a job's Scrapy stats (live while it runs, final once it ended)",
@@ -451,7 +463,7 @@ def run(args, client, out, stdout):
                                          settings=_pairs(args.settings), priority=args.priority,
                                          timeout=args.timeout, timezone=args.timezone, overlap=args.overlap,
                                          catch_up=args.catch_up, fail_on_errors=args.fail_on_errors,
-                                         name=args.name, notify=args.notify)
+                                         name=args.name, notify=args.notify, warm=args.warm)
         now = args.when.strip().lower() == "now"
         if args.wait and now:
             job = client.wait_job(identifier)
@@ -474,7 +486,8 @@ def run(args, client, out, stdout):
                                   args=_pairs(args.spider_args), settings=_pairs(args.settings),
                                   priority=args.priority, timeout=args.timeout, timezone=args.timezone,
                                   overlap=args.overlap, catch_up=args.catch_up,
-                                  fail_on_errors=args.fail_on_errors, name=args.name, notify=args.notify)
+                                  fail_on_errors=args.fail_on_errors, name=args.name, notify=args.notify,
+                                  warm=args.warm)
         else:
             job = getattr(client, cmd.replace("-", "_"))(args.job_id)
         out.table(JOB_COLUMNS, [[job_cell(job, c) for c in JOB_COLUMNS]], job)

@@ -27,14 +27,14 @@ from scrapy_do.errors import BadRequest
 
 #: The keys of an entry, in the order export writes them.
 KEYS = ("name", "project", "spider", "when", "timezone", "description", "payload", "args", "settings", "priority",
-        "timeout", "overlap", "catch-up", "fail-on-errors", "notify", "paused")
+        "timeout", "overlap", "catch-up", "fail-on-errors", "notify", "warm", "paused")
 REQUIRED = ("name", "project", "spider", "when")
 #: What edit-job cannot change: a different value means cancelling the schedule and creating it again.
 REPLACED_BY = ("project", "spider", "payload")
 #: What a key left out means: the daemon's default.
 DEFAULTS = {"timezone": None, "description": "", "payload": {}, "args": {}, "settings": {}, "priority": 0,
             "timeout": None, "overlap": "allow", "catch-up": False, "fail-on-errors": None, "notify": "",
-            "paused": False}
+            "warm": True, "paused": False}
 _NULL = "tag:yaml.org,2002:null"
 _SHAPE = ("a 'schedules' list at the top, one entry per schedule ('- name: nightly' with project, spider and when "
           "below it); 'schedules: []' for none")
@@ -164,6 +164,7 @@ _READERS = {
     "catch-up": _parsed(parse_catch_up),
     "fail-on-errors": _parsed(_option("fail-on-errors")),
     "notify": _parsed(parse_notify),
+    "warm": _parsed(_option("warm")),
     "paused": _parsed(lambda text: parse_switch("paused", text)),
 }
 
@@ -422,13 +423,14 @@ def create_call(desired):
             "args": v["args"] or None, "settings": v["settings"] or None,
             "priority": v["priority"] or None, "timeout": v["timeout"], "timezone": v["timezone"],
             "overlap": None if v["overlap"] == "allow" else v["overlap"], "catch_up": v["catch-up"] or None,
-            "fail_on_errors": v["fail-on-errors"], "notify": v["notify"] or None}
+            "fail_on_errors": v["fail-on-errors"], "notify": v["notify"] or None,
+            "warm": None if v["warm"] else False}
 
 
 #: edit-job's keyword per key, and the keys whose default is sent as "" (back to the daemon's default).
 _EDIT = {"when": "when", "timezone": "timezone", "description": "description", "args": "args",
          "settings": "settings", "priority": "priority", "timeout": "timeout", "overlap": "overlap",
-         "catch-up": "catch_up", "fail-on-errors": "fail_on_errors", "notify": "notify"}
+         "catch-up": "catch_up", "fail-on-errors": "fail_on_errors", "notify": "notify", "warm": "warm"}
 
 
 def edit_call(action):

@@ -186,6 +186,15 @@ class RunOptions:
                          help="an http:// or https:// URL that gets a signed POST of the job record when the run "
                               "ends (each run, for a periodic job); empty: none",
                          schema={"type": "string", "description": "an http:// or https:// URL, or empty"})
+    warm: bool = option(True, parse=lambda text: parse_switch("warm", text),
+                        help="on (default) or off: off starts this job's runs cold, in a fresh interpreter as "
+                             "`scrapy crawl` from a shell, instead of forked in milliseconds from the daemon's warm "
+                             "parent process (which already imported Scrapy and the project); for spiders that "
+                             "start threads or open connections at import time, change global state later runs "
+                             "must not inherit, or rely on per-process imports. With [scrapy-do] warm-start = off "
+                             "every run starts cold",
+                        schema={"type": "string", "enum": ["on", "off"]},
+                        record={"type": "boolean"})
 
     @classmethod
     def from_params(cls, get):
@@ -248,7 +257,7 @@ def _default(f):
 
 OPTION_FIELDS = tuple(dataclasses.fields(RunOptions))
 #: What edit-job may change of a job's options (not its spider or payload: those make another job).
-EDITABLE_OPTIONS = ("description", "args", "settings", "priority", "timeout", "fail_on_errors", "notify")
+EDITABLE_OPTIONS = ("description", "args", "settings", "priority", "timeout", "fail_on_errors", "notify", "warm")
 #: What databases of earlier versions always hold, whatever its value.
 _ALWAYS_STORED = {"description", "payload"}
 #: The options' defaults, by name (what a record shows for an option its stored JSON leaves out).

@@ -66,14 +66,20 @@ def _row_select(table):
     return ", ".join([f"'{table}'"] + [c if c in cols else "NULL" for c in _SHAPE])
 
 
+def _types(schema):
+    kind = schema.get("type", ())
+    return (kind,) if isinstance(kind, str) else tuple(kind)
+
+
 def _json_select(table):
     """The API's form of a record (records.JOB_FIELDS), built by SQLite's JSON1 in C."""
     cols, overrides = _TABLE_COLUMNS[table], _OVERRIDES[table]
     parts = []
     for f in JOB_FIELDS:
-        if f.option and f.attr not in cols and "boolean" in f.schema.get("type", ()):
+        if f.option and f.attr not in cols and "boolean" in _types(f.schema):
+            # json_extract gives 1/0 for booleans; left out, the option's default (null, true or false).
             expr = (f"json(CASE json_type(options, '$.{f.attr}') WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' "
-                    "ELSE 'null' END)")
+                    f"ELSE '{json.dumps(OPTION_DEFAULTS[f.attr])}' END)")
         elif f.option and f.attr not in cols:
             expr = f"coalesce(json_extract(options, '$.{f.attr}'), {_sql_literal(OPTION_DEFAULTS[f.attr])})"
         elif f.attr in overrides:

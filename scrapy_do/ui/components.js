@@ -310,10 +310,11 @@ export function runAgainFields(job) {
   if (job.priority) fields.priority = String(job.priority);
   if (job.timeout) fields.timeout = String(job.timeout);
   if (typeof job['fail-on-errors'] === 'boolean') fields['fail-on-errors'] = job['fail-on-errors'] ? 'on' : 'off';
+  if (job.warm === false) fields.warm = 'off';
   return fields;
 }
 
-/** Schedule a completed job again, now, with the same payload, arguments, settings, priority, time limit and fail-on-errors. */
+/** Schedule a completed job again, now, with the same payload, arguments, settings, priority, time limit, fail-on-errors and warm. */
 export function runAgainButton(job) {
   const periodic = job.schedule && job.schedule !== 'now';
   return jobButton(job, {action: 'again', label: 'Run again', busyLabel: 'Scheduling…', testid: 'run-again',

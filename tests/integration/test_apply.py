@@ -69,6 +69,7 @@ FULL = """\
         catch-up: true
         fail-on-errors: true
         notify: https://hooks.example.com/x
+        warm: off
         paused: true
       - name: hourly
         project: offline
@@ -87,11 +88,11 @@ def test_apply_creates_then_a_second_apply_changes_nothing(daemon, tmp_path):
     books = jobs["nightly-books"]
     assert {k: books[k] for k in ("project", "spider", "schedule", "timezone", "description", "payload", "args",
                                   "settings", "priority", "timeout", "overlap", "catch-up", "fail-on-errors",
-                                  "notify", "paused")} == {
+                                  "notify", "warm", "paused")} == {
         "project": "offline", "spider": "quick", "schedule": "every day at 02:00", "timezone": "Europe/Berlin",
         "description": "the books", "payload": '{"key": 1}', "args": {"category": "books"},
         "settings": {"DOWNLOAD_DELAY": 2}, "priority": 5, "timeout": 3600, "overlap": "skip", "catch-up": True,
-        "fail-on-errors": True, "notify": "https://hooks.example.com/x", "paused": True}
+        "fail-on-errors": True, "notify": "https://hooks.example.com/x", "warm": False, "paused": True}
     assert cl(daemon, "apply", path) == (0, f"No changes: the daemon's named schedules match {path} (2 schedules).\n")
     assert by_name(daemon) == jobs  # not even the next runs moved
 
@@ -168,8 +169,8 @@ def test_a_file_with_errors_changes_nothing_and_names_the_lines(daemon, tmp_path
     capsys.readouterr()
     code, _ = cl(daemon, "apply", path)
     err = capsys.readouterr().err.splitlines()
-    assert code == 1 and err[0].startswith(f"[!] {path}:18: schedule 'hourly' has no 'spider'")
-    assert err[1].startswith(f"[!] {path}:20: unknown key 'sipder' (did you mean 'spider'?")
+    assert code == 1 and err[0].startswith(f"[!] {path}:19: schedule 'hourly' has no 'spider'")
+    assert err[1].startswith(f"[!] {path}:21: unknown key 'sipder' (did you mean 'spider'?")
     assert err[-1] == f"[!] {path}: 2 problems, nothing was changed"
     path = write(tmp_path, FULL.split("  - name: hourly")[0].replace("spider: quick", "spider: nope"), "v2.yaml")
     assert cl(daemon, "apply", path)[0] == 1

@@ -358,6 +358,36 @@ def test_edit_job_fail_on_errors_and_back_to_the_default(flags, sent):
     assert session.requests[0][2]["data"].get("fail-on-errors") == sent
 
 
+@pytest.mark.parametrize("flags, sent", [((), None), (("--warm", "off"), "off"), (("--warm", "on"), "on"),
+                                         (("--warm", "No"), "off"), (("--warm", "yes"), "on")])
+def test_warm_is_sent_only_when_given(flags, sent):
+    assert scheduled(*flags).get("warm") == sent
+
+
+@pytest.mark.parametrize("command", [["schedule-job", "--project", "p", "--spider", "s"],
+                                     ["edit-job", "--job-id", JOB]])
+@pytest.mark.parametrize("value", ["maybe", "default", ""])
+def test_warm_takes_on_or_off(capsys, command, value):
+    with pytest.raises(SystemExit) as exited:
+        build_parser({}).parse_args([*command, "--warm", value])
+    assert exited.value.code == 2 and "argument --warm" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flags, sent", [((), None), (("--warm", "off"), "off"), (("--warm", "on"), "on")])
+def test_edit_job_warm(flags, sent):
+    session = FakeSession({"/edit-job.json": response(body={"status": "ok", "job": a_job(status="SCHEDULED")})})
+    assert run_cl(session, "edit-job", "--job-id", JOB, *flags)[0] == 0
+    assert session.requests[0][2]["data"].get("warm") == sent
+
+
+def test_warm_is_explained_in_the_help(capsys):
+    for command in ("schedule-job", "edit-job"):
+        with pytest.raises(SystemExit):
+            build_parser({}).parse_args([command, "--help"])
+        text = " ".join(capsys.readouterr().out.split())
+        assert "--warm on/off" in text and "start cold" in text and "warm-start = off" in text
+
+
 def list_jobs_table(*jobs, argv=()):
     session = FakeSession({"/list-jobs.json": job_list(*jobs)})
     code, text = run_cl(session, "list-jobs", "--status", "COMPLETED", *argv)

@@ -13,6 +13,7 @@ from scrapy_do.domain.models import (
     ACTIVE, COMPLETED, TRANSITIONS, Actor, JobStatus, Project, Run, RunOptions, new_run, new_schedule,
     normalise_payload, transition,
 )
+from scrapy_do.domain.options import EDITABLE_OPTIONS, OPTION_DEFAULTS
 from scrapy_do.domain.records import JOB_FIELDS, TABLE_COLUMNS, to_record
 from scrapy_do.domain.zones import UTC
 
@@ -144,6 +145,50 @@ def test_run_options_from_params_parse_and_default():
     assert RunOptions.from_params(given.get) == RunOptions(spider="quotes", description="", payload='{"a": 1}')
 
 
+@pytest.mark.parametrize("text, warm", [("on", True), ("off", False), ("yes", True), ("no", False),
+                                        (" OFF ", False), ("true", True), ("0", False)])
+def test_warm_is_an_on_off_switch(text, warm):
+    """`warm` takes on/off (and yes/no, true/false, 1/0), any case, around spaces."""
+    assert RunOptions.from_params({"spider": "s", "warm": text}.get).warm is warm
+
+
+def test_warm_defaults_to_on():
+    """Without `warm` a job's runs start warm (when the daemon does)."""
+    assert RunOptions.from_params({"spider": "s"}.get).warm is True
+
+
+@pytest.mark.parametrize("text", ["maybe", "", "  ", "o" * 5000, "\x00", "on\x00"])
+def test_warm_refuses_other_values_naming_it(text):
+    """A value that is no switch is a 400 that names the parameter."""
+    with pytest.raises(BadRequest, match="warm must be on or off"):
+        RunOptions.from_params({"spider": "s", "warm": text}.get)
+
+
+def test_warm_is_stored_only_when_off():
+    """The default is left out of the stored options (earlier databases hold no `warm`) and reads back as on."""
+    assert "warm" not in json.loads(RunOptions(spider="s").stored())
+    off = RunOptions(spider="s", warm=False)
+    assert json.loads(off.stored())["warm"] is False
+    assert RunOptions.from_stored(off.stored(), spider="s") == off
+    assert RunOptions.from_stored('{"description": "", "payload": "{}"}', spider="s").warm is True
+    assert OPTION_DEFAULTS["warm"] is True
+
+
+def test_warm_is_editable():
+    """edit-job may switch warm starts; an empty value is refused (there is no daemon default to go back to)."""
+    assert "warm" in EDITABLE_OPTIONS
+    assert RunOptions.parse_given({"warm": "off"}.get, EDITABLE_OPTIONS) == {"warm": False}
+    assert RunOptions.parse_given({"warm": "yes"}.get, EDITABLE_OPTIONS) == {"warm": True}
+    assert RunOptions.parse_given({}.get, EDITABLE_OPTIONS) == {}
+    with pytest.raises(BadRequest, match="warm must be on or off"):
+        RunOptions.parse_given({"warm": ""}.get, EDITABLE_OPTIONS)
+
+
+def test_record_shows_warm_false_when_off():
+    """A job record has `"warm": false` for a job that starts cold."""
+    assert to_record(make_job(options=RunOptions(spider="s", warm=False)))["warm"] is False
+
+
 def test_run_options_need_a_spider():
     """Without a spider there is nothing to run: the error names the parameter."""
     with pytest.raises(BadRequest, match="missing parameter 'spider'"):
@@ -168,15 +213,16 @@ def test_record_contract_keys_first():
     keys = list(to_record(make_job()))
     assert keys[:len(CONTRACT_KEYS)] == CONTRACT_KEYS
     assert keys[len(CONTRACT_KEYS):] == ["args", "settings", "priority", "timeout", "fail-on-errors", "notify",
-                                         "started", "finished", "exit-code", "reason", "stats", "errors", "parent",
-                                         "next-run", "timezone", "overlap", "catch-up", "paused", "name", "skipped"]
+                                         "warm", "started", "finished", "exit-code", "reason", "stats", "errors",
+                                         "parent", "next-run", "timezone", "overlap", "catch-up", "paused", "name", "skipped"]
 
 
 def test_every_option_is_a_record_field():
     """Each RunOptions field shows up in job records without being listed by hand."""
     assert {f.name for f in dataclasses.fields(RunOptions)} <= {f.attr for f in JOB_FIELDS if f.option}
     assert {f.key for f in JOB_FIELDS if f.option} == {"spider", "description", "payload", "args", "settings",
-                                                        "priority", "timeout", "fail-on-errors", "notify"}
+                                                        "priority", "timeout", "fail-on-errors", "notify",
+                                                        "warm"}
 
 
 def test_client_table_is_the_0_5_0_column_order():
@@ -224,6 +270,7 @@ def test_record_values():
         "timeout": None,
         "fail-on-errors": None,
         "notify": "",
+        "warm": True,
     }
 
 

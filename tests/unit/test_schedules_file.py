@@ -28,6 +28,7 @@ schedules:
     catch-up: true
     fail-on-errors: true
     notify: https://hooks.example.com/x
+    warm: off
     paused: false
 """
 
@@ -55,7 +56,7 @@ def record(name="a", **over):
     base = {"identifier": f"id-{name}", "status": "SCHEDULED", "name": name, "project": "p", "spider": "s",
             "schedule": "every 2 hours", "description": "", "payload": "{}", "args": {}, "settings": {},
             "priority": 0, "timeout": None, "fail-on-errors": None, "notify": "", "timezone": None,
-            "overlap": "allow", "catch-up": False, "paused": False}
+            "overlap": "allow", "catch-up": False, "paused": False, "warm": True}
     return {**base, **over}
 
 
@@ -69,8 +70,8 @@ def test_every_key_is_read_validated_and_remembered_with_its_line():
                         "timezone": "Europe/Berlin", "description": "the books", "payload": {"key": 1},
                         "args": {"category": "books"}, "settings": {"DOWNLOAD_DELAY": 2}, "priority": 5,
                         "timeout": 3600, "overlap": "skip", "catch-up": True, "fail-on-errors": True,
-                        "notify": "https://hooks.example.com/x", "paused": False}
-    assert [d.line_of(k) for k in schedules.KEYS] == list(range(2, 18))
+                        "notify": "https://hooks.example.com/x", "warm": False, "paused": False}
+    assert [d.line_of(k) for k in schedules.KEYS] == list(range(2, 19))
 
 
 def test_keys_left_out_are_the_daemons_defaults():
@@ -138,6 +139,9 @@ def test_schedules_may_be_an_empty_list():
     (entry(**{"catch-up": "maybe"}), 7, "catch-up must be on or off"),
     (entry(**{"fail-on-errors": "sometimes"}), 7, "fail-on-errors must be on or off"),
     (entry(paused="perhaps"), 7, "paused must be on or off"),
+    (entry(warm="maybe"), 7, "warm must be on or off, not 'maybe'"),
+    (entry(warm="'  '"), 7, "warm must be on or off"),
+    (entry(warm="[off]"), 7, "warm must be text, not a list"),
     (entry(notify="ftp://x"), 7, "notify must be an http:// or https:// URL"),
     (entry(description="[a]"), 7, "description must be text, not a list"),
     (entry(args="{[1]: 2}"), 7, "args cannot be read: found unhashable key"),
@@ -250,10 +254,10 @@ def test_create_call_sends_the_name_and_leaves_defaults_to_the_daemon():
     assert schedules.create_call(one(entry())) == {
         "project": "p", "spider": "s", "when": "every 2 hours", "description": "", "payload": "{}", "name": "a",
         "args": None, "settings": None, "priority": None, "timeout": None, "timezone": None, "overlap": None,
-        "catch_up": None, "fail_on_errors": None, "notify": None}
+        "catch_up": None, "fail_on_errors": None, "notify": None, "warm": None}
     call = schedules.create_call(one(FULL))
-    assert (call["payload"], call["args"], call["overlap"], call["catch_up"], call["notify"]) == (
-        '{"key": 1}', {"category": "books"}, "skip", True, "https://hooks.example.com/x")
+    assert (call["payload"], call["args"], call["overlap"], call["catch_up"], call["notify"], call["warm"]) == (
+        '{"key": 1}', {"category": "books"}, "skip", True, "https://hooks.example.com/x", False)
 
 
 def test_plan_as_json_for_scripts():
@@ -295,6 +299,28 @@ def test_export_writes_named_schedules_by_name_with_only_what_is_not_default():
     assert [r["identifier"] for r in unnamed] == ["free"]
 
 
+@pytest.mark.parametrize("value, warm", [("off", False), ("no", False), ("false", False), ("on", True),
+                                         ("yes", True), ("~", True)])
+def test_warm_is_read_as_a_switch_and_left_out_is_on(value, warm):
+    """`warm: off` makes the runs start cold; on, or left out, or empty, is the default (warm)."""
+    assert one(entry(warm=value)).values["warm"] is warm
+    assert one(entry()).values["warm"] is True
+
+
+def test_warm_off_is_created_changed_and_exported_only_when_off():
+    """Off is sent to schedule-job and edit-job; export writes `warm: false` only for a job that starts cold;
+    a record of a daemon that shows no `warm` is on."""
+    assert schedules.create_call(one(entry(warm="off")))["warm"] is False
+    [action] = plan(parse(entry(warm="off")), [record()]).actions
+    assert action.describe() == "~ change a: warm true -> false" and schedules.edit_call(action) == {"warm": False}
+    [action] = plan(parse(entry()), [record(warm=False)]).actions
+    assert schedules.edit_call(action) == {"warm": True}
+    assert plan(parse(entry()), [record(warm=None)]).unchanged == ("a",)
+    text, _ = schedules.export([record(warm=False), record("b")])
+    assert "    warm: false\n" in text and text.count("warm") == 1
+    assert plan(parse(text), [record(warm=False), record("b")]).unchanged == ("a", "b")
+
+
 def test_export_of_nothing_is_an_empty_list_apply_accepts():
     """No named schedules export as `schedules: []`, which parses back to none."""
     text, _ = schedules.export([record(None)])
@@ -306,7 +332,7 @@ def test_export_then_parse_of_every_key_is_no_change():
     rec = record("full", schedule="every day at 02:00", timezone="Europe/Berlin", description="it's: #1\nline 2",
                  payload='{"key": [1, "x"]}', args={"category": "books", "n": 2}, settings={"DOWNLOAD_DELAY": 2.5},
                  priority=-5, timeout=3600, overlap="skip", **{"catch-up": True, "fail-on-errors": False},
-                 notify="https://hooks.example.com/x", paused=True)
+                 notify="https://hooks.example.com/x", paused=True, warm=False)
     text, _ = schedules.export([rec])
     p = plan(parse(text), [rec])
     assert p.actions == () and p.unchanged == ("full",)

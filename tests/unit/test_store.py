@@ -581,6 +581,7 @@ def test_sqlite_migrates_a_v1_database_in_place(db_path):
         assert s.get_project("proj").pushed == datetime(2026, 7, 1, 9, 0, tzinfo=UTC)
         assert ids(s.list_jobs()) == ["run-2", "run-1", "sched-1"]
         assert json.loads(s.list_jobs_json({S.SUCCESSFUL})[0])["started"] == "2026-07-01 12:00:01+02:00"
+        assert [json.loads(t)["warm"] for t in s.list_jobs_json()] == [True, True, True]
         s.add_job(make_job(9))
         assert ids(s.list_jobs(limit=1)) == ["job-9"]
     finally:
@@ -643,3 +644,15 @@ def test_status_counts_kept_by_triggers_match_the_rows(tmp_path):
         assert s.count_jobs(statuses) == len(s.list_jobs(statuses)), statuses
     assert s.count_jobs({S.PENDING}) == 3 and s.count_jobs() == 5
     s.close()
+
+
+def test_warm_lists_as_the_record_shows_it_also_for_rows_without_it(store):
+    """`warm` is stored only when off; the JSON listing says false for it, and true (the default) otherwise,
+    rows of earlier versions (no `warm` in their options) included."""
+    store.add_job(dataclasses.replace(make_job(1), options=RunOptions(spider="x", warm=False)))
+    store.add_job(make_job(2))
+    store.add_job(make_job(3, S.SCHEDULED))
+    listed = {r["identifier"]: r["warm"] for r in map(json.loads, store.list_jobs_json())}
+    assert listed == {"job-1": False, "job-2": True, "job-3": True}
+    assert [to_record(j)["warm"] for j in store.list_jobs()] == [True, True, False]
+    assert store.get_job("job-1").options.warm is False and store.get_job("job-2").options.warm is True

@@ -205,6 +205,33 @@ def test_openapi_documents_exactly_the_routes(http, api):
     assert documented == routes
 
 
+def test_warm_reaches_the_launcher_shows_in_records_and_is_edited(http, launcher):
+    """warm=off goes to the launcher as the run's options.warm; records show it; edit-job switches it."""
+    cold = jcall(http, "post", "/schedule-job.json", data={"project": "proj", "spider": "quick", "warm": "off"})[1]
+    assert launcher.launched[-1].request.options.warm is False
+    jcall(http, "post", "/schedule-job.json", data={"project": "proj", "spider": "quick"})
+    assert launcher.launched[-1].request.options.warm is True
+    assert jcall(http, "get", f"/list-jobs.json?id={cold['identifier']}")[1]["jobs"][0]["warm"] is False
+    schedule = jcall(http, "post", "/schedule-job.json",
+                     data={"project": "proj", "spider": "slow", "when": "every 10 minutes"})[1]["identifier"]
+    for value, expected in (("off", False), ("on", True), ("no", False)):
+        code, body = jcall(http, "post", "/edit-job.json", data={"job_id": schedule, "warm": value})
+        assert code == 200 and body["job"]["warm"] is expected, body
+    code, body = jcall(http, "post", "/edit-job.json", data={"job_id": schedule, "warm": "maybe"})
+    assert code == 400 and "warm must be on or off" in body["msg"]
+    assert jcall(http, "get", f"/list-jobs.json?id={schedule}")[1]["jobs"][0]["warm"] is False
+
+
+def test_openapi_documents_warm_for_schedule_and_edit(http):
+    """schedule-job and edit-job take warm (on or off); job records have it as a boolean."""
+    doc = jcall(http, "get", "/openapi.json")[1]
+    for path in ("/schedule-job.json", "/edit-job.json"):
+        schema = doc["paths"][path]["post"]["requestBody"]["content"]
+        params = next(iter(schema.values()))["schema"]["properties"]
+        assert params["warm"]["enum"] == ["on", "off"] and "cold" in params["warm"]["description"], path
+    assert '"warm": {"type": "boolean"}' in json.dumps(doc["paths"]["/list-jobs.json"])
+
+
 def test_preview_schedule_lists_next_run_times(http, clock):
     """preview-schedule.json normalises the spec and lists the next run times from the daemon's clock."""
     code, body = jcall(http, "get", "/preview-schedule.json?when=every%2010%20Minutes&count=3")
