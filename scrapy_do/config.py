@@ -69,6 +69,9 @@ class Config:
     ray_report_url: str = ""
     ray_poll_interval: float = 1.0
     log_format: str = "text"
+    warm_start: bool = True
+    warm_parents: int = 4
+    warm_idle: float = 900.0
     tokens_db: Path | None = None
     trusted_proxies: tuple = ()  # ipaddress networks whose X-Forwarded-Proto: https is believed
     webhooks: tuple = ()  # Hook(url, events) per line of [webhooks] hooks
@@ -353,6 +356,10 @@ def _build(parser, base, source):
         ray_poll_interval=_get(parser, ex, "ray-poll-interval", _float, lambda v: 0.1 <= v <= 60,
                                "must be 0.1 to 60 seconds"),
         log_format=_get(parser, sd, "log-format", _log_format),
+        warm_start=_get(parser, sd, "warm-start", _bool),
+        warm_parents=_get(parser, sd, "warm-parents", _int, lambda v: 0 <= v <= 64,
+                          "must be 0 to 64 (0 starts every crawl cold)"),
+        warm_idle=_get(parser, sd, "warm-idle", _float, lambda v: v > 0, "must be positive (seconds)"),
         tokens_db=path(web, "tokens-db"),
         trusted_proxies=_get(parser, web, "trusted-proxies", _networks),
         webhooks=_get(parser, "webhooks", "hooks", _hooks),

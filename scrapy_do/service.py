@@ -19,6 +19,7 @@ from scrapy_do.launchers import crawluser
 from scrapy_do.launchers.cgroups import CrawlCgroups
 from scrapy_do.launchers.local import CHILD_MODULE, ProcessLauncher
 from scrapy_do.launchers.logfiles import LogHub
+from scrapy_do.launchers.warmpool import WarmPool
 from scrapy_do.metrics import Metrics
 from scrapy_do.projects.environments import Environments
 from scrapy_do.projects.store import ProjectStore
@@ -144,6 +145,19 @@ class CrawlAccount(Service):
         super().startService()
 
 
+class WarmStarts(Service):
+    """The warm parents crawls fork from (launchers/warmpool.py): stopped with the daemon, after its crawls."""
+
+    name = "warm-starts"
+
+    def __init__(self, pool):
+        self.pool = pool
+
+    def stopService(self):
+        super().stopService()
+        return self.pool.close()
+
+
 class BackendCheck(Service):
     """At start-up, say whether the cluster crawls go to answers: a warning when it does not, never a stop."""
 
@@ -246,8 +260,10 @@ def make_service(config, reactor):
                             Limits(config.max_unpacked_size, config.max_archive_files),
                             list_timeout=config.spider_list_timeout, data_root=config.spider_data_dir,
                             environments=environments)
+    warm = (WarmPool(reactor, limit=config.warm_parents, idle=config.warm_idle, grace=config.cancel_grace)
+            if config.warm_start and config.warm_parents > 0 and config.backend == "local" else None)
     launcher = ProcessLauncher(reactor, grace=config.cancel_grace, log_limit=config.max_log_size, hub=watcher,
-                               cgroups=CrawlCgroups())
+                               cgroups=CrawlCgroups(), warm=warm)
     crawls = launcher if config.backend == "local" else cluster_launcher(config, reactor, watcher)
     controller = Controller(config, store, projects, crawls, reactor, hub=watcher)
     top = ScrapyDoService(reactor, store)
@@ -256,7 +272,8 @@ def make_service(config, reactor):
                         first_retry=config.webhook_first_retry,
                         post=HttpPoster(reactor, config.webhook_timeout, config.webhook_concurrency),
                         zone=config.zone)
-    api = WebAPI(controller, config, reactor, watcher=watcher, metrics=Metrics(controller), webhooks=webhooks)
+    api = WebAPI(controller, config, reactor, watcher=watcher, metrics=Metrics(controller), webhooks=webhooks,
+                 warm=warm)
     # The ports are bound first: a busy port stops start-up before any crawl starts.
     WebServer(reactor, api.site(wrap), config.interfaces, tls,
               on_bound=lambda url: setattr(controller, "report_url", config.ray_report_url or url
@@ -264,6 +281,8 @@ def make_service(config, reactor):
               report_site=api.site(wrap, reports_only=True) if tls else None).setServiceParent(top)
     StoreService(config, store).setServiceParent(top)
     CrawlAccount(config, launcher, projects).setServiceParent(top)
+    if warm is not None:
+        WarmStarts(warm).setServiceParent(top)
     if crawls is not launcher:
         BackendCheck(crawls).setServiceParent(top)
     controller.setServiceParent(top)

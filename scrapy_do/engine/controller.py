@@ -659,6 +659,10 @@ class Controller(Service):
         self._backoff_delay = RETRY_FIRST
         self._launch_problem(None)
         self._track(identifier, slot, crawl)
+        if identifier in self._canceling:
+            # A listener canceled it on hearing it runs, before it was tracked (as if still launching).
+            crawl.stop(self.config.cancel_grace)
+            return
         self._arm_deadline(run, slot, self.now())
         log.info("job {job} started: {spider} ({handle})", job=identifier, spider=run.spider, handle=crawl.handle)
 

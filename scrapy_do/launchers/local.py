@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import psutil
 from twisted.internet import defer, error, protocol, threads
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from scrapy_do.domain.options import RunOptions, command_value
@@ -30,6 +31,7 @@ from scrapy_do.errors import LaunchError
 from scrapy_do.interfaces import ILauncher, ILogSource, IRun
 from scrapy_do.launchers.cgroups import CrawlCgroups
 from scrapy_do.launchers.logfiles import LogFile
+from scrapy_do.launchers.warm import NotWarm, parent_environment
 
 log = Logger(namespace="scrapy_do.launchers.local")
 
@@ -251,8 +253,10 @@ class ProcessLauncher:
     """Runs each crawl as a child of the daemon's own interpreter."""
 
     def __init__(self, reactor, python=sys.executable, environ=None, grace=5.0, log_limit=0, hub=None,
-                 cgroups=None, user=None):
+                 cgroups=None, user=None, warm=None):
         self._reactor = reactor
+        #: The warmpool.WarmPool crawls fork from; None: every crawl starts cold.
+        self.warm = warm
         #: The crawluser.CrawlUser crawls run as; None: the daemon's own user.
         self.user = user
         self.grace = grace
@@ -269,6 +273,8 @@ class ProcessLauncher:
             self.cgroups.open()
 
     def launch(self, request):
+        if self.warm is not None and getattr(request.options, "warm", True):
+            return self._launch_warm(request)
         try:
             return defer.succeed(self._spawn(request))
         except LaunchError:
@@ -307,14 +313,8 @@ class ProcessLauncher:
             if finished(job_id):
                 self.cgroups.remove(self.cgroups.path(job_id))
 
-    def _spawn(self, request):
-        self._ready()
-        python = request.python or self.python
-        argv = build_crawl_argv(python, request.options)
-        # The child changes into the project tree itself: a spawn with a
-        # different cwd would make Twisted fork the whole daemon instead of
-        # using posix_spawn, which costs milliseconds per crawl.
-        cgroup = self.cgroups.create(request.job_id)
+    def _environment(self, request, cgroup):
+        """The crawl's whole environment: the daemon's, filtered, plus what child.py is told."""
         own = {"SCRAPY_DO_PARENT_PID": str(os.getpid()), "SCRAPY_DO_CWD": request.cwd}
         if "SPIDER_DATA_DIR" in request.env:
             own["SCRAPY_DO_DATA"] = request.env["SPIDER_DATA_DIR"]  # where it runs (see child.py)
@@ -323,20 +323,43 @@ class ProcessLauncher:
         if self.user is not None:
             # A home of its own: the project's data directory, the one place the crawl may write.
             own.update(self.user.environment(), HOME=request.env.get("SPIDER_DATA_DIR", "/nonexistent"))
-        env = crawl_environment(self.environ, {**request.env, **own})
+        return crawl_environment(self.environ, {**request.env, **own})
+
+    def _open_logs(self, request, cgroup):
         logs = []
         try:
-            logs = [LogFile(path, self.log_limit, self.hub) for path in (request.out_path, request.err_path)]
+            for path in (request.out_path, request.err_path):
+                logs.append(LogFile(path, self.log_limit, self.hub))
+        except OSError as e:
+            self._unwind(logs, cgroup)
+            raise _launch_error(request, e) from None
+        return logs
+
+    def _unwind(self, logs, cgroup):
+        for log_file in logs:
+            log_file.close()
+        if cgroup is not None:
+            self.cgroups.remove(cgroup)
+
+    def _spawn(self, request, logs=None, cgroup=None):
+        """Start the crawl cold: a fresh interpreter running child.py."""
+        self._ready()
+        python = request.python or self.python
+        argv = build_crawl_argv(python, request.options)
+        # The child changes into the project tree itself: a spawn with a
+        # different cwd would make Twisted fork the whole daemon instead of
+        # using posix_spawn, which costs milliseconds per crawl.
+        if logs is None:
+            cgroup = self.cgroups.create(request.job_id)
+            logs = self._open_logs(request, cgroup)
+        env = self._environment(request, cgroup)
+        try:
             proto = CrawlProtocol(*logs)
             transport = self._reactor.spawnProcess(proto, python, argv, env=env, path=None,
                                                    childFDs={0: "w", 1: "r", 2: "r"})
         except OSError as e:
-            for log_file in logs:
-                log_file.close()
-            if cgroup is not None:
-                self.cgroups.remove(cgroup)
-            transient = e.errno in (errno.EMFILE, errno.ENFILE, errno.EAGAIN, errno.ENOMEM, errno.ENOSPC)
-            raise LaunchError(f"cannot start the crawl of {request.options.spider!r}: {e}", transient) from None
+            self._unwind(logs, cgroup)
+            raise _launch_error(request, e) from None
         # The child enters its cgroup itself, first thing (moving a process
         # costs the mover ~10 ms of kernel locking: not on the reactor).
         sent = {"args": crawl_arguments(request.options)}
@@ -348,6 +371,81 @@ class ProcessLauncher:
                              self.cgroups, cgroup)
         proto.on_exit = crawl.sweep
         return crawl
+
+    @defer.inlineCallbacks
+    def _launch_warm(self, request):
+        """Fork the crawl from its project version's warm parent (warmpool.py); start it cold, saying why in its
+        .err, when that cannot be done."""
+        self._ready()
+        python = request.python or self.python
+        try:
+            warm = yield self.warm.parent(python, parent_environment(self.environ, request.cwd, self.user,
+                                                                     request.env), request.project)
+        except NotWarm as e:
+            warm, why = None, e
+        cgroup = self.cgroups.create(request.job_id)
+        logs = self._open_logs(request, cgroup)
+        if warm is not None:
+            # A crawl user may not move itself out of its parent's cgroup: the daemon moves it, and it waits.
+            gated = cgroup is not None and self.user is not None
+            gate = os.pipe() if gated else None
+            proto = CrawlProtocol(*logs)
+            try:
+                pid, _ = yield warm.start(request.job_id, request.options.spider, crawl_arguments(request.options),
+                                          self._environment(request, None if gated else cgroup), request.report,
+                                          proto, gate_fd=gate[0] if gate else None)
+            except NotWarm as e:
+                why = e
+            else:
+                crawl = RunningCrawl(self._reactor, _Forked(pid), proto.ended,
+                                     LocalLogs(request.out_path, request.err_path), self.cgroups, cgroup)
+                proto.on_exit = crawl.sweep
+                if gate:
+                    self._release(gate[1], cgroup, pid, logs[1])
+                return crawl
+            finally:
+                if gate:
+                    os.close(gate[0])
+            if gate:
+                os.close(gate[1])
+        logs[1].write(f"scrapy-do: this crawl starts cold: {why}\n".encode())
+        return self._spawn(request, logs, cgroup)
+
+    def _release(self, gate, cgroup, pid, err):
+        """Move a gated warm crawl into its cgroup (off the reactor), then let it go on."""
+        def move():
+            with open(os.path.join(cgroup, "cgroup.procs"), "w") as f:
+                f.write(str(pid))
+
+        def moved(result):
+            if isinstance(result, Failure):
+                err.write(f"scrapy-do: cannot move the crawl into cgroup {cgroup}: {result.getErrorMessage()}; "
+                          "its process group still contains it\n".encode())
+            try:
+                os.write(gate, b"1")
+            except OSError:
+                pass  # it is gone already
+            os.close(gate)
+
+        self._in_thread(move).addBoth(moved)
+
+
+def _launch_error(request, e):
+    transient = e.errno in (errno.EMFILE, errno.ENFILE, errno.EAGAIN, errno.ENOMEM, errno.ENOSPC)
+    return LaunchError(f"cannot start the crawl of {request.options.spider!r}: {e}", transient)
+
+
+class _Forked:
+    """What RunningCrawl needs of a warm crawl's process (forked by its warm parent, not by the daemon)."""
+
+    def __init__(self, pid):
+        self.pid = pid
+
+    def signalProcess(self, name):
+        try:
+            os.kill(self.pid, getattr(signal, f"SIG{name}"))
+        except ProcessLookupError:
+            raise error.ProcessExitedAlready() from None
 
 
 class _Collect(protocol.ProcessProtocol):

@@ -23,8 +23,8 @@ signals the crawl's group itself (os.killpg: the crawl leads its own).
 is ready (about a cold start's time, once), `spawn()` until it reports the
 pid (under a millisecond). Every other event is read by `read_events()`,
 which never blocks once `fileno()` is readable: a Twisted IReadDescriptor
-whose doRead calls it is all the daemon needs. The launcher does not use it
-yet (issue 17 goes on). `NotWarm` means: start this crawl cold.
+whose doRead calls it is all the daemon needs (warmpool.py). `NotWarm`
+means: start this crawl cold.
 """
 
 import json
@@ -123,14 +123,17 @@ class WarmParent:
             self._gone()
             raise NotWarm(f"the warm parent is gone ({e})") from None
 
-    def request(self, job_id, spider, args, env, out_fd, err_fd, report=None, in_fd=None):
+    def request(self, job_id, spider, args, env, out_fd, err_fd, report=None, in_fd=None, gate_fd=None):
         """Ask for a crawl; the pid comes in a `started` event. `env` is the crawl's whole environment (what
         local.py passes a cold crawl); the descriptors are the write ends of its stdout/stderr pipes (close
-        them after the call: the parent has its own copies now). Never blocks on a live parent."""
+        them after the call: the parent has its own copies now). `gate_fd`: the read end of a pipe the crawl waits on
+        until a byte comes (see warmparent.py). Never blocks on a live parent (a full channel raises NotWarm)."""
         crawl = self.crawls[job_id] = WarmCrawl(job_id)
         fds = [out_fd, err_fd] if in_fd is None else [in_fd, out_fd, err_fd]
+        if gate_fd is not None:
+            fds.append(gate_fd)
         self._send({"op": "start", "id": job_id, "spider": spider, "args": list(args), "report": report,
-                    "env": dict(env)}, fds)
+                    "env": dict(env), "gate": gate_fd is not None}, fds)
         return crawl
 
     def spawn(self, job_id, spider, args, env, out_fd, err_fd, report=None, in_fd=None, timeout=10.0):

@@ -17,8 +17,10 @@ signal.set_wakeup_fd). Each message is one JSON object; descriptors travel
 with it as SCM_RIGHTS.
 
 daemon -> parent:
-  {"op": "start", "id": ID, "spider": NAME, "args": [...], "report": {...}|null, "env": {...}}
-      with descriptors [out, err] or [in, out, err]: fork a crawl
+  {"op": "start", "id": ID, "spider": NAME, "args": [...], "report": {...}|null, "env": {...}, "gate": bool}
+      with descriptors [out, err] or [in, out, err], then the gate's read end if "gate": fork a crawl; a gated
+      crawl waits until the daemon writes a byte to its gate (it moved the crawl into its cgroup, which the crawl
+      user may not do itself), and exits 75 if the gate closes without one
   {"op": "stats"}: answer {"event": "stats", ...}
   {"op": "retire"}: start nothing more; exit once the last crawl ended (at once if none runs)
   end of file (the daemon closed its end or died): exit at once; the crawls get SIGTERM (parent-death signal)
@@ -49,7 +51,7 @@ import warnings
 from scrapy_do.launchers import child
 
 MAX_MESSAGE = 1 << 20
-MAX_FDS = 3
+MAX_FDS = 4
 #: Settings whose values name a class to load: their modules are imported while warming up.
 _CLASS_SUFFIXES = ("_CLASS", "_FACTORY", "SCHEDULER", "DOWNLOADER", "_RESOLVER", "_QUEUE", "_FORMATTER",
                    "ITEM_PROCESSOR")
@@ -77,7 +79,8 @@ class Job:
         self.args = [str(a) for a in message.get("args", [])]
         self.report = message.get("report")
         self.env = {str(k): str(v) for k, v in message.get("env", {}).items()}
-        self.fds = fds
+        self.gate = fds[-1] if message.get("gate") else None
+        self.fds = fds[:-1] if self.gate is not None else fds
         self.parent = parent
         self.user = user
         self.warned = warned
@@ -165,7 +168,8 @@ def warm_up():
                 pass
             if "twisted.internet.reactor" in sys.modules:
                 raise NotWarm(f"importing {path} installs a Twisted reactor")
-        for module in ("scrapy_do.crawl.reporter", "scrapy.utils.reactor", "twisted.internet.asyncioreactor",
+        for module in ("scrapy_do.crawl.reporter", "setproctitle", "scrapy.utils.reactor",
+                       "twisted.internet.asyncioreactor",
                        "twisted.internet.epollreactor", "twisted.internet.selectreactor"):
             try:
                 __import__(module)
@@ -277,8 +281,10 @@ class Parent:
         try:
             if self.retiring:
                 raise ValueError("this warm parent is retiring")
-            if len(fds) not in (2, 3):
-                raise ValueError(f"{len(fds)} descriptors sent, 2 (out, err) or 3 (in, out, err) expected")
+            expected = (3, 4) if message.get("gate") else (2, 3)
+            if len(fds) not in expected:
+                raise ValueError(f"{len(fds)} descriptors sent, {expected[0]} ([in,] out, err"
+                                 f"{', gate' if message.get('gate') else ''}) or {expected[1]} expected")
             job = Job(message, fds, self.pid, self.user, self.warned)
             if interpreter_environment(job.env) != self.interpreter_env:
                 differ = sorted(set(interpreter_environment(job.env).items()) ^ set(self.interpreter_env.items()))
@@ -329,8 +335,37 @@ class Parent:
                       utime=usage.ru_utime, stime=usage.ru_stime, maxrss_kib=usage.ru_maxrss)
 
 
+def prepare_command():
+    """setproctitle finds the argv memory it rewrites through the environment, which a crawl replaces: it looks
+    now, in the parent. SPT_NOENV: it rewrites argv's memory only, so /proc/PID/environ stays readable (the
+    parent's environment: where the daemon's pid is, see local.kill_leftover's users); the daemon gives the
+    parent arguments long enough for a crawl's command line."""
+    try:
+        import setproctitle
+    except ImportError:
+        return
+    os.environ["SPT_NOENV"] = "1"
+    setproctitle.getproctitle()
+    del os.environ["SPT_NOENV"]
+
+
+def show_command(spider):
+    """What `ps` shows of a warm crawl: a cold crawl's command line (local.build_crawl_argv), not the warm
+    parent's it was forked with; its arguments stay out of it as they do of a cold one's."""
+    try:
+        import setproctitle
+    except ImportError:  # an interpreter without it: the warm parent's command line shows
+        return
+    setproctitle.setproctitle(" ".join([sys.executable, "-m", "scrapy_do.launchers.child", "crawl", spider]))
+
+
 def run_job(job):
     """In the forked child: become the crawl the request describes, then run Scrapy as child.py does."""
+    if job.gate is not None:
+        released = os.read(job.gate, 1)  # the daemon moved us into the crawl's cgroup (or could not)
+        os.close(job.gate)
+        if not released:
+            sys.exit(75)  # the daemon went away first: nothing to run
     out_fds = job.fds
     stdin = os.open(os.devnull, os.O_RDONLY) if len(out_fds) == 2 else out_fds[0]
     for target, fd in zip((0, 1, 2), [stdin, *out_fds[-2:]]):
@@ -360,6 +395,7 @@ def run_job(job):
     child.add_reporter(job.report)
     import runpy
 
+    show_command(job.spider)
     sys.argv = ["scrapy", "crawl", job.spider, *job.args]
     runpy.run_module("scrapy", run_name="__main__", alter_sys=True)
 
@@ -383,6 +419,7 @@ def main(fd):
     except NotWarm as e:
         parent.send(event="cold", reason=str(e))
         return None
+    prepare_command()
     gc.freeze()  # what was imported stays out of the children's collections: fewer pages copied
     parent.send(event="ready", pid=os.getpid(), rss_kib=rss_kib(), modules=len(sys.modules),
                 warmup_s=round(time.perf_counter() - started, 3), files=sorted(files.values()))
@@ -390,8 +427,9 @@ def main(fd):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2 or not sys.argv[1].isdigit():
-        sys.exit("usage: python -m scrapy_do.launchers.warmparent FD")
+    # PROJECT and TREE only say in `ps` what the parent is for (and make room for a crawl's command line).
+    if len(sys.argv) not in (2, 4) or not sys.argv[1].isdigit():
+        sys.exit("usage: python -m scrapy_do.launchers.warmparent FD [PROJECT TREE]")
     _job = main(int(sys.argv[1]))
     if _job is None:
         sys.exit(0)

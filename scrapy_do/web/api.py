@@ -229,9 +229,11 @@ class WebAPI:
     # '//' must not redirect somewhere else: answer the path as given.
     app.url_map.merge_slashes = False
 
-    def __init__(self, controller, config, reactor=None, watcher=None, metrics=None, webhooks=None):
+    def __init__(self, controller, config, reactor=None, watcher=None, metrics=None, webhooks=None, warm=None):
         self.controller = controller
         self.config = config
+        #: launchers.warmpool.WarmPool: the warm parents status.json shows; None: warm starts are off.
+        self.warm = warm
         #: engine.webhooks.Webhooks: what /webhooks.json shows; None: an empty answer.
         self.webhooks = webhooks
         #: scrapy_do.metrics.Metrics: /metrics, and each answered request counted; None: no /metrics.
@@ -242,6 +244,7 @@ class WebAPI:
         self._watcher = watcher if watcher is not None else LogHub()
         self._events = None
         self._process = psutil.Process()
+        self._warm_sample = (float("-inf"), 0, 0.0)
         self._process.cpu_percent()
         self._sample = (float("-inf"), 0.0, 0.0)
 
@@ -378,6 +381,18 @@ class WebAPI:
             self._sample = (now, memory, cpu)
         return memory, cpu
 
+    def _warm_usage(self):
+        """How many warm parents there are, and their resident memory (MiB) sampled at most once a second."""
+        if self.warm is None:
+            return 0, 0.0
+        now = time.monotonic()
+        taken, count, memory = self._warm_sample
+        if now - taken >= 1.0 or count != self.warm.count():
+            parents = self.warm.describe()
+            count, memory = len(parents), round(sum(p["rss"] for p in parents) / (1024 * 1024), 2)
+            self._warm_sample = (now, count, memory)
+        return count, memory
+
     # -- endpoints --------------------------------------------------------
 
     @app.route("/status.json", methods=["GET"])
@@ -393,6 +408,8 @@ class WebAPI:
         data = {"status": "ok"}
         data.update(self.controller.status())
         data["memory-usage"], data["cpu-usage"] = self._usage()
+        data["warm-start"] = "on" if self.warm is not None else "off"
+        data["warm-parents"], data["warm-memory"] = self._warm_usage()
         data["uptime"] = format_uptime(data["uptime-seconds"])
         return data
 

@@ -113,6 +113,14 @@ def test_dashboard_counters_and_jobs_update_live(page, daemon, project):
     expect(active).to_have_count(0)
     expect(row(page, "dashboard-recent", identifier).get_by_test_id("job-status")).to_have_text("SUCCESSFUL")
     expect(page.get_by_test_id("stat-slots-value")).to_have_text("0 / 2")
+    warm = daemon.get("/status.json")[1]
+    if warm["warm-start"] == "off":  # SCRAPY_DO_TEST_WARM_START=off
+        assert warm["warm-parents"] == 0
+        expect(page.get_by_test_id("stat-warm-value")).to_have_text("off")
+    else:
+        assert warm["warm-parents"] >= 1  # the quick crawl forked from one
+        expect(page.get_by_test_id("stat-warm-value")).to_have_text(str(warm["warm-parents"]))
+        expect(page.get_by_test_id("stat-warm")).to_contain_text(re.compile(r"[1-9][0-9.]* MiB"))
     assert_not_reloaded(page)
 
 

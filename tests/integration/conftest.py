@@ -7,13 +7,14 @@ from twisted.internet import defer, reactor
 from scrapy_do.config import load
 from scrapy_do.domain.models import COMPLETED
 from scrapy_do.service import make_service
+from tests.integration.daemonproc import WARM_START
 
 
 @pytest.fixture
 def daemon(tmp_path):
     """The real daemon (SQLite, real crawls, a real socket on a free port), started in-process."""
     config = dataclasses.replace(load(cwd=tmp_path), job_slots=2, cancel_grace=5.0,
-                                 interfaces=(("127.0.0.1", 0),))
+                                 interfaces=(("127.0.0.1", 0),), warm_start=WARM_START)
     service = make_service(config, reactor)
     service.startService()
     assert service.failed is None, service.failed

@@ -19,6 +19,19 @@ READY_HTTPS = re.compile(r"available at https://127\.0\.0\.1:(\d+)/")
 RECOVERED = re.compile(r"recovered; \d+ job slots ready")
 
 
+#: `SCRAPY_DO_TEST_WARM_START=off` runs the tests' daemons with every crawl started cold (`make test` runs the
+#: crawl tests once that way too); a test's own warm-start setting wins.
+WARM_START = os.environ.get("SCRAPY_DO_TEST_WARM_START", "").strip().lower() != "off"
+
+
+def cold_if_asked(conf_text):
+    if WARM_START or "warm-start" in conf_text:
+        return conf_text
+    if "[scrapy-do]" in conf_text:
+        return conf_text.replace("[scrapy-do]\n", "[scrapy-do]\nwarm-start = off\n", 1)
+    return "[scrapy-do]\nwarm-start = off\n" + conf_text
+
+
 class DaemonProcess:
     def __init__(self, workdir, conf_text="", argv=None, env=None, preexec_fn=None, prefix=()):
         """`env` (optional) holds variables added to the inherited environment of each start;
@@ -26,8 +39,8 @@ class DaemonProcess:
         `prefix` (optional) is a command the daemon runs under (e.g. setpriv)."""
         self.workdir = workdir
         self.conf = workdir / "scrapy-do.conf"
-        self.conf.write_text(conf_text or "[scrapy-do]\njob-slots = 2\ncancel-grace = 5\n"
-                             "[web]\ninterfaces = 127.0.0.1:0\n")
+        self.conf.write_text(cold_if_asked(conf_text or "[scrapy-do]\njob-slots = 2\ncancel-grace = 5\n"
+                                                         "[web]\ninterfaces = 127.0.0.1:0\n"))
         self.argv = argv or ["--config", str(self.conf)]
         self.proc = None
         self.url = None

@@ -25,7 +25,8 @@ def crawl_processes(daemon_pid):
     found = []
     for proc in psutil.process_iter(["pid", "cmdline"]):
         try:
-            if "scrapy_do.launchers.child" not in (proc.info["cmdline"] or []):
+            # A warm crawl shows its command line as one string (launchers/warmparent.py show_command).
+            if "scrapy_do.launchers.child" not in " ".join(proc.info["cmdline"] or []).split():
                 continue
             if proc.environ().get("SCRAPY_DO_PARENT_PID") == str(daemon_pid) and pid_alive(proc.pid):
                 found.append(proc.pid)

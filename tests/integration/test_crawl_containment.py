@@ -83,7 +83,18 @@ def _is_crawl_of(pid, job, daemon):
             ppid = int(f.read().split(")")[-1].split()[1])
     except OSError:
         return False
-    return b"scrapy_do.launchers.child" in cmdline and ppid == daemon.proc.pid and b"forker" in cmdline
+    # A warm crawl's parent is the daemon's warm parent of the project (launchers/warmpool.py), and `ps` shows it
+    # a cold crawl's command line.
+    shown = b" ".join(cmdline)
+    return b"scrapy_do.launchers.child crawl forker" in shown and daemon.proc.pid in (ppid, _parent_of(ppid))
+
+
+def _parent_of(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().split(")")[-1].split()[1])
+    except OSError:
+        return None
 
 
 def test_payload_is_not_on_the_command_line_and_secrets_not_in_the_environment(daemon):

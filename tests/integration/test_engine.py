@@ -6,6 +6,7 @@ import psutil
 import pytest
 import pytest_twisted
 import treq
+from twisted.internet import reactor, task
 
 from scrapy_do.errors import BadArchive, Conflict
 from scrapy_do.domain.models import JobStatus
@@ -57,6 +58,7 @@ def test_cancel_running_crawl_stops_the_process(daemon):
     yield c.push_project(offline_zip())
     job = c.schedule_job("offline", "slow")
     running = yield wait_for_job(c, job.identifier, {JobStatus.RUNNING})
+    yield task.deferLater(reactor, 0, lambda: None)  # heard as it is recorded: canceled as an API call would be
     pid, created, _ = parse_handle(running.handle)
     assert psutil.Process(pid).create_time() == pytest.approx(created, abs=0.05)
     canceled = yield c.cancel_job(job.identifier)
@@ -70,6 +72,8 @@ def test_slots_bound_concurrent_crawls(daemon):
     c = daemon.controller
     yield c.push_project(offline_zip())
     jobs = [c.schedule_job("offline", "slow", payload='{"pages": 3}') for _ in range(3)]
+    for job in jobs[:2]:  # a warm start answers a moment later
+        yield wait_for_job(c, job.identifier, {JobStatus.RUNNING})
     assert [c.get_job(j.identifier).status for j in jobs] == [JobStatus.RUNNING] * 2 + [JobStatus.PENDING]
     for job in jobs:
         done = yield wait_for_job(c, job.identifier)

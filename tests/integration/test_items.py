@@ -172,7 +172,7 @@ def _crawl_pid(d, spider):
     import psutil
 
     for child in psutil.Process(d.proc.pid).children(recursive=True):
-        if spider in child.cmdline():
+        if spider in " ".join(child.cmdline()).split():  # a warm crawl shows one string (setproctitle)
             return child.pid
     raise AssertionError(f"no {spider} crawl among the daemon's children")
 

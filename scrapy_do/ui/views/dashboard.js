@@ -40,6 +40,8 @@ function renderStatus(box) {
       stat('Uptime', uptime, 'stat-uptime', `server time ${shortTime(s.time)}`),
       stat('Memory', `${Number(s['memory-usage'] || 0).toFixed(1)} MiB`, 'stat-memory', 'daemon process'),
       stat('CPU', `${Number(s['cpu-usage'] || 0).toFixed(1)} %`, 'stat-cpu', 'daemon process'),
+      stat('Warm parents', s['warm-start'] === 'off' ? 'off' : String(s['warm-parents'] ?? 0), 'stat-warm',
+        s['warm-start'] === 'off' ? 'every crawl starts cold' : `${Number(s['warm-memory'] || 0).toFixed(1)} MiB`),
       stat('Job slots', `${running} / ${slots}`, 'stat-slots',
         h('div', {class: 'meter', role: 'meter', 'aria-valuenow': running, 'aria-valuemin': 0, 'aria-valuemax': slots},
           h('div', {class: 'meter-fill', style: {width: `${pct}%`}}))),
