@@ -412,22 +412,28 @@ class ProcessLauncher:
         return self._spawn(request, logs, cgroup)
 
     def _release(self, gate, cgroup, pid, err):
-        """Move a gated warm crawl into its cgroup (off the reactor), then let it go on."""
+        """Move a gated warm crawl into its cgroup, then let it go on: both in a thread (the move holds its
+        writer ~7 ms in the kernel; the byte goes at once, not after a hop back to the reactor)."""
         def move():
-            with open(os.path.join(cgroup, "cgroup.procs"), "w") as f:
-                f.write(str(pid))
-
-        def moved(result):
-            if isinstance(result, Failure):
-                err.write(f"scrapy-do: cannot move the crawl into cgroup {cgroup}: {result.getErrorMessage()}; "
-                          "its process group still contains it\n".encode())
             try:
-                os.write(gate, b"1")
-            except OSError:
-                pass  # it is gone already
-            os.close(gate)
+                with open(os.path.join(cgroup, "cgroup.procs"), "w") as f:
+                    f.write(str(pid))
+                return None
+            except OSError as e:
+                return e
+            finally:
+                try:
+                    os.write(gate, b"1")
+                except OSError:
+                    pass  # it is gone already
+                os.close(gate)
 
-        self._in_thread(move).addBoth(moved)
+        def moved(problem):
+            if problem is not None:
+                err.write(f"scrapy-do: cannot move the crawl into cgroup {cgroup}: {problem}; its process group "
+                          "still contains it\n".encode())
+
+        self._in_thread(move).addCallback(moved)
 
 
 def _launch_error(request, e):
