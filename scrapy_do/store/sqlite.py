@@ -31,6 +31,7 @@ from scrapy_do.domain.records import JOB_FIELDS
 from scrapy_do.errors import StorageFull, UnusableStore
 from scrapy_do.interfaces import IDeliveryStore, IJobStore
 from scrapy_do.store.migrations import Context, migrate
+from scrapy_do.store.pages import PageCache
 
 COUNTERS = ("run", "successful", "failed", "canceled")
 
@@ -247,11 +248,14 @@ class Checkpointer:
                 self._cond.notify_all()
 
 
-def _writes(method):
+def _writes(method=None, *, jobs=None):
     """A write that hits a full disk raises StorageFull (nothing was written) instead of a bare sqlite3 error.
 
     Each committed write is counted towards the next checkpoint (a write within a caller's transaction
-    is counted with it)."""
+    is counted with it). `jobs(*args)` names the jobs the write stores, so pages of list-jobs it cannot
+    change are kept (pages.py); a write without it drops them all."""
+    if method is None:
+        return functools.partial(_writes, jobs=jobs)
 
     @functools.wraps(method)
     def write(self, *args, **kwargs):
@@ -266,6 +270,9 @@ def _writes(method):
         except OSError as e:
             if e.errno not in (errno.ENOSPC, errno.EDQUOT):
                 raise
+        finally:
+            # Even a write that failed may have changed rows before its transaction rolled back.
+            self.pages.touched(None if jobs is None else [job.status for job in jobs(*args, **kwargs)])
         raise StorageFull(f"the disk holding {self.path} is full; nothing was changed: free some space "
                           "and try again")
     return write
@@ -282,6 +289,7 @@ class SqliteStore:
         self._checkpoint_every = checkpoint_every
         #: Checkpointer: copies the WAL into the database off the caller's thread; None for ':memory:'.
         self.checkpointer = None
+        self.pages = PageCache()
 
     def open(self):
         try:
@@ -341,7 +349,7 @@ class SqliteStore:
             self._t(job.next_run), job.timezone, job.overlap, int(job.catch_up), int(job.paused), job.skipped,
             job.name)
 
-    @_writes
+    @_writes(jobs=lambda job: [job])
     def add_job(self, job):
         table, columns, values = self._values(job)
         with self._transaction():
@@ -350,19 +358,19 @@ class SqliteStore:
             marks = ", ".join("?" * (len(columns) + 1))
             self._db.execute(f"INSERT INTO {table} (seq, {', '.join(columns)}) VALUES ({marks})", (seq, *values))
 
-    @_writes
+    @_writes(jobs=list)
     def add_jobs(self, jobs):
         with self._transaction():
             for job in jobs:
                 self.add_job(job)
 
-    @_writes
+    @_writes(jobs=lambda job: [job])
     def update_job(self, job):
         table, columns, values = self._values(job)
         sets = ", ".join(f"{c} = ?" for c in columns[1:])
         self._db.execute(f"UPDATE {table} SET {sets} WHERE identifier = ?", (*values[1:], values[0]))
 
-    @_writes
+    @_writes(jobs=list)
     def update_jobs(self, jobs):
         with self._transaction():
             for job in jobs:
@@ -376,7 +384,7 @@ class SqliteStore:
                 return _record(row[1:])
         return None
 
-    @_writes
+    @_writes(jobs=lambda job, *counters: [job])
     def record(self, job, *counters):
         with self._transaction():
             self.update_job(job)
@@ -449,7 +457,12 @@ class SqliteStore:
         return [_record(r) for r in rows]
 
     def list_jobs_json(self, statuses=None, project=None, spider=None, limit=None, offset=0, parent=None):
-        return [r[0] for r in self._select("json", statuses, project, spider, limit, offset, False, parent)]
+        key = (None if statuses is None else frozenset(statuses), project, spider, limit, offset, parent)
+        page = self.pages.get(key, statuses)
+        if page is None:
+            page = [r[0] for r in self._select("json", statuses, project, spider, limit, offset, False, parent)]
+            self.pages.put(key, statuses, page)
+        return page
 
     def count_jobs(self, statuses=None, project=None, spider=None, parent=None):
         if project is None and spider is None and parent is None:
@@ -482,7 +495,7 @@ class SqliteStore:
 
     # -- projects and counters -------------------------------------------
 
-    @_writes
+    @_writes(jobs=lambda project: [])
     def save_project(self, project):
         self._db.execute("INSERT OR REPLACE INTO projects (name, spiders, tree, pushed, environment) "
                          "VALUES (?, ?, ?, ?, ?)",
@@ -511,13 +524,13 @@ class SqliteStore:
         return {name: value for name, value in self._db.execute("SELECT name, value FROM counters")
                 if name in COUNTERS}
 
-    @_writes
+    @_writes(jobs=lambda counter: [])
     def bump(self, counter):
         self._db.execute("UPDATE counters SET value = value + 1 WHERE name = ?", (counter,))
 
     # -- webhook deliveries ----------------------------------------------
 
-    @_writes
+    @_writes(jobs=lambda deliveries: [])
     def add_deliveries(self, deliveries):
         """Keep new deliveries, all or none; one whose key is already kept (the same news for the same URL, told
         twice) is left out. Returns those added."""
@@ -531,7 +544,7 @@ class SqliteStore:
                     added.append(d)
         return added
 
-    @_writes
+    @_writes(jobs=lambda delivery: [])
     def update_delivery(self, delivery):
         self._db.execute(f"UPDATE deliveries SET {', '.join(f'{c} = ?' for c in _DELIVERY_COLUMNS[1:])} "
                          "WHERE id = ?", (*_delivery_values(delivery)[1:], delivery.id))
@@ -596,7 +609,7 @@ class SqliteStore:
         """{state: n} over all kept deliveries."""
         return dict(self._db.execute("SELECT state, COUNT(*) FROM deliveries GROUP BY state").fetchall())
 
-    @_writes
+    @_writes(jobs=lambda keep: [])
     def purge_deliveries(self, keep):
         """Forget all but the `keep` newest ended (delivered or given up) deliveries."""
         self._db.execute("DELETE FROM deliveries WHERE seq IN (SELECT seq FROM deliveries WHERE state != "

@@ -45,6 +45,7 @@ class, but the decoder cannot find its way past it, so that part and any after i
 Twisted, a part's Content-Transfer-Encoding is not decoded (RFC 7578 deprecates it; no client sends it).
 """
 
+import functools
 import io
 import os
 import re
@@ -82,8 +83,11 @@ class BadMultipart(ValueError):
     """The body is not a multipart/form-data body for the boundary its Content-Type declares."""
 
 
+@functools.lru_cache(maxsize=64)
 def media_type(ctype):
-    """(media type, boundary) of a raw Content-Type header, read the way Twisted reads it (the stdlib `email`)."""
+    """(media type, boundary) of a raw Content-Type header, read the way Twisted reads it (the stdlib `email`).
+
+    Kept per header value: `email` takes ~0.1 ms a time, and a crawl's reports send the same one each time."""
     msg = EmailMessage()
     msg["content-type"] = ctype.decode("latin-1")
     return msg.get_content_type(), msg.get_boundary()
