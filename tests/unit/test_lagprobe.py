@@ -1,6 +1,7 @@
 """Unit tests for scrapy_do.lagprobe: the opt-in reactor-lag probe, on a Clock."""
 
 import json
+import time
 
 from twisted.internet.task import Clock
 
@@ -58,3 +59,28 @@ def test_no_probe_unless_asked_for(tmp_path):
     assert lagprobe.from_environment(Clock(), {}) is None
     probe = lagprobe.from_environment(Clock(), {lagprobe.VARIABLE: str(tmp_path / "x.json")})
     assert probe.path == str(tmp_path / "x.json")
+    assert probe.stacks_after is None
+    sampling = lagprobe.from_environment(Clock(), {lagprobe.VARIABLE: "x.json", lagprobe.STACKS: "2.5"})
+    assert sampling.stacks_after == 2.5
+
+
+def held_reactor(seconds):
+    """What the 'reactor' thread is busy with while its timer is overdue."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        pass
+
+
+def test_an_overdue_timer_has_the_reactor_threads_stack_sampled(tmp_path):
+    """With SCRAPY_DO_LAG_STACKS, the sampler thread records what the reactor's thread runs while a timer is
+    late (here the test's own thread, holding it in held_reactor), and only then."""
+    probe = lagprobe.LagProbe(Clock(), tmp_path / "lag.json", interval=0.005, clock=time.monotonic,
+                              stacks_after=1.0)
+    probe.startService()
+    try:
+        held_reactor(0.2)  # the Clock never runs the tick: from 6 ms on, the timer is overdue
+    finally:
+        probe.stopService()
+    assert probe.stacks, "no sample taken while the timer was overdue"
+    assert all(any("held_reactor" in frame for frame in frames) for _, frames in probe.stacks[3:])
+    assert json.loads((tmp_path / "lag.json").read_text())["stacks"]
