@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.helpers import OFFLINE, make_wheel, offline_zip, reachable_tempdir, zip_tree  # noqa: E402
+from tests.helpers import make_wheel, offline_copy, offline_zip, reachable_tempdir, zip_tree  # noqa: E402
 from tests.integration.daemonproc import DaemonProcess  # noqa: E402
 
 CONF = "[scrapy-do]\njob-slots = 2\nfind-links = wheels\n[web]\ninterfaces = 127.0.0.1:0\n"
@@ -46,13 +46,9 @@ class HelpedSpider(scrapy.Spider):
 def project(src, name, requirements=None):
     """The offline fixture as project `name`; with `requirements`, a spider importing acme_helper and that
     requirements.txt next to scrapy.cfg."""
-    tree = Path(src) / name
-    shutil.rmtree(tree, ignore_errors=True)
-    shutil.copytree(OFFLINE, tree, ignore=shutil.ignore_patterns("__pycache__"))
-    cfg = tree / "scrapy.cfg"
-    cfg.write_text(cfg.read_text().replace("project = offline", f"project = {name}"))
+    shutil.rmtree(Path(src) / name, ignore_errors=True)
+    tree = offline_copy(src, name, {"helped": None if requirements is None else SPIDER})
     if requirements is not None:
-        (tree / "offline" / "spiders" / "helped.py").write_text(SPIDER)
         (tree / "requirements.txt").write_text(requirements)
     return zip_tree(tree, name)
 

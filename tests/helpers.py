@@ -3,6 +3,7 @@
 import contextlib
 import io
 import os
+import shutil
 import tempfile
 import zipfile
 from pathlib import Path
@@ -41,6 +42,20 @@ def reachable_tempdir(prefix="scrapy-do-"):
 
 def offline_zip():
     return zip_tree(OFFLINE)
+
+
+def offline_copy(root, name="offline", spiders=None):
+    """A copy of the offline project at `root/<name>` (caches left out) for a test to change, not the fixture;
+    `name` is also its deploy name in scrapy.cfg. `spiders` maps module names to source put in offline/spiders
+    (a None source is left out). Returns the copy's path."""
+    tree = Path(root) / name
+    shutil.copytree(OFFLINE, tree, ignore=shutil.ignore_patterns("__pycache__"))
+    cfg = tree / "scrapy.cfg"
+    cfg.write_text(cfg.read_text().replace("project = offline", f"project = {name}"))
+    for module, source in (spiders or {}).items():
+        if source is not None:
+            (tree / "offline" / "spiders" / f"{module}.py").write_text(source)
+    return tree
 
 
 def result_of(d):

@@ -115,6 +115,11 @@ class WarmOutput:
                              b"its exit status is unknown\n")
         self._maybe_end()
 
+    @property
+    def done(self):
+        """Whether it has ended (its protocol heard processEnded); read-only, for WarmPool.orphaned's late kill."""
+        return self._done
+
     def abort(self):
         for reader in self._readers:
             reader.close()
@@ -485,7 +490,7 @@ class WarmPool:
         from scrapy_do.launchers.local import kill_group  # local.py imports this module
 
         pid = output.pid
-        self.reactor.callLater(self.grace, lambda: None if output._done else kill_group(pid, signal.SIGKILL))
+        self.reactor.callLater(self.grace, lambda: None if output.done else kill_group(pid, signal.SIGKILL))
 
     def count(self):
         return len(self.parents) + len(self.leaving)

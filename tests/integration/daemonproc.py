@@ -143,6 +143,18 @@ def pid_alive(pid):
         return False
 
 
+def wait_until(predicate, timeout=20, what="the condition", interval=0.05):
+    """`predicate()`'s first true value, looked at every `interval` s; AssertionError naming `what` after
+    `timeout` s, so a test that waits on the daemon fails instead of hanging."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what} ({timeout} s)")
+
+
 def wait_gone(pid, timeout=15):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

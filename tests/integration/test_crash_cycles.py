@@ -13,7 +13,7 @@ import psutil
 import pytest
 
 from tests.helpers import offline_zip
-from tests.integration.daemonproc import DaemonProcess, pid_alive
+from tests.integration.daemonproc import DaemonProcess, pid_alive, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -65,13 +65,7 @@ class CrashHarness:
         return body["identifier"]
 
     def until(self, condition, what, timeout=None):
-        deadline = time.monotonic() + (timeout or self.wait)
-        while time.monotonic() < deadline:
-            value = condition()
-            if value:
-                return value
-            time.sleep(0.05)
-        raise AssertionError(f"timed out waiting for {what}")
+        return wait_until(condition, timeout or self.wait, what)
 
     def start_count(self, identifier):
         try:

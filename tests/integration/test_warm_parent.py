@@ -3,7 +3,6 @@ crawls forked from them; no mocks."""
 
 import json
 import os
-import shutil
 import signal
 import sys
 import time
@@ -14,7 +13,7 @@ import pytest
 from scrapy_do.domain.options import RunOptions
 from scrapy_do.launchers.local import crawl_arguments, crawl_environment
 from scrapy_do.launchers.warm import NotWarm, WarmParent, parent_environment, smaps_rollup
-from tests.helpers import OFFLINE
+from tests.helpers import offline_copy
 
 pytestmark = [pytest.mark.integration,
               pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl, /proc and SCM_RIGHTS")]
@@ -38,11 +37,7 @@ class ForkSpider(scrapy.Spider):
 
 
 def project_copy(root, extra=None):
-    tree = shutil.copytree(OFFLINE, root / "offline", ignore=shutil.ignore_patterns("__pycache__"))
-    (tree / "offline" / "spiders" / "fork.py").write_text(EXTRA_SPIDER)
-    if extra:
-        (tree / "offline" / "spiders" / "extra.py").write_text(extra)
-    return tree
+    return offline_copy(root, spiders={"fork": EXTRA_SPIDER, "extra": extra or None})
 
 
 def start_parent(tree, tmp):

@@ -3,17 +3,15 @@ them, real kill -9s; the crawls fetch data: URLs of copies of the offline projec
 
 import json
 import os
-import shutil
 import signal
 import sys
-import time
 import urllib.request
 
 import psutil
 import pytest
 
-from tests.helpers import OFFLINE, reachable_tempdir, zip_tree
-from tests.integration.daemonproc import DaemonProcess, wait_gone
+from tests.helpers import offline_copy, reachable_tempdir, zip_tree
+from tests.integration.daemonproc import DaemonProcess, wait_gone, wait_until
 
 pytestmark = [pytest.mark.integration,
               pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl, /proc and SCM_RIGHTS")]
@@ -44,13 +42,7 @@ class WhoAmI(scrapy.Spider):
 
 def project(root, name="warmth", extra=None):
     """A copy of the offline project named `name`, with the whoami spider (and `extra` as another module)."""
-    tree = root / name
-    shutil.copytree(OFFLINE, tree, ignore=shutil.ignore_patterns("__pycache__"))
-    (tree / "scrapy.cfg").write_text(f"[settings]\ndefault = offline.settings\n\n[deploy]\nproject = {name}\n")
-    (tree / "offline" / "spiders" / "whoami.py").write_text(WHOAMI)
-    if extra:
-        (tree / "offline" / "spiders" / "extra.py").write_text(extra)
-    return zip_tree(tree)
+    return zip_tree(offline_copy(root, name, {"whoami": WHOAMI, "extra": extra or None}))
 
 
 @pytest.fixture
@@ -87,16 +79,6 @@ def warm_parents(d):
     """The daemon's warm parent processes (its children running warmparent.py)."""
     return [p for p in psutil.Process(d.proc.pid).children()
             if "scrapy_do.launchers.warmparent" in " ".join(p.cmdline())]
-
-
-def wait_until(predicate, timeout=20, what="the condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"{what} did not happen within {timeout} s")
 
 
 def test_crawls_fork_from_one_warm_parent_and_look_like_cold_crawls(tmp_path, store):
