@@ -4,6 +4,7 @@ crawls forked from them; no mocks."""
 import json
 import os
 import signal
+import subprocess
 import sys
 import time
 
@@ -120,6 +121,19 @@ def test_quick_crawl_writes_scrapy_log_and_items_to_the_given_pipes_and_exits_0(
     assert "'item_scraped_count': 1" in run.err and "Spider closed (finished)" in run.err
     assert (data / "scrapy.cfg").read_bytes() == (tree / "scrapy.cfg").read_bytes()  # ran in its data dir
     assert result.cpu is not None and result.cpu < 1.0
+
+
+def test_a_warm_crawl_logs_the_versions_a_cold_one_does(warm, tmp_path):
+    """The versions and platform Scrapy logs at start are asked once in the parent (remember_installed), and
+    are what a fresh interpreter finds."""
+    parent, tree, _ = warm
+    fresh = subprocess.run([sys.executable, "-c", "import json; from scrapy.utils.versions import get_versions; from scrapy.settings."
+                            "default_settings import LOG_VERSIONS; print(json.dumps(get_versions(LOG_VERSIONS)))"], cwd=tree, capture_output=True, text=True,
+                           check=True)
+    run = Crawl(parent, tree, "v1", "quick", env={"SPIDER_DATA_DIR": str(tmp_path), "SCRAPY_DO_DATA": str(tmp_path)})
+    assert run.finish().status == 0
+    for name, value in json.loads(fresh.stdout):
+        assert f"{name!r}: {value!r}" in run.err, name
 
 
 def test_broken_spider_exits_non_zero_with_its_traceback(warm):

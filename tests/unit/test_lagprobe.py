@@ -82,5 +82,6 @@ def test_an_overdue_timer_has_the_reactor_threads_stack_sampled(tmp_path):
     finally:
         probe.stopService()
     assert probe.stacks, "no sample taken while the timer was overdue"
-    assert all(any("held_reactor" in frame for frame in frames) for _, frames in probe.stacks[3:])
+    held = [frames for _, frames in probe.stacks if any("held_reactor" in frame for frame in frames)]
+    assert len(held) >= len(probe.stacks) - 2  # the last may catch the test's own frame, leaving the loop
     assert json.loads((tmp_path / "lag.json").read_text())["stacks"]
