@@ -10,6 +10,9 @@ class IJobStore(Interface):
     engine calls them on the reactor thread. A "job" is a Run or a Schedule.
     """
 
+    generation = Attribute("A value that changes with every write, so a reader may keep what it read while it "
+                           "holds; None when the store does not say (nothing read is kept then).")
+
     def open():
         """Open (and migrate) the storage; return self. Nothing is touched before."""
 

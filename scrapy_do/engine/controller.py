@@ -110,6 +110,7 @@ class Controller(Service):
         self._backoff_delay = RETRY_FIRST
         self._listeners = []
         self.started_at = None
+        self._status_cache = None  # (store generation, what status() read from the store then)
 
     # -- life cycle -------------------------------------------------------
 
@@ -886,9 +887,28 @@ class Controller(Service):
 
     # -- status -----------------------------------------------------------
 
+    def _stored_status(self):
+        """What status() reads from the store, read again only after a write: it is asked for often (dashboards,
+        monitors) and changes seldom."""
+        generation = self.store.generation
+        if generation is None or self._status_cache is None or self._status_cache[0] != generation:
+            counters = self.store.counters()
+            projects = self.store.list_projects()
+            stored = {
+                "jobs-run": counters["run"],
+                "jobs-successful": counters["successful"],
+                "jobs-failed": counters["failed"],
+                "jobs-canceled": counters["canceled"],
+                "jobs-scheduled": self.store.count_jobs([JobStatus.SCHEDULED]),
+                "jobs-pending": self.store.count_jobs([JobStatus.PENDING]),
+                "projects": len(projects),
+                "spiders": sum(len(p.spiders) for p in projects),
+            }
+            self._status_cache = (generation, stored)
+        return self._status_cache[1]
+
     def status(self):
-        counters = self.store.counters()
-        projects = self.store.list_projects()
+        stored = self._stored_status()
         uptime = self.clock.seconds() - self.started_at if self.started_at is not None else 0
         return {
             "daemon-version": __version__,
@@ -896,15 +916,15 @@ class Controller(Service):
             "time": self.show(self.now()),
             "timezone": self.config.timezone,
             "uptime-seconds": uptime,
-            "jobs-run": counters["run"],
-            "jobs-successful": counters["successful"],
-            "jobs-failed": counters["failed"],
-            "jobs-canceled": counters["canceled"],
-            "jobs-scheduled": self.store.count_jobs([JobStatus.SCHEDULED]),
-            "jobs-pending": self.store.count_jobs([JobStatus.PENDING]),
+            "jobs-run": stored["jobs-run"],
+            "jobs-successful": stored["jobs-successful"],
+            "jobs-failed": stored["jobs-failed"],
+            "jobs-canceled": stored["jobs-canceled"],
+            "jobs-scheduled": stored["jobs-scheduled"],
+            "jobs-pending": stored["jobs-pending"],
             "jobs-running": sum(1 for slot in self.slots.values() if slot.run is not None),
             "job-slots": self.config.job_slots,
             "launch-problem": self.launch_problem,
-            "projects": len(projects),
-            "spiders": sum(len(p.spiders) for p in projects),
+            "projects": stored["projects"],
+            "spiders": stored["spiders"],
         }

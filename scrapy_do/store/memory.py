@@ -14,6 +14,8 @@ COUNTERS = ("run", "successful", "failed", "canceled")
 
 @implementer(IJobStore)
 class MemoryStore:
+    generation = None  # a store for tests: nothing read from it is kept
+
     def __init__(self, zone=zones.UTC):
         self.zone = zone
         self._jobs = {}

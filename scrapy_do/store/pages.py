@@ -22,6 +22,8 @@ class PageCache:
         self._versions = dict.fromkeys(ALL, 0)
         self._pages = {}
         self.hits = self.misses = 0
+        #: Counts every write: what the store's `generation` is.
+        self.writes = 0
 
     def _stamp(self, statuses):
         return tuple(self._versions[s] for s in sorted(statuses or ALL, key=lambda s: s.value))
@@ -42,5 +44,6 @@ class PageCache:
 
     def touched(self, statuses=None):
         """A write changed jobs with these statuses (None: anything)."""
+        self.writes += 1
         for status in ALL if statuses is None else set(statuses) | ACTIVE:
             self._versions[status] += 1

@@ -291,6 +291,12 @@ class SqliteStore:
         self.checkpointer = None
         self.pages = PageCache()
 
+    @property
+    def generation(self):
+        """A number that changes with every write (committed or not): what was read before it is the same
+        still while it is unchanged."""
+        return self.pages.writes
+
     def open(self):
         try:
             _make_private(self.path)

@@ -85,3 +85,31 @@ def test_kept_pages_always_equal_a_fresh_query(tmp_path, seed):
         assert store.pages.hits > 0  # the test exercised kept pages, not only fresh ones
     finally:
         store.close()
+
+
+def test_every_kind_of_write_moves_the_generation(tmp_path):
+    """What the controller keeps of status() is read again after any write: each writing method moves
+    `generation` (a method that did not would leave status.json stale)."""
+    from tests.unit.test_store import make_project
+
+    store = SqliteStore(tmp_path / "db.sqlite").open()
+    try:
+        job = make_job(1, S.PENDING)
+        writes = [lambda: store.add_job(job), lambda: store.update_job(transition(job, S.RUNNING)),
+                  lambda: store.record(transition(transition(job, S.RUNNING), S.SUCCESSFUL), "run"),
+                  lambda: store.add_jobs([make_job(2)]), lambda: store.update_jobs([make_job(2)]),
+                  lambda: store.bump("canceled"), lambda: store.save_project(make_project("p")),
+                  lambda: store.remove_project("p"), lambda: store.purge_completed(0),
+                  lambda: store.purge_deliveries(0)]
+        for write in writes:
+            before = store.generation
+            write()
+            assert store.generation != before, write
+        writing = {name for name, attr in vars(SqliteStore).items()
+                   if hasattr(attr, "__wrapped__") and getattr(attr, "__code__", None) is not None
+                   and attr.__code__.co_name == "write"}  # the wrapper _writes puts around a method
+        assert writing == {"add_job", "update_job", "record", "add_jobs", "update_jobs", "bump", "save_project",
+                           "remove_project", "purge_completed", "purge_deliveries", "add_deliveries",
+                           "update_delivery"}, "a new writing method: add it above"
+    finally:
+        store.close()
