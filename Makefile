@@ -16,9 +16,12 @@ RAY_VERSION ?= 2.60.0
 ORIG_VENV ?= .venv-orig
 ORIG_PACKAGES ?= scrapy-do==0.5.0 twisted==26.10.0 scrapy==2.19.0 autobahn==26.11.1 schedule==1.2.2 \
 	psutil==7.2.2 python-dateutil==4.0.0 pyopenssl==26.4.0 setuptools
+# scrapyd, a peer, for bench/peers.py only (`make install-peers`; no test needs it).
+PEERS_VENV ?= .venv-peers
+PEERS_PACKAGES ?= scrapyd==1.6.0 twisted==26.10.0 scrapy==2.19.0
 CONFIG ?=
 
-.PHONY: run test install install-test install-ray install-orig browser faketime debs bench docs clean
+.PHONY: run test install install-test install-ray install-orig install-peers browser faketime debs bench docs clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -70,6 +73,11 @@ $(ORIG_VENV)/.installed:
 install: $(VENV)/.installed
 install-ray: $(RAY_VENV)/.installed
 install-orig: $(ORIG_VENV)/.installed
+
+## scrapyd beside the original 0.5.0, for bench/peers.py (the API's tail against its peers, in one run).
+install-peers: $(ORIG_VENV)/.installed
+	@[ -x $(PEERS_VENV)/bin/scrapyd ] || { $(PYTHON) -m venv $(PEERS_VENV) && \
+	  $(PEERS_VENV)/bin/python -m pip install -q --disable-pip-version-check $(PEERS_PACKAGES); }
 install-test: $(VENV)/.installed-test debs $(RAY_VENV)/.installed $(ORIG_VENV)/.installed
 
 # Debian packages the tests need, as COMMAND:PACKAGE[,PACKAGE...]: the packages are installed only
@@ -122,4 +130,4 @@ docs: install
 	$(PY) -m sphinx -W -b html docs docs/_build/html
 
 clean:
-	rm -rf $(VENV) $(RAY_VENV) $(ORIG_VENV) docs/_build build dist *.egg-info
+	rm -rf $(VENV) $(RAY_VENV) $(ORIG_VENV) $(PEERS_VENV) docs/_build build dist *.egg-info
