@@ -76,13 +76,6 @@ def _log_format(options):
         return "text"
 
 
-def _freeze_heap():
-    import gc
-
-    gc.collect()
-    gc.freeze()
-
-
 def _cannot_start(message, status, readiness):
     print(f"scrapy-do: cannot start: {message}", file=sys.stderr)
     if readiness is not None:
@@ -127,7 +120,10 @@ def main(argv=None):
         readiness.attach(reactor, service)  # READY=1 after recovery, STOPPING=1 before stopService
     # Everything loaded so far lives as long as the daemon: keep it out of the
     # garbage collector's full passes, which otherwise cost milliseconds.
-    reactor.callWhenRunning(_freeze_heap)
+    from scrapy_do import heap
+
+    reactor.callWhenRunning(heap.settle)
+    service.controller.subscribe(heap.SettleAfterPush(reactor))  # and so after each push
     reactor.addSystemEventTrigger("before", "shutdown", service.stopService)
     reactor.run()
     if service.failed:
