@@ -111,10 +111,11 @@ debs:
 run: install
 	$(VENV)/bin/scrapy-do $(if $(CONFIG),--config $(CONFIG))
 
-## Install and run the whole test suite (crawls start warm, the default), then the tests of a crawl's life
-## once more with every crawl started cold (warm-start = off; the whole suite passes that way too:
+## Install and run the whole test suite (crawls start warm, the default), then the tests of a crawl's life,
+## and of the daemon's kill -9s and restarts, once more with every crawl started cold (warm-start = off; the
+## whole suite passes that way too:
 ## `SCRAPY_DO_TEST_WARM_START=off .venv/bin/python -m pytest`).
-COLD_TESTS = tests/integration/test_engine.py tests/integration/test_crawl_containment.py
+COLD_TESTS = tests/integration/test_engine.py tests/integration/test_crawl_containment.py tests/integration/test_daemon.py
 test: install-test
 	$(PY) -m pytest
 	SCRAPY_DO_TEST_WARM_START=off $(PY) -m pytest -q $(COLD_TESTS)

@@ -6,7 +6,7 @@ import re
 import pytest
 from treq.testing import StubTreq
 
-from scrapy_do.web.api import WebAPI, format_uptime
+from scrapy_do.web.api import HotRoutes, WebAPI, format_uptime
 from tests.helpers import result_of
 
 
@@ -277,3 +277,36 @@ def test_status_is_503_with_retry_after_until_recovery_is_over(controller, confi
     controller.running = 1
     response, _ = call(http, "get", "/status.json")
     assert response.code == 200
+
+
+def test_the_hot_status_route_answers_as_the_klein_route_and_leaves_every_error_to_it(api, controller,
+                                                                                       monkeypatch):
+    """HotRoutes serves GET /status.json itself with the Klein route's answer; while the daemon recovers, or
+    when building the answer fails, the Klein route answers (503 with Retry-After, 500): errors map in one
+    place."""
+    class Counted:
+        """The Klein resource, counting the requests that reach it."""
+        isLeaf, calls = True, 0
+
+        def __init__(self, resource):
+            self.resource = resource
+
+        def render(self, request):
+            Counted.calls += 1
+            return self.resource.render(request)
+
+    hot, klein = StubTreq(HotRoutes(Counted(api.app.resource()), api)), StubTreq(api.app.resource())
+    volatile = {"time", "uptime", "uptime-seconds", "cpu-usage", "memory-usage"}
+    (code, fast), (_, slow) = jcall(hot, "get", "/status.json"), jcall(klein, "get", "/status.json")
+    assert code == 200 and {k: v for k, v in fast.items() if k not in volatile} == \
+        {k: v for k, v in slow.items() if k not in volatile}
+    assert Counted.calls == 0  # answered by HotRoutes itself
+    assert jcall(hot, "get", "/list-projects.json")[1]["projects"] == ["proj"] and Counted.calls == 1
+    assert jcall(hot, "post", "/status.json")[0] == 405
+    controller.running = 0
+    response, body = call(hot, "get", "/status.json")
+    assert response.code == 503 and response.headers.getRawHeaders("retry-after") == ["1"]
+    controller.running = 1
+    monkeypatch.setattr(controller, "status", lambda: 1 / 0)
+    code, body = jcall(hot, "get", "/status.json")
+    assert code == 500 and body["status"] == "error" and "ZeroDivision" not in body["msg"]
