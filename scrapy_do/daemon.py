@@ -76,6 +76,17 @@ def _log_format(options):
         return "text"
 
 
+def _load_first_use_modules():
+    """What the daemon would import at the first schedule, cron spec, POST with a body or zip archive
+    (spec.py's lazy imports, email's header policy, zip's name codec): ~8 ms that would stall the reactor
+    in the middle of serving (bench/lag.py saw it). Loaded at start instead, for ~1.6 MiB of RSS."""
+    import email.policy  # noqa: F401
+    import encodings.cp437  # noqa: F401
+    import schedule  # noqa: F401
+
+    from scrapy_do.domain import cron  # noqa: F401
+
+
 def _cannot_start(message, status, readiness):
     print(f"scrapy-do: cannot start: {message}", file=sys.stderr)
     if readiness is not None:
@@ -122,6 +133,7 @@ def main(argv=None):
     # garbage collector's full passes, which otherwise cost milliseconds.
     from scrapy_do import heap
 
+    reactor.callWhenRunning(_load_first_use_modules)
     reactor.callWhenRunning(heap.settle)
     service.controller.subscribe(heap.SettleAfterPush(reactor))  # and so after each push
     reactor.addSystemEventTrigger("before", "shutdown", service.stopService)
