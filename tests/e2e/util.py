@@ -1,8 +1,9 @@
 """Helpers for the browser tests: screenshots and bounded daemon-side actions."""
 
 import os
-import time
 from pathlib import Path
+
+from tests.integration import daemonproc
 
 #: Where the screenshots of the main pages go: docs/_static (shown by docs/web-ui.rst), or
 #: $SCRAPY_DO_SCREENSHOTS if set ("off" takes none).
@@ -42,13 +43,8 @@ def cancel_scheduled(daemon):
 
 
 def wait_until(predicate, timeout=15, interval=0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError("condition not met in time")
+    """daemonproc.wait_until with the browser tests' default timeout."""
+    return daemonproc.wait_until(predicate, timeout, "the condition", interval)
 
 
 def mark(page):
